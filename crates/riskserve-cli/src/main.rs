@@ -1,0 +1,2 @@
+//! The `riskserve` binary.
+fn main() {}

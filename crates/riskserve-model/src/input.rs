@@ -1,0 +1,1 @@
+//! Turning text cells (CSV) into model rows: header mapping, number parsing, category codes.
