@@ -1,2 +1,55 @@
-//! The `riskserve` binary.
-fn main() {}
+//! The `riskserve` binary: command-line entry point.
+
+mod bench;
+mod rows;
+mod score;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Deploy and score risk classification models.
+#[derive(Debug, Parser)]
+#[command(name = "riskserve", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Score the rows of a CSV file with a model and write the predictions as CSV.
+    Score(score::ScoreArgs),
+    /// Measure scoring throughput on the rows of a CSV file.
+    Bench(bench::BenchArgs),
+}
+
+/// Arguments every command that loads a model shares.
+#[derive(Debug, clap::Args)]
+pub struct ModelArgs {
+    /// The model file (XGBoost JSON or UBJSON, LightGBM text, ONNX, PMML).
+    #[arg(long, value_name = "FILE")]
+    pub model: PathBuf,
+    /// The model's format; detected from the content when omitted.
+    #[arg(long, value_parser = ["xgboost-json", "xgboost-ubj", "lightgbm", "onnx", "pmml"])]
+    pub format: Option<String>,
+    /// The rows: a CSV file with a header; an empty cell is a missing value.
+    #[arg(long, value_name = "ROWS.csv")]
+    pub input: PathBuf,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Score(args) => score::run(args),
+        Command::Bench(args) => bench::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -2,13 +2,13 @@
 //! scores single rows (without allocating) and batches (row blocks interleaved with trees,
 //! optionally over several threads).
 
+use crate::ModelError;
 use crate::ir::{
     Aggregation, Direction, LinearModel, MissingRule, Model, ModelBody, Node, OutputKind, Precision, SplitTest,
     Transform,
 };
 use crate::preprocess::FeatureProgram;
 use crate::scorecard::Scorecard;
-use crate::ModelError;
 
 /// Rows scored together per tree in a batch: enough to amortise a tree's cache misses, few enough
 /// that the block's features and margins stay in L1.
@@ -178,7 +178,10 @@ impl Predictor {
     pub fn predict_batch(&self, rows: &[f64], out: &mut [f64], threads: usize) -> Result<(), BatchError> {
         let width = self.num_inputs.max(1);
         if rows.len() % width != 0 || (self.num_inputs == 0 && !rows.is_empty()) {
-            return Err(BatchError { row: rows.len() / width, error: ScoreError::RowLength { expected: self.num_inputs, found: rows.len() % width } });
+            return Err(BatchError {
+                row: rows.len() / width,
+                error: ScoreError::RowLength { expected: self.num_inputs, found: rows.len() % width },
+            });
         }
         let num_rows = rows.len() / width;
         let values = self.num_values();
@@ -195,7 +198,10 @@ impl Predictor {
                 .enumerate()
                 .map(|(index, (rows, out))| scope.spawn(move || self.predict_chunk(rows, out, index * rows_per_thread)))
                 .collect();
-            handles.into_iter().map(|handle| handle.join().expect("a scoring thread panicked")).collect::<Result<(), _>>()
+            handles
+                .into_iter()
+                .map(|handle| handle.join().expect("a scoring thread panicked"))
+                .collect::<Result<(), _>>()
         })
     }
 
@@ -218,7 +224,8 @@ impl Predictor {
             }
             _ => {
                 for (index, (row, out)) in rows.chunks(self.num_inputs.max(1)).zip(out.chunks_mut(values)).enumerate() {
-                    self.predict_row(row, &mut scratch, out).map_err(|error| BatchError { row: first_row + index, error })?;
+                    self.predict_row(row, &mut scratch, out)
+                        .map_err(|error| BatchError { row: first_row + index, error })?;
                 }
                 Ok(())
             }
@@ -330,7 +337,9 @@ fn argmax(values: impl Iterator<Item = f64>) -> usize {
 }
 
 /// The numbers a tree engine works in: f32 for XGBoost-style models, f64 for LightGBM-style.
-pub trait Float: Copy + PartialOrd + std::ops::AddAssign + std::ops::Div<Output = Self> + std::fmt::Debug + Send + Sync + 'static {
+pub trait Float:
+    Copy + PartialOrd + std::ops::AddAssign + std::ops::Div<Output = Self> + std::fmt::Debug + Send + Sync + 'static
+{
     const ZERO: Self;
     fn from_f64(value: f64) -> Self;
     fn from_count(count: usize) -> Self;
@@ -577,4 +586,3 @@ impl<T: Float> TreeEngine<T> {
         }
     }
 }
-

@@ -47,7 +47,10 @@ pub enum FeatureKind {
     /// Values are category codes (non-negative integers as `f64`). When `categories` is known, the
     /// string `categories[i]` has code `i`, and a string outside the list is an unknown category,
     /// which follows `unknown`.
-    Categorical { categories: Option<Vec<String>>, unknown: UnknownCategory },
+    Categorical {
+        categories: Option<Vec<String>>,
+        unknown: UnknownCategory,
+    },
 }
 
 /// What an unknown category string becomes, following the library that wrote the model.
@@ -196,7 +199,9 @@ pub struct Output {
 pub enum Transform {
     Identity,
     /// 1 / (1 + exp(-scale · x)) on every margin entry.
-    Sigmoid { scale: f64 },
+    Sigmoid {
+        scale: f64,
+    },
     /// Softmax over the margin vector.
     Softmax,
     /// exp(x) on every margin entry (Poisson, gamma, Tweedie).
@@ -295,11 +300,7 @@ impl Model {
 impl TreeEnsemble {
     fn validate(&self, num_features: usize) -> Result<(), String> {
         if self.base_margin.len() != self.num_outputs {
-            return Err(format!(
-                "base margin has {} values for {} outputs",
-                self.base_margin.len(),
-                self.num_outputs
-            ));
+            return Err(format!("base margin has {} values for {} outputs", self.base_margin.len(), self.num_outputs));
         }
         if let Some(bad) = self.base_margin.iter().position(|v| !v.is_finite()) {
             return Err(format!("base margin {bad} is not finite"));
@@ -368,9 +369,9 @@ impl Tree {
                         }
                     }
                     for child in [*left, *right] {
-                        let slot = seen
-                            .get_mut(child as usize)
-                            .ok_or_else(|| format!("node {index} has child {child} outside the tree of {} nodes", self.nodes.len()))?;
+                        let slot = seen.get_mut(child as usize).ok_or_else(|| {
+                            format!("node {index} has child {child} outside the tree of {} nodes", self.nodes.len())
+                        })?;
                         if *slot {
                             return Err(format!("node {child} is reached twice (a cycle or a shared child)"));
                         }
@@ -382,7 +383,11 @@ impl Tree {
             }
         }
         if reached != self.nodes.len() {
-            return Err(format!("{} of {} nodes are not reachable from the root", self.nodes.len() - reached, self.nodes.len()));
+            return Err(format!(
+                "{} of {} nodes are not reachable from the root",
+                self.nodes.len() - reached,
+                self.nodes.len()
+            ));
         }
         Ok(())
     }

@@ -22,11 +22,7 @@ pub const MAX_MODEL_BYTES: usize = 1 << 30;
 
 /// Tells the format of a model file from its content.
 pub fn detect_format(bytes: &[u8]) -> Result<Format, ModelError> {
-    let text_start = bytes
-        .iter()
-        .position(|b| !b.is_ascii_whitespace())
-        .map(|start| &bytes[start..])
-        .unwrap_or(&[]);
+    let text_start = bytes.iter().position(|b| !b.is_ascii_whitespace()).map(|start| &bytes[start..]).unwrap_or(&[]);
     if text_start.is_empty() {
         return Err(ModelError::UnknownFormat("the file is empty".into()));
     }
