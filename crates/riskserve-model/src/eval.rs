@@ -3,16 +3,10 @@
 //! optionally over several threads).
 
 use crate::ModelError;
-use crate::ir::{
-    Aggregation, Direction, LinearModel, MissingRule, Model, ModelBody, Node, OutputKind, Precision, SplitTest,
-    Transform,
-};
+use crate::forest::{Float, Forest, ROW_BLOCK};
+use crate::ir::{LinearModel, MissingRule, Model, ModelBody, OutputKind, Precision, Transform};
 use crate::preprocess::FeatureProgram;
 use crate::scorecard::Scorecard;
-
-/// Rows scored together per tree in a batch: enough to amortise a tree's cache misses, few enough
-/// that the block's features and margins stay in L1.
-const ROW_BLOCK: usize = 64;
 
 /// A model compiled for scoring. Immutable and `Sync`: one instance is shared by every thread.
 #[derive(Debug)]
@@ -30,8 +24,8 @@ pub struct Predictor {
 
 #[derive(Debug)]
 enum Engine {
-    Trees32(TreeEngine<f32>),
-    Trees64(TreeEngine<f64>),
+    Trees32(Forest<f32>),
+    Trees64(Forest<f64>),
     Linear(LinearModel),
     Scorecard(Scorecard),
 }
@@ -45,6 +39,8 @@ pub struct Scratch {
     features32: Vec<f32>,
     margin: Vec<f64>,
     margin32: Vec<f32>,
+    leaf_values: Vec<f64>,
+    leaf_values32: Vec<f32>,
     /// Reason-code ids of the last scorecard row scored.
     pub reasons: Vec<u32>,
 }
@@ -73,8 +69,8 @@ impl Predictor {
             .then(|| model.inputs.iter().map(|feature| feature.missing).collect());
         let engine = match model.body {
             ModelBody::Trees(ensemble) => match ensemble.precision {
-                Precision::F32 => Engine::Trees32(TreeEngine::compile(&ensemble)),
-                Precision::F64 => Engine::Trees64(TreeEngine::compile(&ensemble)),
+                Precision::F32 => Engine::Trees32(Forest::compile(&ensemble)),
+                Precision::F64 => Engine::Trees64(Forest::compile(&ensemble)),
             },
             ModelBody::Linear(linear) => Engine::Linear(linear),
             ModelBody::Scorecard(scorecard) => Engine::Scorecard(scorecard),
@@ -128,6 +124,8 @@ impl Predictor {
             features32: vec![0.0; self.num_features],
             margin: vec![0.0; self.num_outputs],
             margin32: vec![0.0; self.num_outputs],
+            leaf_values: vec![0.0; if let Engine::Trees64(forest) = &self.engine { forest.num_trees() } else { 0 }],
+            leaf_values32: vec![0.0; if let Engine::Trees32(forest) = &self.engine { forest.num_trees() } else { 0 }],
             reasons: Vec::new(),
         }
     }
@@ -138,7 +136,8 @@ impl Predictor {
         if row.len() != self.num_inputs {
             return Err(ScoreError::RowLength { expected: self.num_inputs, found: row.len() });
         }
-        let Scratch { rewritten, program, features, features32, margin, margin32, reasons } = scratch;
+        let Scratch { rewritten, program, features, features32, margin, margin32, leaf_values, leaf_values32, reasons } =
+            scratch;
         let mut row = row;
         if let Some(rules) = &self.missing_rules {
             for ((slot, value), rule) in rewritten.iter_mut().zip(row).zip(rules) {
@@ -155,11 +154,11 @@ impl Predictor {
                 for (slot, value) in features32.iter_mut().zip(row) {
                     *slot = *value as f32;
                 }
-                engine.margin_one(features32, margin32);
+                engine.margin_one(features32, margin32, leaf_values32);
                 finish_f32(self.transform, &self.kind, margin32, out);
             }
             Engine::Trees64(engine) => {
-                engine.margin_one(row, margin);
+                engine.margin_one(row, margin, leaf_values);
                 finish_f64(self.transform, &self.kind, margin, out);
             }
             Engine::Linear(linear) => {
@@ -210,14 +209,14 @@ impl Predictor {
         let values = self.num_values();
         let direct = self.missing_rules.is_none() && self.preprocess.is_none();
         match &self.engine {
-            Engine::Trees32(engine) if direct => {
-                engine.margin_block_run(rows, self.num_inputs, out, values, |margin, out| {
+            Engine::Trees32(forest) if direct => {
+                score_blocks(forest, rows, self.num_inputs, out, values, |margin, out| {
                     finish_f32(self.transform, &self.kind, margin, out)
                 });
                 Ok(())
             }
-            Engine::Trees64(engine) if direct => {
-                engine.margin_block_run(rows, self.num_inputs, out, values, |margin, out| {
+            Engine::Trees64(forest) if direct => {
+                score_blocks(forest, rows, self.num_inputs, out, values, |margin, out| {
                     finish_f64(self.transform, &self.kind, margin, out)
                 });
                 Ok(())
@@ -336,253 +335,28 @@ fn argmax(values: impl Iterator<Item = f64>) -> usize {
     best.0
 }
 
-/// The numbers a tree engine works in: f32 for XGBoost-style models, f64 for LightGBM-style.
-pub trait Float:
-    Copy + PartialOrd + std::ops::AddAssign + std::ops::Div<Output = Self> + std::fmt::Debug + Send + Sync + 'static
-{
-    const ZERO: Self;
-    fn from_f64(value: f64) -> Self;
-    fn from_count(count: usize) -> Self;
-    fn from_bits_index(index: u32) -> Self;
-    fn to_bits_index(self) -> u32;
-    fn is_nan(self) -> bool;
-    /// The integer code of a categorical value, or `None` when it is negative or too large.
-    fn category_code(self) -> Option<u32>;
-}
-
-impl Float for f32 {
-    const ZERO: Self = 0.0;
-    fn from_f64(value: f64) -> Self {
-        value as f32
-    }
-    fn from_count(count: usize) -> Self {
-        count as f32
-    }
-    fn from_bits_index(index: u32) -> Self {
-        f32::from_bits(index)
-    }
-    fn to_bits_index(self) -> u32 {
-        self.to_bits()
-    }
-    fn is_nan(self) -> bool {
-        f32::is_nan(self)
-    }
-    fn category_code(self) -> Option<u32> {
-        (self >= 0.0 && self < 16_777_216.0).then_some(self as u32)
-    }
-}
-
-impl Float for f64 {
-    const ZERO: Self = 0.0;
-    fn from_f64(value: f64) -> Self {
-        value
-    }
-    fn from_count(count: usize) -> Self {
-        count as f64
-    }
-    fn from_bits_index(index: u32) -> Self {
-        f64::from_bits(u64::from(index))
-    }
-    fn to_bits_index(self) -> u32 {
-        self.to_bits() as u32
-    }
-    fn is_nan(self) -> bool {
-        f64::is_nan(self)
-    }
-    fn category_code(self) -> Option<u32> {
-        (self >= 0.0 && self < 2_147_483_648.0).then_some(self as u32)
-    }
-}
-
-const LEAF: u32 = 1 << 31;
-const DEFAULT_LEFT: u32 = 1 << 30;
-const CATEGORICAL: u32 = 1 << 29;
-const IN_SET_LEFT: u32 = 1 << 28;
-const FEATURE_MASK: u32 = (1 << 28) - 1;
-
-/// One node in pre-order: the left child is the next node. 12 bytes for f32, 16 for f64.
-#[derive(Debug, Clone, Copy)]
-#[repr(C)]
-struct PackedNode<T> {
-    /// The threshold of a split, the value of a leaf, or (categorical) the index of its set.
-    value: T,
-    /// Feature index and the flags above.
-    feature: u32,
-    right: u32,
-}
-
-/// All trees of an ensemble in one array.
-#[derive(Debug)]
-struct TreeEngine<T> {
-    nodes: Vec<PackedNode<T>>,
-    roots: Vec<u32>,
-    outputs: Vec<u32>,
-    category_sets: Vec<Vec<u32>>,
-    base_margin: Vec<T>,
-    /// For [`Aggregation::Mean`], the number of trees of each output.
-    divisors: Option<Vec<T>>,
-}
-
-impl<T: Float> TreeEngine<T> {
-    fn compile(ensemble: &crate::ir::TreeEnsemble) -> TreeEngine<T> {
-        let total: usize = ensemble.trees.iter().map(|tree| tree.nodes.len()).sum();
-        let mut engine = TreeEngine {
-            nodes: Vec::with_capacity(total),
-            roots: Vec::with_capacity(ensemble.trees.len()),
-            outputs: Vec::with_capacity(ensemble.trees.len()),
-            category_sets: Vec::new(),
-            base_margin: ensemble.base_margin.iter().map(|v| T::from_f64(*v)).collect(),
-            divisors: None,
-        };
-        for tree in &ensemble.trees {
-            engine.roots.push(engine.nodes.len() as u32);
-            engine.outputs.push(tree.output);
-            engine.push_preorder(&tree.nodes);
+/// Scores rows in blocks of [`ROW_BLOCK`]: converts each block to the forest's precision, runs
+/// every tree over it, then finishes each row's margin.
+fn score_blocks<T: Float>(
+    forest: &Forest<T>,
+    rows: &[f64],
+    width: usize,
+    out: &mut [f64],
+    values: usize,
+    mut finish: impl FnMut(&mut [T], &mut [f64]),
+) {
+    let outputs = forest.num_outputs();
+    let width = width.max(1);
+    let mut features = vec![T::ZERO; ROW_BLOCK * width];
+    let mut margins = vec![T::ZERO; ROW_BLOCK * outputs];
+    for (rows, out) in rows.chunks(ROW_BLOCK * width).zip(out.chunks_mut(ROW_BLOCK * values)) {
+        let count = rows.len() / width;
+        for (slot, value) in features.iter_mut().zip(rows) {
+            *slot = T::from_f64(*value);
         }
-        if ensemble.aggregation == Aggregation::Mean {
-            let mut counts = vec![0usize; ensemble.num_outputs];
-            for tree in &ensemble.trees {
-                counts[tree.output as usize] += 1;
-            }
-            engine.divisors = Some(counts.into_iter().map(|count| T::from_count(count.max(1))).collect());
-        }
-        engine
-    }
-
-    /// Appends one validated tree in pre-order, so that a left child directly follows its parent.
-    fn push_preorder(&mut self, nodes: &[Node]) {
-        // (source index, position of the parent whose `right` must point here)
-        let mut stack: Vec<(u32, Option<usize>)> = vec![(0, None)];
-        while let Some((index, parent)) = stack.pop() {
-            let position = self.nodes.len();
-            if let Some(parent) = parent {
-                self.nodes[parent].right = position as u32;
-            }
-            match &nodes[index as usize] {
-                Node::Leaf { value } => {
-                    self.nodes.push(PackedNode { value: T::from_f64(*value), feature: LEAF, right: 0 });
-                }
-                Node::Split { feature, test, left, right, missing } => {
-                    let mut flags = *feature;
-                    if *missing == Direction::Left {
-                        flags |= DEFAULT_LEFT;
-                    }
-                    let value = match test {
-                        SplitTest::LessThan(threshold) => T::from_f64(*threshold),
-                        SplitTest::CategoryIn { categories, in_set } => {
-                            flags |= CATEGORICAL;
-                            if *in_set == Direction::Left {
-                                flags |= IN_SET_LEFT;
-                            }
-                            self.category_sets.push(categories.clone());
-                            T::from_bits_index((self.category_sets.len() - 1) as u32)
-                        }
-                    };
-                    self.nodes.push(PackedNode { value, feature: flags, right: 0 });
-                    // Right is pushed first so that left is visited (and placed) next.
-                    stack.push((*right, Some(position)));
-                    stack.push((*left, None));
-                }
-            }
-        }
-    }
-
-    #[inline(always)]
-    fn leaf(&self, root: u32, features: &[T]) -> T {
-        let mut index = root as usize;
-        loop {
-            let node = self.nodes[index];
-            let flags = node.feature;
-            if flags & LEAF != 0 {
-                return node.value;
-            }
-            let value = features[(flags & FEATURE_MASK) as usize];
-            let go_left = if flags & CATEGORICAL == 0 {
-                if value.is_nan() { flags & DEFAULT_LEFT != 0 } else { value < node.value }
-            } else {
-                self.categorical_left(flags, node.value, value)
-            };
-            index = if go_left { index + 1 } else { node.right as usize };
-        }
-    }
-
-    #[cold]
-    fn categorical_left(&self, flags: u32, set: T, value: T) -> bool {
-        if value.is_nan() {
-            return flags & DEFAULT_LEFT != 0;
-        }
-        let in_set = value
-            .category_code()
-            .is_some_and(|code| self.category_sets[set.to_bits_index() as usize].binary_search(&code).is_ok());
-        in_set == (flags & IN_SET_LEFT != 0)
-    }
-
-    fn finish_margin(&self, margin: &mut [T]) {
-        if let Some(divisors) = &self.divisors {
-            for ((slot, divisor), base) in margin.iter_mut().zip(divisors).zip(&self.base_margin) {
-                *slot = *slot / *divisor;
-                *slot += *base;
-            }
-        }
-    }
-
-    fn start_margin(&self, margin: &mut [T]) {
-        if self.divisors.is_some() {
-            margin.fill(T::ZERO);
-        } else {
-            margin.copy_from_slice(&self.base_margin);
-        }
-    }
-
-    fn margin_one(&self, features: &[T], margin: &mut [T]) {
-        self.start_margin(margin);
-        if margin.len() == 1 {
-            let mut sum = margin[0];
-            for root in &self.roots {
-                sum += self.leaf(*root, features);
-            }
-            margin[0] = sum;
-        } else {
-            for (root, output) in self.roots.iter().zip(&self.outputs) {
-                margin[*output as usize] += self.leaf(*root, features);
-            }
-        }
-        self.finish_margin(margin);
-    }
-
-    /// Scores row blocks: every tree runs over a block of rows before the next tree, so a tree's
-    /// nodes are fetched once per block rather than once per row.
-    fn margin_block_run(
-        &self,
-        rows: &[f64],
-        width: usize,
-        out: &mut [f64],
-        values: usize,
-        mut finish: impl FnMut(&mut [T], &mut [f64]),
-    ) {
-        let outputs = self.base_margin.len();
-        let width = width.max(1);
-        let mut features = vec![T::ZERO; ROW_BLOCK * width];
-        let mut margins = vec![T::ZERO; ROW_BLOCK * outputs];
-        for (rows, out) in rows.chunks(ROW_BLOCK * width).zip(out.chunks_mut(ROW_BLOCK * values)) {
-            let count = rows.len() / width;
-            for (slot, value) in features.iter_mut().zip(rows) {
-                *slot = T::from_f64(*value);
-            }
-            for margin in margins.chunks_mut(outputs).take(count) {
-                self.start_margin(margin);
-            }
-            for (root, output) in self.roots.iter().zip(&self.outputs) {
-                let output = *output as usize;
-                for row in 0..count {
-                    let leaf = self.leaf(*root, &features[row * width..(row + 1) * width]);
-                    margins[row * outputs + output] += leaf;
-                }
-            }
-            for (margin, out) in margins.chunks_mut(outputs).zip(out.chunks_mut(values)).take(count) {
-                self.finish_margin(margin);
-                finish(margin, out);
-            }
+        forest.margin_block(&features, width, count, &mut margins);
+        for (margin, out) in margins.chunks_mut(outputs).zip(out.chunks_mut(values)).take(count) {
+            finish(margin, out);
         }
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod error;
 pub mod eval;
+pub mod forest;
 pub mod input;
 pub mod ir;
 pub mod lightgbm;
