@@ -176,7 +176,7 @@ impl Predictor {
     /// `threads` threads. Scorecard reason codes are not returned by this path.
     pub fn predict_batch(&self, rows: &[f64], out: &mut [f64], threads: usize) -> Result<(), BatchError> {
         let width = self.num_inputs.max(1);
-        if rows.len() % width != 0 || (self.num_inputs == 0 && !rows.is_empty()) {
+        if !rows.len().is_multiple_of(width) || (self.num_inputs == 0 && !rows.is_empty()) {
             return Err(BatchError {
                 row: rows.len() / width,
                 error: ScoreError::RowLength { expected: self.num_inputs, found: rows.len() % width },
@@ -197,10 +197,7 @@ impl Predictor {
                 .enumerate()
                 .map(|(index, (rows, out))| scope.spawn(move || self.predict_chunk(rows, out, index * rows_per_thread)))
                 .collect();
-            handles
-                .into_iter()
-                .map(|handle| handle.join().expect("a scoring thread panicked"))
-                .collect::<Result<(), _>>()
+            handles.into_iter().try_for_each(|handle| handle.join().expect("a scoring thread panicked"))
         })
     }
 

@@ -51,7 +51,7 @@ impl Float for f32 {
     }
     fn category_code(self) -> Option<u32> {
         // XGBoost refuses codes from 2^24 on (they are not exact in f32).
-        (self >= 0.0 && self < 16_777_216.0).then_some(self as u32)
+        (0.0..16_777_216.0).contains(&self).then_some(self as u32)
     }
 }
 
@@ -68,7 +68,7 @@ impl Float for f64 {
         f64::is_nan(self)
     }
     fn category_code(self) -> Option<u32> {
-        (self >= 0.0 && self < 2_147_483_648.0).then_some(self as u32)
+        (0.0..2_147_483_648.0).contains(&self).then_some(self as u32)
     }
 }
 
@@ -286,6 +286,7 @@ impl<T: Float> Forest<T> {
     }
 
     #[inline(always)]
+    #[allow(clippy::neg_cmp_op_on_partial_ord, reason = "NaN must fail the comparison")]
     fn go_right(value: T, threshold: T, flags: u32) -> bool {
         // NaN fails `<`, so it goes right unless the node sends missing values left.
         !(value < threshold) ^ (value.is_nan() & (flags & DEFAULT_LEFT != 0))
@@ -342,22 +343,18 @@ impl<T: Float> Forest<T> {
     /// The margin of one row. `leaf_values` holds one value per tree (scratch).
     pub fn margin_one(&self, features: &[T], margin: &mut [T], leaf_values: &mut [T]) {
         for group in &self.lane_groups {
-            let lanes = group.trees.len();
             let mut position = [0usize; LANES];
             for _ in 0..group.depth {
-                for lane in 0..lanes {
-                    let (_, splits, _) = group.trees[lane];
-                    let split = splits as usize + position[lane];
+                for (position, (_, splits, _)) in position.iter_mut().zip(&group.trees) {
+                    let split = *splits as usize + *position;
                     let flags = self.split_features[split];
                     let value = features[(flags & FEATURE_MASK) as usize];
-                    position[lane] =
-                        2 * position[lane] + 1 + Self::go_right(value, self.thresholds[split], flags) as usize;
+                    *position = 2 * *position + 1 + Self::go_right(value, self.thresholds[split], flags) as usize;
                 }
             }
             let first_leaf = (1usize << group.depth) - 1;
-            for lane in 0..lanes {
-                let (tree, _, leaves) = group.trees[lane];
-                leaf_values[tree as usize] = self.leaves[leaves as usize + position[lane] - first_leaf];
+            for (position, (tree, _, leaves)) in position.iter().zip(&group.trees) {
+                leaf_values[*tree as usize] = self.leaves[*leaves as usize + *position - first_leaf];
             }
         }
         for tree in &self.general_trees {
