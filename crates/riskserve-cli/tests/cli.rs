@@ -1,0 +1,150 @@
+//! The `riskserve` binary end to end: `score` and `bench` on the parity fixtures, and their
+//! answers to bad models, bad rows and bad flags.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures")
+}
+
+fn riskserve(arguments: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_riskserve")).args(arguments).output().expect("the binary runs")
+}
+
+/// A scratch directory unique to one test.
+fn scratch(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("riskserve-cli-{}-{test}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The first fixture case of `format` that has expected values: (model, input, expected).
+fn case(format: &str) -> (String, String, String) {
+    let mut manifests = vec![fixtures().join("manifest.json")];
+    if let Ok(entries) = std::fs::read_dir(fixtures().join("manifest.d")) {
+        let mut parts: Vec<PathBuf> = entries.map(|entry| entry.unwrap().path()).collect();
+        parts.sort();
+        manifests.extend(parts);
+    }
+    for manifest in manifests.iter().filter(|path| path.exists()) {
+        let manifest: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(manifest).unwrap()).unwrap();
+        for case in manifest["cases"].as_array().unwrap() {
+            if case["format"] == format && case["expected"].is_string() {
+                let path = |key: &str| fixtures().join(case[key].as_str().unwrap()).display().to_string();
+                return (path("model"), path("input"), path("expected"));
+            }
+        }
+    }
+    panic!("no fixture case for {format}; run scripts/fixtures.sh")
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn read_csv(text: &str) -> Vec<Vec<String>> {
+    csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(text.as_bytes())
+        .records()
+        .map(|record| record.unwrap().iter().map(str::to_string).collect())
+        .collect()
+}
+
+#[test]
+fn score_writes_the_library_predictions_for_every_format() {
+    let dir = scratch("score");
+    for format in ["xgboost-json", "xgboost-ubj", "lightgbm", "onnx", "pmml"] {
+        let (model, input, expected) = case(format);
+        let out = dir.join(format!("{format}.csv"));
+        // The format is detected from the content.
+        let output = riskserve(&["score", "--model", &model, "--input", &input, "--output", out.to_str().unwrap()]);
+        assert!(output.status.success(), "{format}: {}", stderr(&output));
+        let actual = read_csv(&std::fs::read_to_string(&out).unwrap());
+        let expected = read_csv(&std::fs::read_to_string(&expected).unwrap());
+        assert_eq!(actual[0], expected[0], "{format}: header");
+        assert_eq!(actual.len(), expected.len(), "{format}: one line per row");
+        for (line, (actual, expected)) in actual.iter().zip(&expected).enumerate().skip(1) {
+            for (actual, expected) in actual.iter().zip(expected) {
+                match (actual.parse::<f64>(), expected.parse::<f64>()) {
+                    (Ok(a), Ok(e)) => assert!(
+                        (a - e).abs() <= 1e-5 * e.abs().max(1.0) || (a.is_nan() && e.is_nan()),
+                        "{format} line {line}: {a} vs {e}"
+                    ),
+                    _ => assert_eq!(actual, expected, "{format} line {line}"),
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn score_writes_to_standard_output_with_an_explicit_format() {
+    let (model, input, expected) = case("xgboost-json");
+    let output = riskserve(&["score", "--model", &model, "--format", "xgboost-json", "--input", &input]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let lines = String::from_utf8(output.stdout).unwrap().lines().count();
+    assert_eq!(lines, std::fs::read_to_string(expected).unwrap().lines().count());
+}
+
+#[test]
+fn bad_rows_are_reported_together_naming_row_and_column() {
+    let (model, input, _) = case("xgboost-json");
+    let text = std::fs::read_to_string(&input).unwrap();
+    let mut lines = text.lines();
+    let header = lines.next().unwrap();
+    let good = lines.next().unwrap();
+    let columns: Vec<&str> = header.split(',').collect();
+    let mut bad_cells: Vec<&str> = good.split(',').collect();
+    bad_cells[0] = "twelve";
+    let dir = scratch("bad-rows");
+    let path = dir.join("bad.csv");
+    std::fs::write(&path, format!("{header}\n{good}\n{}\n{}\n", bad_cells.join(","), "1,2")).unwrap();
+    let output = riskserve(&["score", "--model", &model, "--input", path.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let message = stderr(&output);
+    assert!(message.contains("2 bad rows"), "{message}");
+    assert!(message.contains(&format!("row 2, column {:?}: expected a number, found \"twelve\"", columns[0])), "{message}");
+    assert!(message.contains(&format!("row 3: expected {} columns, found 2", columns.len())), "{message}");
+}
+
+#[test]
+fn a_corrupt_model_is_refused_without_a_panic() {
+    let (model, input, _) = case("xgboost-json");
+    let bytes = std::fs::read(&model).unwrap();
+    let dir = scratch("corrupt");
+    let truncated = dir.join("truncated.json");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    let output = riskserve(&["score", "--model", truncated.to_str().unwrap(), "--input", &input]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert!(stderr(&output).contains("cannot load the model"), "{}", stderr(&output));
+    let garbage = dir.join("garbage.bin");
+    std::fs::write(&garbage, b"\x01\x02not a model").unwrap();
+    let output = riskserve(&["score", "--model", garbage.to_str().unwrap(), "--input", &input]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("cannot detect the model format"), "{}", stderr(&output));
+    let output = riskserve(&["score", "--model", "/nonexistent/model.json", "--input", &input]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("cannot read the model /nonexistent/model.json"), "{}", stderr(&output));
+}
+
+#[test]
+fn bench_prints_a_json_report_last() {
+    let (model, input, _) = case("xgboost-ubj");
+    for batch in ["1", "1000"] {
+        let output = riskserve(&[
+            "bench", "--model", &model, "--input", &input, "--batch-size", batch, "--threads", "2", "--seconds", "0.2",
+        ]);
+        assert!(output.status.success(), "{}", stderr(&output));
+        let stdout = String::from_utf8(output.stdout).unwrap();
+        let report: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+        assert!(report["rows_per_second"].as_f64().unwrap() > 0.0);
+        assert!(report["ns_per_row"].as_f64().unwrap() > 0.0);
+        assert_eq!(report["batch_size"].as_u64().unwrap().to_string(), batch);
+        assert_eq!(report["threads"], 2);
+    }
+    let output = riskserve(&["bench", "--model", &model, "--input", &input, "--batch-size", "0"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("--batch-size"), "{}", stderr(&output));
+}
