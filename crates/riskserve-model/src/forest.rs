@@ -8,7 +8,9 @@
 //!   `index = 2 * index + 1 + go_right` with no data-dependent branch, so several walks (rows of a
 //!   block, or trees for one row) interleave and the CPU overlaps their loads.
 //! - **general** (after ONNX Runtime's pre-order layout): 12-byte (f32) or 16-byte (f64) nodes,
-//!   the left child directly after its parent, only the right child stored.
+//!   the left child directly after its parent, only the offset of the right child stored. A leaf
+//!   steps to itself, so a walk is also a fixed number of branch-free steps (the tree's depth)
+//!   and walks interleave the same way.
 //!
 //! Sums are always taken in the ensemble's tree order, whatever the layout or walk order, so
 //! that f32 results are bit-identical to XGBoost's.
@@ -86,8 +88,8 @@ struct PackedNode<T> {
     value: T,
     /// Feature index and the flags above.
     feature: u32,
-    /// Right child, or (categorical) the index of the category set; the right child of a
-    /// categorical split is then found in `category_right`.
+    /// Offset from this node to its right child (0 for a leaf, which steps to itself), or
+    /// (categorical) the index of the category set, which holds the right child.
     right: u32,
 }
 
@@ -102,14 +104,16 @@ enum Placement {
     },
     General {
         root: u32,
+        depth: u32,
     },
 }
 
-/// A run of complete trees of one depth, walked together for one row.
+/// Up to `LANES` trees of one layout, walked together for one row for `depth` steps.
 #[derive(Debug, Clone)]
 struct LaneGroup {
     depth: u32,
-    /// (tree index, first split, first leaf) of up to `LANES` trees.
+    general: bool,
+    /// (tree index, first split, first leaf) of complete trees; (tree index, root, 0) of general.
     trees: Vec<(u32, u32, u32)>,
 }
 
@@ -124,7 +128,6 @@ pub struct Forest<T> {
     nodes: Vec<PackedNode<T>>,
     category_sets: Vec<(Vec<u32>, u32)>,
     lane_groups: Vec<LaneGroup>,
-    general_trees: Vec<u32>,
     base_margin: Vec<T>,
     /// For [`Aggregation::Mean`], the number of trees of each output.
     divisors: Option<Vec<T>>,
@@ -143,12 +146,11 @@ impl<T: Float> Forest<T> {
             nodes: Vec::new(),
             category_sets: Vec::new(),
             lane_groups: Vec::new(),
-            general_trees: Vec::new(),
             base_margin: ensemble.base_margin.iter().map(|value| T::from_f64(*value)).collect(),
             divisors: None,
             single_output: ensemble.num_outputs == 1,
         };
-        for (index, tree) in ensemble.trees.iter().enumerate() {
+        for tree in &ensemble.trees {
             let depth = tree.depth();
             let leaf_count = tree.nodes.iter().filter(|node| matches!(node, Node::Leaf { .. })).count();
             let categorical =
@@ -157,8 +159,7 @@ impl<T: Float> Forest<T> {
                 if !categorical && depth <= MAX_COMPLETE_DEPTH && (1usize << depth) <= MAX_PADDING * leaf_count {
                     forest.push_complete(tree, depth)
                 } else {
-                    forest.general_trees.push(index as u32);
-                    forest.push_general(tree)
+                    forest.push_general(tree, depth)
                 };
             forest.placements.push(placement);
         }
@@ -226,7 +227,7 @@ impl<T: Float> Forest<T> {
     }
 
     /// Appends a tree in pre-order, so that a left child directly follows its parent.
-    fn push_general(&mut self, tree: &Tree) -> Placement {
+    fn push_general(&mut self, tree: &Tree, depth: usize) -> Placement {
         let root = self.nodes.len() as u32;
         // (source index, position of the parent whose right child this is)
         let mut stack: Vec<(u32, Option<usize>)> = vec![(0, None)];
@@ -237,7 +238,7 @@ impl<T: Float> Forest<T> {
                     let set = self.nodes[parent].right as usize;
                     self.category_sets[set].1 = position;
                 } else {
-                    self.nodes[parent].right = position;
+                    self.nodes[parent].right = position - parent as u32;
                 }
             }
             match &tree.nodes[index as usize] {
@@ -267,21 +268,32 @@ impl<T: Float> Forest<T> {
                 }
             }
         }
-        Placement::General { root }
+        Placement::General { root, depth: depth as u32 }
     }
 
-    /// Groups complete trees of equal depth into lanes for the one-row path.
+    /// Groups trees into lanes for the one-row path: complete trees by equal depth, general
+    /// trees sorted by depth so that a group's walk is as short as its deepest tree allows.
     fn group_lanes(&mut self) {
-        let mut by_depth: Vec<Vec<(u32, u32, u32)>> = vec![Vec::new(); MAX_COMPLETE_DEPTH + 1];
+        let mut complete: Vec<Vec<(u32, u32, u32)>> = vec![Vec::new(); MAX_COMPLETE_DEPTH + 1];
+        let mut general: Vec<(u32, u32, u32)> = Vec::new();
         for (index, placement) in self.placements.iter().enumerate() {
-            if let Placement::Complete { splits, leaves, depth } = placement {
-                by_depth[*depth as usize].push((index as u32, *splits, *leaves));
+            match *placement {
+                Placement::Complete { splits, leaves, depth } => {
+                    complete[depth as usize].push((index as u32, splits, leaves))
+                }
+                Placement::General { root, depth } => general.push((depth, index as u32, root)),
             }
         }
-        for (depth, trees) in by_depth.into_iter().enumerate() {
+        for (depth, trees) in complete.into_iter().enumerate() {
             for chunk in trees.chunks(LANES) {
-                self.lane_groups.push(LaneGroup { depth: depth as u32, trees: chunk.to_vec() });
+                self.lane_groups.push(LaneGroup { depth: depth as u32, general: false, trees: chunk.to_vec() });
             }
+        }
+        general.sort_unstable();
+        for chunk in general.chunks(LANES) {
+            let depth = chunk.iter().map(|(depth, _, _)| *depth).max().unwrap_or(0);
+            let trees = chunk.iter().map(|(_, tree, root)| (*tree, *root, 0)).collect();
+            self.lane_groups.push(LaneGroup { depth, general: true, trees });
         }
     }
 
@@ -292,23 +304,17 @@ impl<T: Float> Forest<T> {
         !(value < threshold) ^ (value.is_nan() & (flags & DEFAULT_LEFT != 0))
     }
 
-    /// The leaf a general-layout tree gives for one row.
-    #[inline]
-    fn general_leaf(&self, root: u32, features: &[T]) -> T {
-        let mut index = root as usize;
-        loop {
-            let node = self.nodes[index];
-            let flags = node.feature;
-            if flags & LEAF != 0 {
-                return node.value;
-            }
-            let value = features[(flags & FEATURE_MASK) as usize];
-            index = if flags & CATEGORICAL == 0 {
-                if Self::go_right(value, node.value, flags) { node.right as usize } else { index + 1 }
-            } else {
-                self.categorical_next(index, flags, node.right, value)
-            };
+    /// One step of a general-layout walk: the next node (a leaf steps to itself).
+    #[inline(always)]
+    fn general_step(&self, index: usize, features: &[T]) -> usize {
+        let node = self.nodes[index];
+        let flags = node.feature;
+        if flags & CATEGORICAL != 0 {
+            return self.categorical_next(index, flags, node.right, features[(flags & FEATURE_MASK) as usize]);
         }
+        let value = features[(flags & FEATURE_MASK) as usize];
+        let left_offset = (flags & LEAF == 0) as usize;
+        index + if Self::go_right(value, node.value, flags) { node.right as usize } else { left_offset }
     }
 
     #[cold]
@@ -344,6 +350,20 @@ impl<T: Float> Forest<T> {
     pub fn margin_one(&self, features: &[T], margin: &mut [T], leaf_values: &mut [T]) {
         for group in &self.lane_groups {
             let mut position = [0usize; LANES];
+            if group.general {
+                for (position, (_, root, _)) in position.iter_mut().zip(&group.trees) {
+                    *position = *root as usize;
+                }
+                for _ in 0..group.depth {
+                    for position in position.iter_mut().take(group.trees.len()) {
+                        *position = self.general_step(*position, features);
+                    }
+                }
+                for (position, (tree, _, _)) in position.iter().zip(&group.trees) {
+                    leaf_values[*tree as usize] = self.nodes[*position].value;
+                }
+                continue;
+            }
             for _ in 0..group.depth {
                 for (position, (_, splits, _)) in position.iter_mut().zip(&group.trees) {
                     let split = *splits as usize + *position;
@@ -356,10 +376,6 @@ impl<T: Float> Forest<T> {
             for (position, (tree, _, leaves)) in position.iter().zip(&group.trees) {
                 leaf_values[*tree as usize] = self.leaves[*leaves as usize + *position - first_leaf];
             }
-        }
-        for tree in &self.general_trees {
-            let Placement::General { root } = self.placements[*tree as usize] else { unreachable!() };
-            leaf_values[*tree as usize] = self.general_leaf(root, features);
         }
         self.start_margin(margin);
         if self.single_output {
@@ -405,10 +421,16 @@ impl<T: Float> Forest<T> {
                         margins[row * outputs + output] += self.leaves[leaves as usize + *position - first_leaf];
                     }
                 }
-                Placement::General { root } => {
-                    for row in 0..count {
-                        margins[row * outputs + output] +=
-                            self.general_leaf(root, &features[row * width..(row + 1) * width]);
+                Placement::General { root, depth } => {
+                    let position = &mut position[..count];
+                    position.fill(root as usize);
+                    for _ in 0..depth {
+                        for (row, position) in position.iter_mut().enumerate() {
+                            *position = self.general_step(*position, &features[row * width..(row + 1) * width]);
+                        }
+                    }
+                    for (row, position) in position.iter().enumerate() {
+                        margins[row * outputs + output] += self.nodes[*position].value;
                     }
                 }
             }
