@@ -57,6 +57,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         "scored {scored} rows in {:.2} s on {} thread(s), batches of {}: {:.0} rows/s",
         args.seconds, args.threads, args.batch_size, rows_per_second
     );
+    let (tree_nodes, tree_bytes) = predictor.tree_memory().unwrap_or((0, 0));
     let report = serde_json::json!({
         "rows_per_second": rows_per_second,
         "ns_per_row": 1e9 * args.threads as f64 / rows_per_second,
@@ -66,6 +67,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         "seconds": args.seconds,
         "load_seconds": load_seconds,
         "format": format.name(),
+        "tree_nodes": tree_nodes,
+        "tree_bytes_per_node": if tree_nodes > 0 { tree_bytes as f64 / tree_nodes as f64 } else { 0.0 },
         "model": args.model.model.display().to_string(),
     });
     println!("{report}");

@@ -107,6 +107,15 @@ impl Predictor {
         }
     }
 
+    /// For tree ensembles: (nodes in the source trees, resident bytes of the compiled trees).
+    pub fn tree_memory(&self) -> Option<(usize, usize)> {
+        match &self.engine {
+            Engine::Trees32(forest) => Some((forest.source_nodes(), forest.resident_bytes())),
+            Engine::Trees64(forest) => Some((forest.source_nodes(), forest.resident_bytes())),
+            Engine::Linear(_) | Engine::Scorecard(_) => None,
+        }
+    }
+
     /// The scorecard, when the model is one (for reason-code texts).
     pub fn scorecard(&self) -> Option<&Scorecard> {
         match &self.engine {

@@ -132,6 +132,8 @@ pub struct Forest<T> {
     /// For [`Aggregation::Mean`], the number of trees of each output.
     divisors: Option<Vec<T>>,
     single_output: bool,
+    /// Nodes of the source trees (before padding), for the memory report.
+    source_nodes: usize,
 }
 
 impl<T: Float> Forest<T> {
@@ -149,6 +151,7 @@ impl<T: Float> Forest<T> {
             base_margin: ensemble.base_margin.iter().map(|value| T::from_f64(*value)).collect(),
             divisors: None,
             single_output: ensemble.num_outputs == 1,
+            source_nodes: ensemble.trees.iter().map(|tree| tree.nodes.len()).sum(),
         };
         for tree in &ensemble.trees {
             let depth = tree.depth();
@@ -182,6 +185,11 @@ impl<T: Float> Forest<T> {
     /// Number of trees.
     pub fn num_trees(&self) -> usize {
         self.placements.len()
+    }
+
+    /// Nodes of the source trees.
+    pub fn source_nodes(&self) -> usize {
+        self.source_nodes
     }
 
     /// Resident bytes of the compiled trees.
