@@ -72,8 +72,9 @@ pub enum MissingRule {
     ZeroAsMissing,
 }
 
-/// LightGBM's `kZeroThreshold`.
-pub const LIGHTGBM_ZERO_THRESHOLD: f64 = 1e-35;
+/// LightGBM's `kZeroThreshold`. LightGBM declares it `const double kZeroThreshold = 1e-35f`: the
+/// f32 literal widened, 1.0000000180025095e-35, not the double 1e-35.
+pub const LIGHTGBM_ZERO_THRESHOLD: f64 = 1e-35_f32 as f64;
 
 impl MissingRule {
     #[inline]
