@@ -105,7 +105,10 @@ fn bad_rows_are_reported_together_naming_row_and_column() {
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
     let message = stderr(&output);
     assert!(message.contains("2 bad rows"), "{message}");
-    assert!(message.contains(&format!("row 2, column {:?}: expected a number, found \"twelve\"", columns[0])), "{message}");
+    assert!(
+        message.contains(&format!("row 2, column {:?}: expected a number, found \"twelve\"", columns[0])),
+        "{message}"
+    );
     assert!(message.contains(&format!("row 3: expected {} columns, found 2", columns.len())), "{message}");
 }
 
@@ -134,7 +137,17 @@ fn bench_prints_a_json_report_last() {
     let (model, input, _) = case("xgboost-ubj");
     for batch in ["1", "1000"] {
         let output = riskserve(&[
-            "bench", "--model", &model, "--input", &input, "--batch-size", batch, "--threads", "2", "--seconds", "0.2",
+            "bench",
+            "--model",
+            &model,
+            "--input",
+            &input,
+            "--batch-size",
+            batch,
+            "--threads",
+            "2",
+            "--seconds",
+            "0.2",
         ]);
         assert!(output.status.success(), "{}", stderr(&output));
         let stdout = String::from_utf8(output.stdout).unwrap();
