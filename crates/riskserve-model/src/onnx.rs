@@ -1,9 +1,0 @@
-//! Importer placeholder for onnx.
-
-use crate::error::{Format, ModelError};
-use crate::ir::Model;
-
-/// Not implemented yet.
-pub fn load(_bytes: &[u8]) -> Result<Model, ModelError> {
-    Err(ModelError::unsupported(Format::Model, "onnx importer not implemented yet"))
-}
