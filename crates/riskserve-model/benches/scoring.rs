@@ -1,1 +1,361 @@
-fn main() {}
+//! Criterion benches of the evaluator on synthetic tree ensembles shaped like XGBoost and LightGBM models.
+//!
+//! The models are built directly in the model representation from a seeded generator, so the bench
+//! needs no Python and no fixture files. Trees are grown on a pool of synthetic rows the way a
+//! library grows them: each split picks a feature and a threshold among the values of the rows that
+//! reach the node, so bench rows drawn from the same distribution spread over the leaves instead
+//! of all running down one path.
+//!
+//! Run: `cargo bench -p riskserve-model --bench scoring -- --warm-up-time 1 --measurement-time 3`
+
+use std::hint::black_box;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use riskserve_model::Predictor;
+use riskserve_model::error::Format;
+use riskserve_model::ir::{
+    Aggregation, Direction, Feature, Model, ModelBody, Node, Output, OutputKind, Precision, SplitTest, Transform, Tree,
+    TreeEnsemble,
+};
+
+/// Features per row, as in the side-by-side script's synthetic data.
+const NUM_FEATURES: usize = 30;
+/// Rows the trees are grown on.
+const POOL_ROWS: usize = 8192;
+/// Rows of a batch, and rows the one-row bench cycles through.
+const BATCH_ROWS: usize = 1000;
+/// Chance that a leaf-wise split peels off a small group.
+const PEEL_CHANCE: f64 = 0.5;
+/// Fewest pool rows a leaf-wise leaf needs to be split (LightGBM's min_data_in_leaf, scaled).
+const MIN_SPLIT_ROWS: usize = 20;
+
+/// SplitMix64: small, seedable and good enough to make varied trees.
+struct Random(u64);
+
+impl Random {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1).
+    fn uniform(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    fn below(&mut self, bound: usize) -> usize {
+        (self.uniform() * bound as f64) as usize % bound.max(1)
+    }
+
+    /// Standard normal (Box-Muller).
+    fn normal(&mut self) -> f64 {
+        let u = self.uniform().max(1e-300);
+        let v = self.uniform();
+        (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
+    }
+}
+
+/// Draws rows whose columns look like credit-risk features: amounts (log-normal), scores
+/// (normal), counts (small integers), flags (0/1) and ratios (uniform), a few of them with
+/// missing values.
+fn synthetic_rows(random: &mut Random, count: usize) -> Vec<f64> {
+    let mut rows = Vec::with_capacity(count * NUM_FEATURES);
+    for _ in 0..count {
+        for feature in 0..NUM_FEATURES {
+            let value = match feature % 5 {
+                0 => 600.0 + 80.0 * random.normal(),
+                1 => (8.0 + 1.2 * random.normal()).exp(),
+                2 => random.below(12) as f64,
+                3 => f64::from(u8::from(random.uniform() < 0.3)),
+                _ => random.uniform(),
+            };
+            // Five of the thirty features have 5-10 % missing values.
+            let missing_rate = if feature % 6 == 1 { 0.05 + 0.01 * (feature % 5) as f64 } else { 0.0 };
+            rows.push(if random.uniform() < missing_rate { f64::NAN } else { value });
+        }
+    }
+    rows
+}
+
+/// How a tree grows: level by level to a depth (XGBoost's default), or by splitting the most
+/// populated leaf until it has a number of leaves (LightGBM's leaf-wise growth).
+#[derive(Clone, Copy)]
+enum Growth {
+    DepthWise { max_depth: usize },
+    LeafWise { num_leaves: usize },
+}
+
+/// A leaf of a tree being grown: its node index, depth and the pool rows that reach it.
+struct OpenLeaf {
+    node: usize,
+    depth: usize,
+    rows: Vec<u32>,
+}
+
+/// Grows one tree on `pool`, choosing each split's threshold among the values that reach it.
+fn grow_tree(random: &mut Random, pool: &[f64], growth: Growth, precision: Precision, leaf_scale: f64) -> Tree {
+    let leaf_value = |random: &mut Random| {
+        let value = leaf_scale * random.normal();
+        if precision == Precision::F32 { f64::from(value as f32) } else { value }
+    };
+    let mut nodes = vec![Node::Leaf { value: 0.0 }];
+    let mut open = vec![OpenLeaf { node: 0, depth: 0, rows: (0..(pool.len() / NUM_FEATURES) as u32).collect() }];
+    let mut leaves = 1;
+    let mut closed = Vec::new();
+    loop {
+        // Pick the next leaf to split, or stop.
+        let pick = match growth {
+            Growth::DepthWise { max_depth } => {
+                // Breadth first; branches with few rows and a few others stop early, as
+                // min_child_weight and gamma make them. Calibrated on the XGBoost models that
+                // scripts/bench_peers.py trains: rows pass 5.99 (depth 6) and 7.78 (depth 8)
+                // splits per tree.
+                match open.iter().position(|leaf| leaf.depth < max_depth) {
+                    Some(position) => {
+                        let leaf = &open[position];
+                        let stop = leaf.rows.len() < 20 || (leaf.depth >= 3 && random.uniform() < 0.01);
+                        if stop {
+                            closed.push(open.remove(position));
+                            continue;
+                        }
+                        position
+                    }
+                    None => break,
+                }
+            }
+            Growth::LeafWise { num_leaves } => {
+                if leaves >= num_leaves {
+                    break;
+                }
+                // Gain does not follow leaf size: small groups peeled off earlier are refined more
+                // often than large leaves (weight size^-1/4), so most rows end in shallow leaves
+                // and a few follow deep chains. Calibrated on the LightGBM model that
+                // scripts/bench_peers.py trains: rows pass 4.8 splits per tree, deepest leaf 25.
+                let splittable: Vec<usize> =
+                    (0..open.len()).filter(|&index| open[index].rows.len() >= MIN_SPLIT_ROWS).collect();
+                let weights: Vec<f64> =
+                    splittable.iter().map(|&index| (open[index].rows.len() as f64).powf(-0.25)).collect();
+                let mut target = random.uniform() * weights.iter().sum::<f64>();
+                let mut chosen = None;
+                for (&index, weight) in splittable.iter().zip(&weights) {
+                    chosen = Some(index);
+                    if target < *weight {
+                        break;
+                    }
+                    target -= weight;
+                }
+                match chosen {
+                    Some(chosen) => chosen,
+                    None => break,
+                }
+            }
+        };
+        let leaf = open.swap_remove(pick);
+        let quantiles = match growth {
+            Growth::DepthWise { .. } => (0.1, 0.9),
+            // Leaf-wise growth often peels a small group off a large leaf, which then splits
+            // again: long chains that few rows follow (LightGBM's trees reach depth 20 and more
+            // while most rows stop after four or five splits).
+            Growth::LeafWise { .. } if random.uniform() < PEEL_CHANCE => {
+                if random.uniform() < 0.5 {
+                    (0.01, 0.08)
+                } else {
+                    (0.92, 0.99)
+                }
+            }
+            Growth::LeafWise { .. } => (0.2, 0.8),
+        };
+        match choose_split(random, pool, &leaf.rows, precision, quantiles) {
+            Some((feature, threshold)) => {
+                let missing = if random.uniform() < 0.5 { Direction::Left } else { Direction::Right };
+                let left_node = nodes.len();
+                nodes.push(Node::Leaf { value: 0.0 });
+                nodes.push(Node::Leaf { value: 0.0 });
+                nodes[leaf.node] = Node::Split {
+                    feature: feature as u32,
+                    test: SplitTest::LessThan(threshold),
+                    left: left_node as u32,
+                    right: left_node as u32 + 1,
+                    missing,
+                };
+                let (mut left_rows, mut right_rows) = (Vec::new(), Vec::new());
+                for row in leaf.rows {
+                    let value = pool[row as usize * NUM_FEATURES + feature];
+                    let go_left = if value.is_nan() { missing == Direction::Left } else { value < threshold };
+                    if go_left { left_rows.push(row) } else { right_rows.push(row) }
+                }
+                open.push(OpenLeaf { node: left_node, depth: leaf.depth + 1, rows: left_rows });
+                open.push(OpenLeaf { node: left_node + 1, depth: leaf.depth + 1, rows: right_rows });
+                leaves += 1;
+            }
+            None => closed.push(leaf),
+        }
+    }
+    for leaf in open.iter().chain(&closed) {
+        nodes[leaf.node] = Node::Leaf { value: leaf_value(random) };
+    }
+    Tree { nodes, output: 0 }
+}
+
+/// A feature and threshold that splits `rows` into two non-empty sides, with the threshold at a
+/// random quantile (between `low` and `high`) of the feature's values among those rows. XGBoost-like models
+/// (F32) split `x < t` with `t` an f32 data value; LightGBM-like (F64) split `x <= t`, imported
+/// as `x < next_up(t)`.
+fn choose_split(
+    random: &mut Random,
+    pool: &[f64],
+    rows: &[u32],
+    precision: Precision,
+    (low, high): (f64, f64),
+) -> Option<(usize, f64)> {
+    for _ in 0..10 {
+        let feature = random.below(NUM_FEATURES);
+        let mut values: Vec<f64> = rows
+            .iter()
+            .map(|&row| pool[row as usize * NUM_FEATURES + feature])
+            .filter(|value| !value.is_nan())
+            .map(|value| if precision == Precision::F32 { f64::from(value as f32) } else { value })
+            .collect();
+        if values.len() < 2 {
+            continue;
+        }
+        values.sort_by(f64::total_cmp);
+        let quantile = low + (high - low) * random.uniform();
+        let at = ((values.len() - 1) as f64 * quantile) as usize;
+        let threshold = match precision {
+            Precision::F32 => {
+                // The smallest value above the minimum at or past the quantile, so the left side is non-empty.
+                let first_above_minimum = values.partition_point(|value| *value <= values[0]);
+                match values.get(at.max(first_above_minimum)) {
+                    Some(value) => *value,
+                    None => continue,
+                }
+            }
+            Precision::F64 => {
+                // The largest value below the maximum at or before the quantile, so the right side is non-empty.
+                let last = values[values.len() - 1];
+                let below_maximum = values.partition_point(|value| *value < last);
+                if below_maximum == 0 {
+                    continue;
+                }
+                values[at.min(below_maximum - 1)].next_up()
+            }
+        };
+        return Some((feature, threshold));
+    }
+    None
+}
+
+fn ensemble_model(random: &mut Random, pool: &[f64], num_trees: usize, growth: Growth, precision: Precision) -> Model {
+    // Leaf values shrink with the number of trees, as the learning rate is usually chosen, so the
+    // summed margin stays in a range where the probability is not saturated.
+    let leaf_scale = 1.0 / (num_trees as f64).sqrt();
+    let trees = (0..num_trees).map(|_| grow_tree(random, pool, growth, precision, leaf_scale)).collect();
+    let source = match precision {
+        Precision::F32 => Format::XgboostJson,
+        Precision::F64 => Format::Lightgbm,
+    };
+    Model {
+        inputs: (0..NUM_FEATURES).map(|index| Feature::numeric(format!("f{index}"))).collect(),
+        preprocess: None,
+        body: ModelBody::Trees(TreeEnsemble {
+            trees,
+            num_outputs: 1,
+            base_margin: vec![0.0],
+            aggregation: Aggregation::Sum,
+            precision,
+            num_features: NUM_FEATURES,
+        }),
+        output: Output { transform: Transform::Sigmoid { scale: 1.0 }, kind: OutputKind::Probability },
+        source,
+    }
+}
+
+/// Mean number of splits a row passes through per tree, and how many leaves of the model the rows
+/// reach, to show that the trees are exercised broadly (printed once per model).
+fn describe(name: &str, model: &Model, rows: &[f64]) {
+    let ModelBody::Trees(ensemble) = &model.body else { return };
+    let (mut splits, mut reached, mut total_leaves, mut total_nodes, mut deepest) =
+        (0usize, 0usize, 0usize, 0usize, 0usize);
+    for tree in &ensemble.trees {
+        total_nodes += tree.nodes.len();
+        total_leaves += tree.nodes.iter().filter(|node| matches!(node, Node::Leaf { .. })).count();
+        deepest = deepest.max(tree.depth());
+        let mut hit = vec![false; tree.nodes.len()];
+        for row in rows.chunks(NUM_FEATURES) {
+            let mut index = 0usize;
+            while let Node::Split { feature, test: SplitTest::LessThan(threshold), left, right, missing } =
+                &tree.nodes[index]
+            {
+                let value = row[*feature as usize];
+                let value = if ensemble.precision == Precision::F32 { f64::from(value as f32) } else { value };
+                let go_left = if value.is_nan() { *missing == Direction::Left } else { value < *threshold };
+                index = if go_left { *left } else { *right } as usize;
+                splits += 1;
+            }
+            hit[index] = true;
+        }
+        reached += hit.iter().filter(|hit| **hit).count();
+    }
+    let num_rows = rows.len() / NUM_FEATURES;
+    eprintln!(
+        "{name}: {} trees, {total_nodes} nodes, {total_leaves} leaves, deepest {deepest}; \
+         bench rows pass {:.2} splits per tree on average and reach {reached} distinct leaves",
+        ensemble.trees.len(),
+        splits as f64 / (num_rows * ensemble.trees.len()) as f64,
+    );
+}
+
+fn bench_model(criterion: &mut Criterion, name: &str, model: Model, rows: &[f64]) {
+    describe(name, &model, rows);
+    let predictor = Predictor::new(model).expect("the synthetic model is valid");
+    let num_rows = rows.len() / NUM_FEATURES;
+    let mut group = criterion.benchmark_group(name);
+
+    group.throughput(Throughput::Elements(1));
+    let mut scratch = predictor.scratch();
+    let mut out = vec![0.0; predictor.num_values()];
+    let mut next = 0usize;
+    group.bench_function("one_row", |bencher| {
+        bencher.iter(|| {
+            // Cycle through the rows, so branch prediction cannot learn a single row's path.
+            let row = &rows[next * NUM_FEATURES..(next + 1) * NUM_FEATURES];
+            next = (next + 1) % num_rows;
+            predictor.predict_row(black_box(row), &mut scratch, &mut out).expect("the row has the model's width");
+            black_box(out[0])
+        })
+    });
+
+    // A batch of the larger models takes tens of milliseconds: fewer samples keep the run short.
+    group.sample_size(30);
+    group.throughput(Throughput::Elements(num_rows as u64));
+    let mut batch_out = vec![0.0; num_rows * predictor.num_values()];
+    group.bench_function("batch_1000", |bencher| {
+        bencher.iter(|| {
+            predictor.predict_batch(black_box(rows), &mut batch_out, 1).expect("the rows have the model's width");
+            black_box(batch_out[0])
+        })
+    });
+    group.finish();
+}
+
+fn scoring(criterion: &mut Criterion) {
+    let mut random = Random(0x5EED_2026);
+    let pool = synthetic_rows(&mut random, POOL_ROWS);
+    let rows = synthetic_rows(&mut random, BATCH_ROWS);
+
+    let model = ensemble_model(&mut random, &pool, 100, Growth::DepthWise { max_depth: 6 }, Precision::F32);
+    bench_model(criterion, "a_xgboost_100_trees_depth_6", model, &rows);
+
+    let model = ensemble_model(&mut random, &pool, 500, Growth::DepthWise { max_depth: 8 }, Precision::F32);
+    bench_model(criterion, "b_xgboost_500_trees_depth_8", model, &rows);
+
+    let model = ensemble_model(&mut random, &pool, 1000, Growth::LeafWise { num_leaves: 63 }, Precision::F64);
+    bench_model(criterion, "c_lightgbm_1000_trees_63_leaves", model, &rows);
+}
+
+criterion_group!(benches, scoring);
+criterion_main!(benches);

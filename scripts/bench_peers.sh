@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Side-by-side scoring benchmark: riskserve against xgboost, lightgbm and tl2cgen, one thread each.
+#
+# Usage: bash scripts/bench_peers.sh [bench_peers.py options: --rounds N --seconds S --models a,b,c --retrain --no-tl2cgen]
+#
+# Uses (or creates) the pinned virtual environment ${RISKSERVE_VENVS:-~/.cache/riskserve}/venv-fixtures,
+# builds target/release/riskserve, and writes models, compiled libraries, rows and the table
+# (bench-out/peers.md) under bench-out/ (git-ignored). Exits non-zero when riskserve's predictions
+# differ from the library's by more than 1e-6.
+set -euo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+venv="${RISKSERVE_VENVS:-$HOME/.cache/riskserve}/venv-fixtures"
+python="${PYTHON:-python3}"
+check="import xgboost, lightgbm, treelite, tl2cgen, numpy; assert xgboost.__version__ == '3.2.0'"
+
+if ! { [ -x "$venv/bin/python" ] && "$venv/bin/python" -c "$check" >/dev/null 2>&1; }; then
+    echo "creating $venv" >&2
+    mkdir -p "$(dirname "$venv")"
+    "$python" -m venv "$venv"
+    "$venv/bin/python" -m pip install --quiet --upgrade pip
+    "$venv/bin/python" -m pip install --quiet -r "$repo/scripts/requirements-fixtures.txt"
+    "$venv/bin/python" -c "$check"
+fi
+# tl2cgen compiles the models with gcc.
+command -v gcc >/dev/null || echo "warning: gcc not found; tl2cgen will be skipped" >&2
+
+cd "$repo"
+cargo build --release -p riskserve-cli
+exec "$venv/bin/python" scripts/bench_peers.py --riskserve target/release/riskserve --out bench-out "$@"
