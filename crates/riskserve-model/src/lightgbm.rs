@@ -294,7 +294,8 @@ impl<'a> Header<'a> {
         };
         if num_class == 0 || trees_per_iteration != num_class {
             return Err(invalid(format!(
-                "num_class={num_class} and num_tree_per_iteration={trees_per_iteration}; both must be the same positive count"
+                "num_class={num_class} and num_tree_per_iteration={trees_per_iteration}; \
+                 both must be the same positive count"
             )));
         }
         let max_feature_index = required("max_feature_idx")?;
@@ -552,7 +553,8 @@ impl<'a> TreeReader<'a, '_> {
             };
             index.map(|index| index as u32).ok_or_else(|| {
                 invalid(format!(
-                    "tree {tree}: {field}[{node}] is {reference}, outside the tree's {internal} nodes and {num_leaves} leaves"
+                    "tree {tree}: {field}[{node}] is {reference}, \
+                     outside the tree's {internal} nodes and {num_leaves} leaves"
                 ))
             })
         };
@@ -563,11 +565,10 @@ impl<'a> TreeReader<'a, '_> {
                 .ok()
                 .filter(|feature| *feature < feature_names.len())
                 .ok_or_else(|| {
+                let count = feature_names.len();
                 invalid(format!(
-                    "tree {tree}: split_feature[{node}] is {}, but the model has {} features (max_feature_idx={})",
-                    split_features[node],
-                    feature_names.len(),
-                    feature_names.len() as i64 - 1
+                    "tree {tree}: split_feature[{node}] is {}, but the model has {count} features",
+                    split_features[node]
                 ))
             })?;
             let decision_type = decision_types[node];
@@ -588,21 +589,21 @@ impl<'a> TreeReader<'a, '_> {
                     )));
                 }
             };
-            let left = child("left_child", node, left_children[node])?;
-            let right = child("right_child", node, right_children[node])?;
+            let mut left = child("left_child", node, left_children[node])?;
+            let mut right = child("right_child", node, right_children[node])?;
             let threshold = thresholds[node];
             let name = feature_names[feature];
             let usage = &mut usage[feature];
-            let (mut left, mut right) = (left, right);
             let (test, missing) = if categorical {
                 // The threshold of a categorical split is the index of its category set.
                 let set = Some(threshold)
                     .filter(|index| index.fract() == 0.0 && *index >= 0.0 && *index < category_sets.len() as f64)
                     .map(|index| index as usize)
                     .ok_or_else(|| {
+                        let sets = category_sets.len();
                         invalid(format!(
-                            "tree {tree}: threshold[{node}] of a categorical split is {threshold}, not one of the tree's {} category sets (num_cat)",
-                            category_sets.len()
+                            "tree {tree}: threshold[{node}] of a categorical split is {threshold}, \
+                             not one of the tree's {sets} category sets (num_cat)"
                         ))
                     })?;
                 if let Some(other) = set_used_by[set].replace(node) {
@@ -630,8 +631,8 @@ impl<'a> TreeReader<'a, '_> {
                     None => usage.numeric = Some((missing_type, tree, node)),
                     Some((first, first_tree, first_node)) if first != missing_type => {
                         return Err(unsupported(format!(
-                            "feature {name:?} has missing type {} in tree {first_tree} node {first_node} but {} in tree {tree} node {node}; \
-                             riskserve needs one missing type per feature",
+                            "feature {name:?} has missing type {} in tree {first_tree} node {first_node} \
+                             but {} in tree {tree} node {node}; riskserve needs one missing type per feature",
                             first.name(),
                             missing_type.name()
                         )));
@@ -713,7 +714,8 @@ fn mixed_use(name: &str, usage: &FeatureUse, tree: usize, node: usize) -> ModelE
     let (numeric_tree, numeric_node) = usage.numeric.map_or((tree, node), |(_, tree, node)| (tree, node));
     let (categorical_tree, categorical_node) = usage.categorical.unwrap_or((tree, node));
     invalid(format!(
-        "feature {name:?} has a numeric split (tree {numeric_tree} node {numeric_node}) and a categorical split (tree {categorical_tree} node {categorical_node})"
+        "feature {name:?} has a numeric split (tree {numeric_tree} node {numeric_node}) \
+         and a categorical split (tree {categorical_tree} node {categorical_node})"
     ))
 }
 
@@ -917,7 +919,8 @@ fn align_pandas_categories(
     let describe = || {
         let names: Vec<&str> = categorical_features.iter().map(|feature| header.feature_names[*feature]).collect();
         format!(
-            "pandas_categorical has {num_lists} category lists (sizes {}) but the model's categorical features are [{}]",
+            "pandas_categorical has {num_lists} category lists (sizes {}) \
+             but the model's categorical features are [{}]",
             lists.iter().map(|list| list.len().to_string()).collect::<Vec<_>>().join(", "),
             names.join(", ")
         )
