@@ -15,12 +15,9 @@
 //! [`FeatureProgram::validate`] checks every index once, so that [`FeatureProgram::apply`], which
 //! runs for every row, neither allocates nor fails.
 
-/// A table entry for a category the encoder does not list.
-pub const NOT_A_CATEGORY: u32 = u32::MAX;
-
 /// The most slots a program may use, far above any real preprocessing graph; it bounds the scratch
-/// buffer every scoring thread allocates.
-pub const MAX_SCRATCH_SLOTS: usize = 1 << 24;
+/// buffer every scoring thread allocates (8 MiB).
+pub const MAX_SCRATCH_SLOTS: usize = 1 << 20;
 
 /// Turns one row of model inputs into the body's feature vector.
 #[derive(Debug, Clone, PartialEq)]
@@ -62,13 +59,14 @@ pub enum Norm {
     L2,
 }
 
-/// One category-code column of an encoder: the slot holding the code, and the table mapping each
-/// code to the encoder's own position (or [`NOT_A_CATEGORY`]). Codes past the end of the table
-/// are unknown categories too.
+/// One category-code column of an encoder: the slot holding the code, and the codes the encoder
+/// lists with the position each maps to, sorted by code and distinct. Any other code is an
+/// unknown category. (A sorted list rather than a table indexed by code keeps the size of each
+/// column to its own encoder's categories, however many categories other encoders add.)
 #[derive(Debug, Clone, PartialEq)]
 pub struct CodeColumn {
     pub input: u32,
-    pub table: Vec<u32>,
+    pub entries: Vec<(u32, u32)>,
 }
 
 /// One operation of a feature program. `inputs` are slots to read; `output` is the first slot of
@@ -106,7 +104,8 @@ pub enum Step {
     /// ONNX-ML `OneHotEncoder` over numbers: each value is truncated to an integer and looked up
     /// in `categories` (sorted by value, distinct: value and position); `width` slots per input.
     OneHotNumbers { inputs: Vec<u32>, categories: Vec<(i64, u32)>, width: u32, output: u32 },
-    /// ONNX-ML `LabelEncoder` over category codes: `values[table[code]]`, or `default`.
+    /// ONNX-ML `LabelEncoder` over category codes: `values[position]` for a listed code, else
+    /// `default`.
     LabelCodes { columns: Vec<CodeColumn>, values: Vec<f64>, default: f64, output: u32 },
     /// ONNX-ML `LabelEncoder` over numbers: `keys` sorted by key, distinct, none NaN; a NaN input
     /// maps to `nan_value` when the encoder has a NaN key; anything else unknown to `default`.
@@ -194,7 +193,8 @@ impl Step {
             Step::Impute { inputs, values, .. } => same_length("imputed values", values.len(), inputs.len()),
             Step::OneHotCodes { columns, width, .. } => {
                 for column in columns {
-                    if column.table.iter().any(|position| *position != NOT_A_CATEGORY && *position >= *width) {
+                    validate_entries(&column.entries)?;
+                    if column.entries.iter().any(|(_, position)| *position >= *width) {
                         return Err(format!("a category position is outside the {width} categories"));
                     }
                 }
@@ -211,7 +211,8 @@ impl Step {
             }
             Step::LabelCodes { columns, values, .. } => {
                 for column in columns {
-                    if column.table.iter().any(|index| *index != NOT_A_CATEGORY && *index as usize >= values.len()) {
+                    validate_entries(&column.entries)?;
+                    if column.entries.iter().any(|(_, index)| *index as usize >= values.len()) {
                         return Err(format!("a label index is outside the {} values", values.len()));
                     }
                 }
@@ -290,7 +291,7 @@ impl Step {
                 for (index, column) in columns.iter().enumerate() {
                     let start = *output as usize + index * width;
                     scratch[start..start + width].fill(0.0);
-                    if let Some(position) = lookup_code(&column.table, scratch[column.input as usize]) {
+                    if let Some(position) = lookup_code(&column.entries, scratch[column.input as usize]) {
                         scratch[start + position as usize] = 1.0;
                     }
                 }
@@ -313,11 +314,11 @@ impl Step {
             }
             Step::LabelCodes { columns, values, default, output } => {
                 for (index, column) in columns.iter().enumerate() {
-                    scratch[*output as usize + index] = match lookup_code(&column.table, scratch[column.input as usize])
-                    {
-                        Some(position) => values[position as usize],
-                        None => *default,
-                    };
+                    scratch[*output as usize + index] =
+                        match lookup_code(&column.entries, scratch[column.input as usize]) {
+                            Some(position) => values[position as usize],
+                            None => *default,
+                        };
                 }
             }
             Step::LabelNumbers { inputs, keys, nan_value, default, output } => {
@@ -361,14 +362,21 @@ impl BinaryOperator {
     }
 }
 
-/// The encoder position of a category code, or `None` for NaN, non-integer codes, codes past the
-/// table and categories the encoder does not list.
-fn lookup_code(table: &[u32], code: f64) -> Option<u32> {
-    if !(code >= 0.0 && code < table.len() as f64) || code.fract() != 0.0 {
+/// The encoder position of a category code, or `None` for NaN, non-integer or negative codes and
+/// categories the encoder does not list.
+fn lookup_code(entries: &[(u32, u32)], code: f64) -> Option<u32> {
+    if !(code >= 0.0 && code <= f64::from(u32::MAX)) || code.fract() != 0.0 {
         return None;
     }
-    let position = table[code as usize];
-    (position != NOT_A_CATEGORY).then_some(position)
+    let code = code as u32;
+    entries.binary_search_by_key(&code, |(listed, _)| *listed).ok().map(|found| entries[found].1)
+}
+
+fn validate_entries(entries: &[(u32, u32)]) -> Result<(), String> {
+    if entries.windows(2).any(|pair| pair[0].0 >= pair[1].0) {
+        return Err("category codes are not sorted and distinct".into());
+    }
+    Ok(())
 }
 
 /// ONNX Runtime's `Normalizer`, which works in `f32` whatever the input type. The product of two
@@ -529,7 +537,7 @@ mod tests {
             num_inputs: 1,
             scratch_len: 4,
             steps: vec![Step::OneHotCodes {
-                columns: vec![CodeColumn { input: 0, table: vec![2, NOT_A_CATEGORY, 0] }],
+                columns: vec![CodeColumn { input: 0, entries: vec![(0, 2), (2, 0)] }],
                 width: 3,
                 output: 1,
             }],
@@ -594,7 +602,7 @@ mod tests {
             num_inputs: 1,
             scratch_len: 3,
             steps: vec![Step::OneHotCodes {
-                columns: vec![CodeColumn { input: 0, table: vec![5] }],
+                columns: vec![CodeColumn { input: 0, entries: vec![(0, 5)] }],
                 width: 2,
                 output: 1,
             }],

@@ -243,7 +243,7 @@ fn unsupported_attribute_values_are_named() {
     for (replacement, expected) in [
         (string("post_transform", "PROBIT"), "post_transform PROBIT"),
         (string("aggregate_function", "MIN"), "aggregate_function MIN"),
-        (strings("nodes_modes", &["BRANCH_EQ", "LEAF", "LEAF"]), "nodes_modes BRANCH_EQ"),
+        (strings("nodes_modes", &["BRANCH_NEQ", "LEAF", "LEAF"]), "nodes_modes BRANCH_NEQ"),
     ] {
         let tree = with_attribute(one_split_regressor("BRANCH_LEQ", 0.5, 0), replacement);
         let error = load(&float_model(vec![tree], 1)).unwrap_err();
@@ -548,4 +548,89 @@ fn mutated_files_never_panic() {
             predictor.predict_row(&row, &mut scratch, &mut out).unwrap();
         }
     }
+}
+
+#[test]
+fn concatenating_a_value_with_itself_cannot_grow_without_bound() {
+    let mut nodes = Vec::new();
+    let mut previous = "X".to_string();
+    for step in 0..40 {
+        let next = format!("doubled{step}");
+        nodes.push(node("Concat", "", &[&previous, &previous], &[&next], vec![int("axis", 1)]));
+        previous = next;
+    }
+    let mut tree = one_split_regressor("BRANCH_LEQ", 0.5, 0);
+    tree.input = vec![previous];
+    nodes.push(tree);
+    let message = error_of(&float_model(nodes, 1));
+    assert!(message.contains("builds rows of more than 1048576 values"), "{message}");
+}
+
+#[test]
+fn gather_selects_constant_columns() {
+    let mut tree = one_split_regressor("BRANCH_LEQ", 0.5, 0);
+    tree.input = vec!["picked".into()];
+    let nodes = vec![node("Gather", "", &["X", "columns"], &["picked"], vec![int("axis", 1)]), tree];
+    let bytes = encode(
+        nodes.clone(),
+        vec![tensor_input("X", data_type::FLOAT, Some(3))],
+        vec![integer_tensor("columns", &[2], &[-1, 0])],
+    );
+    let model = load(&bytes).unwrap();
+    assert_eq!(model.num_body_features(), 2);
+    let program = model.preprocess.as_ref().expect("selecting columns needs a program");
+    let mut scratch = vec![0.0; program.scratch_len()];
+    let mut features = [0.0; 2];
+    program.apply(&[1.0, 2.0, 3.0], &mut scratch, &mut features);
+    assert_eq!(features, [3.0, 1.0]);
+    let bytes =
+        encode(nodes, vec![tensor_input("X", data_type::FLOAT, Some(3))], vec![integer_tensor("columns", &[1], &[3])]);
+    assert!(error_of(&bytes).contains("gathers column 3 of 3"));
+}
+
+#[test]
+fn chains_of_equality_nodes_become_one_category_split() {
+    // onnxmltools' categorical split: node 0 (x == 1) and node 1 (x == 4) share true child 2;
+    // node 1's false child 3 is the "not in the set" side. Node 1 tracks missing values.
+    let tree = ml(
+        "TreeEnsembleRegressor",
+        &["X"],
+        &["variable"],
+        vec![
+            int("n_targets", 1),
+            ints("nodes_treeids", &[0, 0, 0, 0]),
+            ints("nodes_nodeids", &[0, 1, 2, 3]),
+            ints("nodes_featureids", &[0, 0, 0, 0]),
+            strings("nodes_modes", &["BRANCH_EQ", "BRANCH_EQ", "LEAF", "LEAF"]),
+            floats("nodes_values", &[4.0, 1.0, 0.0, 0.0]),
+            ints("nodes_truenodeids", &[2, 2, 0, 0]),
+            ints("nodes_falsenodeids", &[1, 3, 0, 0]),
+            ints("nodes_missing_value_tracks_true", &[0, 1, 0, 0]),
+            ints("target_treeids", &[0, 0]),
+            ints("target_nodeids", &[2, 3]),
+            ints("target_ids", &[0, 0]),
+            floats("target_weights", &[10.0, 20.0]),
+        ],
+    );
+    let model = load(&float_model(vec![tree.clone()], 1)).unwrap();
+    let nodes = single_tree(&model);
+    assert_eq!(nodes.len(), 3);
+    let Node::Split { test, left, right, missing, .. } = &nodes[0] else { panic!("root is not a split") };
+    assert_eq!(*test, SplitTest::CategoryIn { categories: vec![1, 4], in_set: Direction::Left });
+    assert_eq!(*missing, Direction::Left);
+    assert_eq!(
+        (&nodes[*left as usize], &nodes[*right as usize]),
+        (&Node::Leaf { value: 10.0 }, &Node::Leaf { value: 20.0 })
+    );
+    let tree = with_attribute(tree, floats("nodes_values", &[4.5, 1.0, 0.0, 0.0]));
+    assert!(error_of(&float_model(vec![tree], 1)).contains("tests equality with 4.5, which is not a category code"));
+}
+
+#[test]
+fn dividing_one_by_the_scores_is_refused() {
+    let constant = float_tensor("one", &[], &[1.0]);
+    let nodes =
+        vec![one_split_regressor("BRANCH_LEQ", 0.5, 0), node("Div", "", &["one", "variable"], &["inverse"], vec![])];
+    let bytes = encode(nodes, vec![tensor_input("X", data_type::FLOAT, Some(1))], vec![constant]);
+    assert!(error_of(&bytes).contains("Div node 1 changes the model's scores"));
 }

@@ -4,8 +4,13 @@
 //! ONNX Runtime's rules, which this module mirrors:
 //! - Nodes are identified by `(tree id, node id)`; a tree is a contiguous run of equal tree ids
 //!   and its root is the run's first node. Children are looked up in the same tree.
-//! - `BRANCH_LEQ` sends `x <= t` to the true child; `LT`, `GTE`, `GT` likewise. A NaN input fails
-//!   every comparison, so it goes to the false child unless `nodes_missing_value_tracks_true` is 1.
+//! - `BRANCH_LEQ` sends `x <= t` to the true child; `LT`, `GTE`, `GT`, `EQ` likewise. A NaN input
+//!   fails every comparison, so it goes to the false child unless `nodes_missing_value_tracks_true`
+//!   is 1.
+//! - onnxmltools writes XGBoost's and LightGBM's categorical splits as chains of `BRANCH_EQ` nodes
+//!   that share their true child; a chain becomes one category-set split. onnxruntime compares
+//!   exactly where the category-set split truncates the input to an integer code (as XGBoost and
+//!   LightGBM do): the two differ only for a non-integer value in a categorical column.
 //! - A leaf may carry several weights, one per class or target; weights on split nodes are
 //!   ignored; every leaf must have one.
 //! - Scores are summed from zero in tree order (in `f32` for float inputs, `f64` for doubles),
@@ -29,8 +34,12 @@ use crate::ir::{
     Aggregation, Direction, ModelBody, Node, Output, OutputKind, Precision, SplitTest, Transform, Tree, TreeEnsemble,
 };
 
-/// The most nodes the converted ensemble may have once multi-class leaves are split per class.
-const MAX_TOTAL_NODES: usize = 1 << 26;
+/// The most nodes the converted ensemble may have once multi-class leaves are split per class:
+/// enough for every real model (a forest's size times its classes), while a tiny hostile file
+/// claiming thousands of classes cannot make the importer allocate gigabytes.
+fn node_budget(source_nodes: usize) -> usize {
+    source_nodes.saturating_mul(64).clamp(1 << 22, 1 << 26)
+}
 
 /// The most classes or targets accepted.
 const MAX_OUTPUTS: usize = 1 << 16;
@@ -50,6 +59,7 @@ enum Mode {
     Less,
     GreaterOrEqual,
     Greater,
+    Equal,
 }
 
 /// ONNX-ML `post_transform` values.
@@ -221,7 +231,8 @@ pub(super) fn convert(node: NodeView, num_features: usize, precision: Precision)
             "BRANCH_LT" => Ok(Mode::Less),
             "BRANCH_GTE" => Ok(Mode::GreaterOrEqual),
             "BRANCH_GT" => Ok(Mode::Greater),
-            "BRANCH_EQ" | "BRANCH_NEQ" => Err(unsupported(format!("{label}: nodes_modes {name}"))),
+            "BRANCH_EQ" => Ok(Mode::Equal),
+            "BRANCH_NEQ" => Err(unsupported(format!("{label}: nodes_modes {name}"))),
             other => Err(invalid(format!("{label}: unknown node mode {other:?}"))),
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -293,18 +304,10 @@ pub(super) fn convert(node: NodeView, num_features: usize, precision: Precision)
                     node_ids[source]
                 )));
             }
-            let (threshold, swap) = match modes[source] {
-                Mode::Leaf => {
-                    template[at] = TemplateNode::Leaf { source };
-                    continue;
-                }
-                // The IR goes left iff x < threshold. LEQ and LT send their true child left;
-                // GTE and GT are the negations of LT and LEQ, so their true child goes right.
-                Mode::LessOrEqual => (next_up(thresholds[source]), false),
-                Mode::Less => (thresholds[source], false),
-                Mode::GreaterOrEqual => (thresholds[source], true),
-                Mode::Greater => (next_up(thresholds[source]), true),
-            };
+            if modes[source] == Mode::Leaf {
+                template[at] = TemplateNode::Leaf { source };
+                continue;
+            }
             let feature = u32::try_from(feature_ids[source])
                 .ok()
                 .filter(|feature| (*feature as usize) < num_features)
@@ -314,26 +317,95 @@ pub(super) fn convert(node: NodeView, num_features: usize, precision: Precision)
                         node_ids[source], feature_ids[source]
                     ))
                 })?;
+            let tracks_true = |index: usize| missing_tracks_true.get(index) == Some(&1);
+            let true_child = child(source, true_ids[source])?;
+            let false_child = child(source, false_ids[source])?;
+            let threshold = thresholds[source];
             if threshold.is_nan() {
                 return Err(invalid(format!("{label}: node {} of tree {tree} has a NaN threshold", node_ids[source])));
             }
-            let true_child = child(source, true_ids[source])?;
-            let false_child = child(source, false_ids[source])?;
-            let tracks_true = missing_tracks_true.get(source) == Some(&1);
-            let (left_child, right_child, true_direction) = if swap {
-                (false_child, true_child, Direction::Right)
-            } else {
-                (true_child, false_child, Direction::Left)
+            // The IR goes left iff x < threshold (or x's code is in the set). LEQ, LT and EQ send
+            // their true child left; GTE and GT are the negations of LT and LEQ, so their true
+            // child goes right. NaN fails every comparison: it takes the false child unless the
+            // node's missing value tracks true.
+            let (test, left_child, right_child, true_direction, missing_true) = match modes[source] {
+                // `x <= +inf` holds for every number and `x > +inf` for none, so those splits
+                // send every non-NaN value left; `x < next_up(+inf)` would wrongly send +inf
+                // right. An empty category set sends every non-NaN value left.
+                Mode::LessOrEqual | Mode::Greater if threshold == f64::INFINITY => {
+                    let everything_left = SplitTest::CategoryIn { categories: Vec::new(), in_set: Direction::Right };
+                    if modes[source] == Mode::LessOrEqual {
+                        (everything_left, true_child, false_child, Direction::Left, tracks_true(source))
+                    } else {
+                        (everything_left, false_child, true_child, Direction::Right, tracks_true(source))
+                    }
+                }
+                Mode::LessOrEqual => (
+                    SplitTest::LessThan(next_up(threshold)),
+                    true_child,
+                    false_child,
+                    Direction::Left,
+                    tracks_true(source),
+                ),
+                Mode::Less => {
+                    (SplitTest::LessThan(threshold), true_child, false_child, Direction::Left, tracks_true(source))
+                }
+                Mode::GreaterOrEqual => {
+                    (SplitTest::LessThan(threshold), false_child, true_child, Direction::Right, tracks_true(source))
+                }
+                Mode::Greater => (
+                    SplitTest::LessThan(next_up(threshold)),
+                    false_child,
+                    true_child,
+                    Direction::Right,
+                    tracks_true(source),
+                ),
+                // onnxmltools writes a categorical split (XGBoost, LightGBM) as a chain of EQ
+                // nodes on one feature that share their true child, each chained through its
+                // false child; the chain is one category-set split. NaN walks the chain and takes
+                // the shared true child if any node of the chain tracks it there.
+                Mode::Equal => {
+                    let code_limit = match precision {
+                        Precision::F32 => 16_777_216.0,
+                        Precision::F64 => 2_147_483_648.0,
+                    };
+                    let mut categories = Vec::new();
+                    let mut missing_true = false;
+                    let mut current = source;
+                    let end = loop {
+                        let value = thresholds[current];
+                        if !(value >= 0.0 && value < code_limit && value.fract() == 0.0) {
+                            return Err(unsupported(format!(
+                                "{label}: node {} of tree {tree} tests equality with {value}, which is not a category code",
+                                node_ids[current]
+                            )));
+                        }
+                        categories.push(value as u32);
+                        missing_true |= tracks_true(current);
+                        let next = child(current, false_ids[current])?;
+                        let continues = modes[next] == Mode::Equal
+                            && feature_ids[next] == feature_ids[source]
+                            && !visited[next]
+                            && index_of.get(&(tree, true_ids[next])) == Some(&true_child);
+                        if !continues {
+                            break next;
+                        }
+                        visited[next] = true;
+                        current = next;
+                    };
+                    categories.sort_unstable();
+                    categories.dedup();
+                    (
+                        SplitTest::CategoryIn { categories, in_set: Direction::Left },
+                        true_child,
+                        end,
+                        Direction::Left,
+                        missing_true,
+                    )
+                }
+                Mode::Leaf => continue,
             };
-            // `x <= +inf` holds for every number and `x > +inf` for none, so those splits send
-            // every non-NaN value left; `x < next_up(+inf)` would wrongly send +inf right. An
-            // empty category set sends every non-NaN value left, NaN to `missing`.
-            let test = if threshold == f64::INFINITY && matches!(modes[source], Mode::LessOrEqual | Mode::Greater) {
-                SplitTest::CategoryIn { categories: Vec::new(), in_set: Direction::Right }
-            } else {
-                SplitTest::LessThan(threshold)
-            };
-            let missing = match (tracks_true, true_direction) {
+            let missing = match (missing_true, true_direction) {
                 (true, direction) => direction,
                 (false, Direction::Left) => Direction::Right,
                 (false, Direction::Right) => Direction::Left,
@@ -365,11 +437,12 @@ pub(super) fn convert(node: NodeView, num_features: usize, precision: Precision)
     };
 
     // Expand the templates into one tree per (tree, output).
+    let budget = node_budget(count);
     let mut participates = vec![false; plan.num_outputs];
     let mut trees = Vec::new();
     let mut total_nodes = 0usize;
     for template in &templates {
-        participates.fill(aggregation == Aggregation::Mean);
+        participates.fill(false);
         for entry in template {
             if let TemplateNode::Leaf { source } = entry {
                 for output in contributions(plan.rule, leaf_weights(*source)) {
@@ -378,12 +451,20 @@ pub(super) fn convert(node: NodeView, num_features: usize, precision: Precision)
             }
         }
         for (output, participating) in participates.iter().enumerate() {
-            if !participating {
-                continue;
+            // Averaging divides by the number of trees, so every output keeps one tree per
+            // source tree; a tree without weights for the output adds zero.
+            let nodes = match (participating, aggregation) {
+                (true, _) => template.len(),
+                (false, Aggregation::Mean) => 1,
+                (false, Aggregation::Sum) => continue,
+            };
+            total_nodes = total_nodes.saturating_add(nodes);
+            if total_nodes > budget {
+                return Err(unsupported(format!("{label} expands to more than {budget} nodes")));
             }
-            total_nodes = total_nodes.saturating_add(template.len());
-            if total_nodes > MAX_TOTAL_NODES {
-                return Err(unsupported(format!("{label} expands to more than {MAX_TOTAL_NODES} nodes")));
+            if !participating {
+                trees.push(Tree { nodes: vec![Node::Leaf { value: 0.0 }], output: output as u32 });
+                continue;
             }
             let nodes = template
                 .iter()
