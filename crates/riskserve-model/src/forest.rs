@@ -70,7 +70,8 @@ impl Float for f64 {
         f64::is_nan(self)
     }
     fn category_code(self) -> Option<u32> {
-        (0.0..2_147_483_648.0).contains(&self).then_some(self as u32)
+        // LightGBM truncates toward zero first, so (-1, 0) reads as category 0.
+        (self > -1.0 && self < 2_147_483_648.0).then_some(self as u32)
     }
 }
 

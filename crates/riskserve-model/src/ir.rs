@@ -175,8 +175,10 @@ pub enum SplitTest {
     /// the model's precision; for [`Precision::F32`] the threshold must be an exact f32 value.
     LessThan(f64),
     /// A categorical split. The value is truncated to an integer code; a code in `categories`
-    /// (sorted, deduplicated) goes `in_set`, anything else (including negative or huge values)
-    /// goes the other way. NaN goes the node's `missing` direction.
+    /// (sorted, deduplicated) goes `in_set`, anything else (negative or huge values) goes the
+    /// other way. NaN goes the node's `missing` direction. The precision decides the edge
+    /// cases as the libraries do: in f32 (XGBoost) any negative value is not in the set and
+    /// codes stop at 2^24; in f64 (LightGBM) values in (-1, 0) truncate to category 0.
     CategoryIn { categories: Vec<u32>, in_set: Direction },
 }
 
