@@ -152,6 +152,9 @@ impl<'a> Converter<'a> {
                 // Older files list initializers among the inputs.
                 continue;
             }
+            if self.producers.contains_key(name) {
+                return Err(invalid(format!("input {name:?} is also produced by a node")));
+            }
             let tensor = value_info
                 .r#type
                 .as_ref()
