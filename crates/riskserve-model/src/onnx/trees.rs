@@ -600,7 +600,11 @@ fn classifier_plan(
         (Presence::Sometimes, _) => Err(unsupported(format!(
             "{label}: class 1 has weights on only some leaves, so onnxruntime's output depends on the row"
         ))),
-        (_, 2) => Err(unsupported(format!("{label}: two base_values for a binary classifier"))),
+        // onnxruntime then replaces class 1's score by base_values[1] plus class 0's score,
+        // dropping class 1's trees (XGBoost's multi:softprob with two classes comes out wrong).
+        (_, 2) => Err(unsupported(format!(
+            "{label}: two base_values for two classes, which onnxruntime scores without class 1's trees"
+        ))),
         (Presence::Never, length) => {
             // Only class 0 is scored: onnxruntime reports [1 - s, s] or [-s, s] (binary case),
             // or [sigmoid(-s), sigmoid(s)] with LOGISTIC and mixed-sign weights.
