@@ -403,6 +403,7 @@ pub(super) fn convert(node: NodeView, num_features: usize, precision: Precision)
                         missing_true,
                     )
                 }
+                // Leaves were placed above.
                 Mode::Leaf => continue,
             };
             let missing = match (missing_true, true_direction) {
