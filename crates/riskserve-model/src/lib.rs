@@ -12,6 +12,7 @@ pub mod onnx;
 pub mod pmml;
 pub mod preprocess;
 pub mod scorecard;
+pub mod ubjson;
 pub mod xgboost;
 
 pub use error::{Format, InputError, ModelError};
