@@ -60,7 +60,7 @@ pub fn import_and_score(data: &[u8], format: Option<Format>) {
     let width = predictor.num_inputs();
     let values = predictor.num_values();
 
-    let num_rows = if width == 0 { 0 } else { BATCH_ROWS.min(MAX_BATCH_VALUES / width).max(1) };
+    let num_rows = MAX_BATCH_VALUES.checked_div(width).map_or(0, |cap| BATCH_ROWS.min(cap).max(1));
     let mut rows = Vec::with_capacity(num_rows * width);
     for row in 0..num_rows {
         rows.extend((0..width).map(|column| row_value(data, row, column)));
