@@ -106,7 +106,7 @@ fn row_value(data: &[u8], row: usize, column: usize) -> f64 {
         0 => f64::NAN,
         1 => 0.0,
         _ if data.is_empty() => TRICKY_VALUES[(row + column) % TRICKY_VALUES.len()],
-        _ if row % 5 == 0 && data.len() >= 8 => {
+        _ if row.is_multiple_of(5) && data.len() >= 8 => {
             let start = (row * 13 + column * 8) % (data.len() - 7);
             let mut bytes = [0u8; 8];
             bytes.copy_from_slice(&data[start..start + 8]);
