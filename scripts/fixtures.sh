@@ -14,6 +14,10 @@
 #   venv-xgb30     xgboost-cpu 3.0.5 (last writer before the bracketed "[5E-1]" form)
 set -euo pipefail
 
+# skl2onnx and onnxmltools order some of what they write (opset imports) by iterating sets of
+# strings; a fixed hash seed makes the written files identical from run to run.
+export PYTHONHASHSEED=0
+
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venvs="${RISKSERVE_VENVS:-$HOME/.cache/riskserve}"
 python="${PYTHON:-python3}"
