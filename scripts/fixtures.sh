@@ -24,7 +24,12 @@ python="${PYTHON:-python3}"
 mkdir -p "$venvs"
 
 # make_venv NAME CHECK PACKAGE... : creates $venvs/NAME unless CHECK already imports there.
+# Everything it prints goes to stderr: venv_for's stdout is the environment's path.
 make_venv() {
+    make_venv_quietly "$@" >&2
+}
+
+make_venv_quietly() {
     local name="$1" check="$2"
     shift 2
     local dir="$venvs/$name"
