@@ -24,7 +24,7 @@ pub struct RowDecoder {
 enum CellReader {
     Number,
     CategoryCode,
-    CategoryName { codes: HashMap<String, u32>, unknown: UnknownCategory },
+    CategoryName { codes: HashMap<String, u32>, unknown: UnknownCategory, unlisted_code: f64 },
 }
 
 /// How the header was matched to the model's inputs.
@@ -114,6 +114,7 @@ impl CellReader {
             FeatureKind::Categorical { categories: Some(categories), unknown } => CellReader::CategoryName {
                 codes: categories.iter().enumerate().map(|(code, name)| (name.clone(), code as u32)).collect(),
                 unknown: *unknown,
+                unlisted_code: categories.len() as f64,
             },
         }
     }
@@ -130,10 +131,11 @@ impl CellReader {
             CellReader::CategoryCode => parse_number(cell).ok_or_else(|| {
                 format!("expected a category code (the model stores no category names), found {:?}", shorten(cell))
             }),
-            CellReader::CategoryName { codes, unknown } => match codes.get(cell) {
+            CellReader::CategoryName { codes, unknown, unlisted_code } => match codes.get(cell) {
                 Some(code) => Ok(f64::from(*code)),
                 None => match unknown {
                     UnknownCategory::Missing => Ok(f64::NAN),
+                    UnknownCategory::Unlisted => Ok(*unlisted_code),
                     UnknownCategory::Error => Err(format!("unknown category {:?}", shorten(cell))),
                 },
             },
@@ -231,5 +233,16 @@ mod tests {
         assert!(out[0].is_nan() && out[1].is_nan());
         let error = decoder.decode(3, ["a", "red"].into_iter(), &mut out).unwrap_err();
         assert!(error.to_string().contains("category code"), "{error}");
+    }
+
+    #[test]
+    fn an_unlisted_category_gets_a_code_no_test_holds() {
+        let inputs = [categorical("department", Some(&["marketing", "business"]), UnknownCategory::Unlisted)];
+        let (decoder, _) = RowDecoder::from_header(&inputs, &["department"]).unwrap();
+        let mut out = [0.0];
+        decoder.decode(1, ["sales"].into_iter(), &mut out).unwrap();
+        assert_eq!(out, [2.0]);
+        decoder.decode(2, ["business"].into_iter(), &mut out).unwrap();
+        assert_eq!(out, [1.0]);
     }
 }

@@ -56,10 +56,15 @@ pub enum FeatureKind {
 /// What an unknown category string becomes, following the library that wrote the model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UnknownCategory {
-    /// Treated as a missing value (LightGBM with pandas categories, XGBoost's re-coder).
+    /// Treated as a missing value (LightGBM with pandas categories).
     Missing,
-    /// Refused with an error naming the row and column.
+    /// Refused with an error naming the row and column (XGBoost: "category not in the training
+    /// set").
     Error,
+    /// A valid value the model does not list: it gets the code `categories.len()`, which no
+    /// category test holds, so it is unequal to every listed category (PMML's open value lists
+    /// and `invalidValueTreatment="asIs"`).
+    Unlisted,
 }
 
 /// How a raw value is rewritten before the model sees it.

@@ -6,10 +6,10 @@
 //!   of data type `string` is categorical: its valid `Value`s (or, when the data dictionary lists
 //!   none, the strings its predicates mention) become the category names. A string outside that
 //!   list follows `invalidValueTreatment`: `asMissing` reads it as missing, `returnInvalid` (the
-//!   default) and `asIs` refuse it with an error naming the value (riskserve cannot keep a string
-//!   that is not in the list, so `asIs` is refused rather than approximated). For a field whose
-//!   dictionary lists no values, PMML would accept any string and match it with no `equal`; such a
-//!   string is refused instead, for the same reason. Numeric fields (`integer`, `float`,
+//!   default) refuses it with an error naming the value, `asIs` keeps it as a value unequal to
+//!   every listed one ([`UnknownCategory::Unlisted`]). For a field whose dictionary lists no
+//!   values, PMML accepts any string: an unlisted one matches no `equal` and every `notEqual`,
+//!   as it does there. Numeric fields (`integer`, `float`,
 //!   `double`) compare as numbers; `integer` accepts whole numbers within Java's `int` range, as
 //!   JPMML-Evaluator does, and `Interval`s and valid `Value`s of numeric fields are honoured, all
 //!   following `invalidValueTreatment`.
@@ -475,10 +475,12 @@ impl Importer {
                         input.code(value);
                     }
                     input.open = field.values.is_empty();
-                    // Only a closed list makes strings invalid; see the module's notes on asIs.
+                    // Only a closed list makes strings invalid; an open list, or `asIs`, keeps an
+                    // unlisted string as a value unequal to every listed one.
                     input.unknown = match (input.open, invalid_value) {
+                        (true, _) | (false, InvalidValue::AsIs) => UnknownCategory::Unlisted,
                         (false, InvalidValue::AsMissing) => UnknownCategory::Missing,
-                        _ => UnknownCategory::Error,
+                        (false, InvalidValue::Refuse) => UnknownCategory::Error,
                     };
                 }
                 DataKind::Number { integer } => {
@@ -837,6 +839,32 @@ mod tests {
         )
     }
 
+    #[test]
+    fn an_unlisted_string_is_a_value_equal_to_no_listed_category() {
+        // `asIs` keeps a string outside the closed list; it fails every `equal` and reaches the
+        // catch-all attribute. Under the default `returnInvalid` it is refused.
+        let attributes = r#"<Attribute partialScore="10"><SimplePredicate field="color" operator="equal" value="red"/></Attribute>
+            <Attribute partialScore="7"><SimplePredicate field="color" operator="notEqual" value="blue"/></Attribute>
+            <Attribute partialScore="5"><True/></Attribute>"#;
+        let text = with_attributes(attributes)
+            .replace(r#"<MiningField name="color"/>"#, r#"<MiningField name="color" invalidValueTreatment="asIs"/>"#);
+        let model = load(text.as_bytes()).unwrap();
+        let (decoder, _) = crate::input::RowDecoder::from_header(&model.inputs, &["x", "color"]).unwrap();
+        let predictor = crate::Predictor::new(model).unwrap();
+        let mut scratch = predictor.scratch();
+        let mut row = [0.0; 2];
+        let mut score = [0.0];
+        for (color, expected) in [("red", 10.0), ("blue", 5.0), ("purple", 7.0)] {
+            decoder.decode(1, ["1", color].into_iter(), &mut row).unwrap();
+            predictor.predict_row(&row, &mut scratch, &mut score).unwrap();
+            assert_eq!(score[0], expected, "{color}");
+        }
+        let refusing = load(with_attributes(attributes).as_bytes()).unwrap();
+        let (decoder, _) = crate::input::RowDecoder::from_header(&refusing.inputs, &["x", "color"]).unwrap();
+        let error = decoder.decode(1, ["1", "purple"].into_iter(), &mut row).unwrap_err();
+        assert!(error.to_string().contains("unknown category \"purple\""), "{error}");
+    }
+
     /// One characteristic with the given attributes, baseline 0 and reason code R.
     fn with_attributes(attributes: &str) -> String {
         document(
@@ -863,12 +891,12 @@ mod tests {
         let names: Vec<&str> = model.inputs.iter().map(|feature| feature.name.as_str()).collect();
         assert_eq!(names, ["department", "age", "income"]);
         // The dictionary lists no departments: the strings the predicates mention become the
-        // categories, and any other string is refused.
+        // categories, and any other string is a valid value equal to none of them.
         assert_eq!(
             model.inputs[0].kind,
             FeatureKind::Categorical {
                 categories: Some(vec!["marketing".into(), "engineering".into(), "business".into()]),
-                unknown: UnknownCategory::Error,
+                unknown: UnknownCategory::Unlisted,
             }
         );
         assert_eq!(model.inputs[1].kind, FeatureKind::Numeric);
