@@ -15,6 +15,8 @@
 //! Sums are always taken in the ensemble's tree order, whatever the layout or walk order, so
 //! that f32 results are bit-identical to XGBoost's.
 
+#![allow(unsafe_code, reason = "the walks index validated arrays without bounds checks; see `Forest::compile`")]
+
 use crate::ir::{Aggregation, Direction, Node, SplitTest, Tree, TreeEnsemble};
 
 /// Trees walked together for one row.
@@ -94,6 +96,15 @@ struct PackedNode<T> {
     right: u32,
 }
 
+/// A complete-layout split: 8 bytes in f32, so one load brings both halves.
+#[derive(Debug, Clone, Copy)]
+#[repr(C)]
+struct Split<T> {
+    threshold: T,
+    /// Feature index and [`DEFAULT_LEFT`].
+    feature: u32,
+}
+
 /// Where one tree lives.
 #[derive(Debug, Clone, Copy)]
 enum Placement {
@@ -123,8 +134,7 @@ struct LaneGroup {
 pub struct Forest<T> {
     placements: Vec<Placement>,
     outputs: Vec<u32>,
-    thresholds: Vec<T>,
-    split_features: Vec<u32>,
+    splits: Vec<Split<T>>,
     leaves: Vec<T>,
     nodes: Vec<PackedNode<T>>,
     category_sets: Vec<(Vec<u32>, u32)>,
@@ -133,6 +143,8 @@ pub struct Forest<T> {
     /// For [`Aggregation::Mean`], the number of trees of each output.
     divisors: Option<Vec<T>>,
     single_output: bool,
+    /// Features the trees read: every feature index in the compiled trees is below it.
+    num_features: usize,
     /// Nodes of the source trees (before padding), for the memory report.
     source_nodes: usize,
 }
@@ -143,8 +155,7 @@ impl<T: Float> Forest<T> {
         let mut forest = Forest {
             placements: Vec::with_capacity(ensemble.trees.len()),
             outputs: ensemble.trees.iter().map(|tree| tree.output).collect(),
-            thresholds: Vec::new(),
-            split_features: Vec::new(),
+            splits: Vec::new(),
             leaves: Vec::new(),
             nodes: Vec::new(),
             category_sets: Vec::new(),
@@ -152,6 +163,7 @@ impl<T: Float> Forest<T> {
             base_margin: ensemble.base_margin.iter().map(|value| T::from_f64(*value)).collect(),
             divisors: None,
             single_output: ensemble.num_outputs == 1,
+            num_features: ensemble.num_features,
             source_nodes: ensemble.trees.iter().map(|tree| tree.nodes.len()).sum(),
         };
         for tree in &ensemble.trees {
@@ -195,19 +207,17 @@ impl<T: Float> Forest<T> {
 
     /// Resident bytes of the compiled trees.
     pub fn resident_bytes(&self) -> usize {
-        self.thresholds.len() * size_of::<T>()
-            + self.split_features.len() * 4
+        self.splits.len() * size_of::<Split<T>>()
             + self.leaves.len() * size_of::<T>()
             + self.nodes.len() * size_of::<PackedNode<T>>()
             + self.category_sets.iter().map(|(set, _)| set.len() * 4 + 32).sum::<usize>()
     }
 
     fn push_complete(&mut self, tree: &Tree, depth: usize) -> Placement {
-        let splits = self.thresholds.len();
+        let splits = self.splits.len();
         let leaves = self.leaves.len();
         let split_count = (1usize << depth) - 1;
-        self.thresholds.resize(splits + split_count, T::INFINITY);
-        self.split_features.resize(splits + split_count, 0);
+        self.splits.resize(splits + split_count, Split { threshold: T::INFINITY, feature: 0 });
         self.leaves.resize(leaves + (1 << depth), T::ZERO);
         // (source node, heap position, level)
         let mut stack = vec![(0u32, 0usize, 0usize)];
@@ -224,8 +234,8 @@ impl<T: Float> Forest<T> {
                     let SplitTest::LessThan(threshold) = test else {
                         unreachable!("categorical trees use the general layout")
                     };
-                    self.thresholds[splits + position] = T::from_f64(*threshold);
-                    self.split_features[splits + position] =
+                    self.splits[splits + position].threshold = T::from_f64(*threshold);
+                    self.splits[splits + position].feature =
                         *feature | if *missing == Direction::Left { DEFAULT_LEFT } else { 0 };
                     stack.push((*left, 2 * position + 1, level + 1));
                     stack.push((*right, 2 * position + 2, level + 1));
@@ -313,15 +323,42 @@ impl<T: Float> Forest<T> {
         !(value < threshold) ^ (value.is_nan() & (flags & DEFAULT_LEFT != 0))
     }
 
+    /// The complete-layout split at `index`.
+    #[inline(always)]
+    fn split(&self, index: usize) -> Split<T> {
+        debug_assert!(index < self.splits.len());
+        // SAFETY: a complete walk of a tree at `splits` with depth `d` reads positions below
+        // 2^d - 1 during its d steps, and `push_complete` reserved exactly those slots.
+        unsafe { *self.splits.get_unchecked(index) }
+    }
+
+    /// The complete-layout leaf slot at `index`.
+    #[inline(always)]
+    fn leaf(&self, index: usize) -> T {
+        debug_assert!(index < self.leaves.len());
+        // SAFETY: after d steps a position lies in [2^d - 1, 2^(d+1) - 2], which maps onto the
+        // 2^d leaf slots `push_complete` reserved for the tree.
+        unsafe { *self.leaves.get_unchecked(index) }
+    }
+
+    /// The general-layout node at `index`.
+    #[inline(always)]
+    fn node(&self, index: usize) -> PackedNode<T> {
+        debug_assert!(index < self.nodes.len());
+        // SAFETY: walks start at a tree's root and follow offsets written by `push_general` from
+        // a validated tree (every child inside the tree); leaves step to themselves.
+        unsafe { *self.nodes.get_unchecked(index) }
+    }
+
     /// One step of a general-layout walk: the next node (a leaf steps to itself).
     #[inline(always)]
     fn general_step(&self, index: usize, features: &[T]) -> usize {
-        let node = self.nodes[index];
+        let node = self.node(index);
         let flags = node.feature;
+        let value = feature_value(features, flags);
         if flags & CATEGORICAL != 0 {
-            return self.categorical_next(index, flags, node.right, features[(flags & FEATURE_MASK) as usize]);
+            return self.categorical_next(index, flags, node.right, value);
         }
-        let value = features[(flags & FEATURE_MASK) as usize];
         let left_offset = (flags & LEAF == 0) as usize;
         index + if Self::go_right(value, node.value, flags) { node.right as usize } else { left_offset }
     }
@@ -357,6 +394,8 @@ impl<T: Float> Forest<T> {
 
     /// The margin of one row. `leaf_values` holds one value per tree (scratch).
     pub fn margin_one(&self, features: &[T], margin: &mut [T], leaf_values: &mut [T]) {
+        assert!(features.len() >= self.num_features, "a row has fewer features than the trees read");
+        assert!(leaf_values.len() == self.placements.len() && margin.len() == self.base_margin.len());
         for group in &self.lane_groups {
             let mut position = [0usize; LANES];
             if group.general {
@@ -369,21 +408,21 @@ impl<T: Float> Forest<T> {
                     }
                 }
                 for (position, (tree, _, _)) in position.iter().zip(&group.trees) {
-                    leaf_values[*tree as usize] = self.nodes[*position].value;
+                    leaf_values[*tree as usize] = self.node(*position).value;
                 }
                 continue;
             }
             for _ in 0..group.depth {
                 for (position, (_, splits, _)) in position.iter_mut().zip(&group.trees) {
                     let split = *splits as usize + *position;
-                    let flags = self.split_features[split];
-                    let value = features[(flags & FEATURE_MASK) as usize];
-                    *position = 2 * *position + 1 + Self::go_right(value, self.thresholds[split], flags) as usize;
+                    let split = self.split(split);
+                    let value = feature_value(features, split.feature);
+                    *position = 2 * *position + 1 + Self::go_right(value, split.threshold, split.feature) as usize;
                 }
             }
             let first_leaf = (1usize << group.depth) - 1;
             for (position, (tree, _, leaves)) in position.iter().zip(&group.trees) {
-                leaf_values[*tree as usize] = self.leaves[*leaves as usize + *position - first_leaf];
+                leaf_values[*tree as usize] = self.leaf(*leaves as usize + *position - first_leaf);
             }
         }
         self.start_margin(margin);
@@ -404,6 +443,8 @@ impl<T: Float> Forest<T> {
     /// Margins of a block of at most [`ROW_BLOCK`] rows (`features` row-major, `width` a row):
     /// every tree runs over the whole block before the next tree, rows walking in lockstep.
     pub fn margin_block(&self, features: &[T], width: usize, count: usize, margins: &mut [T]) {
+        assert!(width >= self.num_features && count <= ROW_BLOCK, "a block narrower than the trees read");
+        assert!(features.len() >= count * width && margins.len() >= count * self.base_margin.len());
         let outputs = self.base_margin.len();
         for margin in margins.chunks_mut(outputs).take(count) {
             self.start_margin(margin);
@@ -419,15 +460,15 @@ impl<T: Float> Forest<T> {
                     for _ in 0..depth {
                         for (row, position) in position.iter_mut().enumerate() {
                             let split = splits + *position;
-                            let flags = self.split_features[split];
-                            let value = features[row * width + (flags & FEATURE_MASK) as usize];
+                            let split = self.split(split);
+                            let value = feature_value_at(features, row * width, split.feature);
                             *position =
-                                2 * *position + 1 + Self::go_right(value, self.thresholds[split], flags) as usize;
+                                2 * *position + 1 + Self::go_right(value, split.threshold, split.feature) as usize;
                         }
                     }
                     let first_leaf = (1usize << depth) - 1;
                     for (row, position) in position.iter().enumerate() {
-                        margins[row * outputs + output] += self.leaves[leaves as usize + *position - first_leaf];
+                        margins[row * outputs + output] += self.leaf(leaves as usize + *position - first_leaf);
                     }
                 }
                 Placement::General { root, depth } => {
@@ -439,7 +480,7 @@ impl<T: Float> Forest<T> {
                         }
                     }
                     for (row, position) in position.iter().enumerate() {
-                        margins[row * outputs + output] += self.nodes[*position].value;
+                        margins[row * outputs + output] += self.node(*position).value;
                     }
                 }
             }
@@ -605,4 +646,22 @@ mod tests {
             }
         }
     }
+}
+
+/// The value of the feature that `flags` names, in the row starting at `row_start`.
+#[inline(always)]
+fn feature_value_at<T: Copy>(features: &[T], row_start: usize, flags: u32) -> T {
+    let index = row_start + (flags & FEATURE_MASK) as usize;
+    debug_assert!(index < features.len());
+    // SAFETY: `Model::validate` keeps every split's feature below the ensemble's feature count;
+    // padding splits and leaves read feature 0, and exist only in trees with a real split (so
+    // the count is at least 1). The public entry points assert that every row they walk holds
+    // at least `num_features` values.
+    unsafe { *features.get_unchecked(index) }
+}
+
+/// The value of the feature that `flags` names in a one-row slice.
+#[inline(always)]
+fn feature_value<T: Copy>(features: &[T], flags: u32) -> T {
+    feature_value_at(features, 0, flags)
 }
