@@ -491,6 +491,24 @@ impl<T: Float> Forest<T> {
     }
 }
 
+/// The value of the feature that `flags` names, in the row starting at `row_start`.
+#[inline(always)]
+fn feature_value_at<T: Copy>(features: &[T], row_start: usize, flags: u32) -> T {
+    let index = row_start + (flags & FEATURE_MASK) as usize;
+    debug_assert!(index < features.len());
+    // SAFETY: `Model::validate` keeps every split's feature below the ensemble's feature count;
+    // padding splits and leaves read feature 0, and exist only in trees with a real split (so
+    // the count is at least 1). The public entry points assert that every row they walk holds
+    // at least `num_features` values.
+    unsafe { *features.get_unchecked(index) }
+}
+
+/// The value of the feature that `flags` names in a one-row slice.
+#[inline(always)]
+fn feature_value<T: Copy>(features: &[T], flags: u32) -> T {
+    feature_value_at(features, 0, flags)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -646,22 +664,4 @@ mod tests {
             }
         }
     }
-}
-
-/// The value of the feature that `flags` names, in the row starting at `row_start`.
-#[inline(always)]
-fn feature_value_at<T: Copy>(features: &[T], row_start: usize, flags: u32) -> T {
-    let index = row_start + (flags & FEATURE_MASK) as usize;
-    debug_assert!(index < features.len());
-    // SAFETY: `Model::validate` keeps every split's feature below the ensemble's feature count;
-    // padding splits and leaves read feature 0, and exist only in trees with a real split (so
-    // the count is at least 1). The public entry points assert that every row they walk holds
-    // at least `num_features` values.
-    unsafe { *features.get_unchecked(index) }
-}
-
-/// The value of the feature that `flags` names in a one-row slice.
-#[inline(always)]
-fn feature_value<T: Copy>(features: &[T], flags: u32) -> T {
-    feature_value_at(features, 0, flags)
 }
