@@ -350,17 +350,61 @@ impl<T: Float> Forest<T> {
         unsafe { *self.nodes.get_unchecked(index) }
     }
 
-    /// One step of a general-layout walk: the next node (a leaf steps to itself).
+    /// One step of a general-layout walk over the row starting at `row_start`: the next node (a
+    /// leaf steps to itself).
     #[inline(always)]
-    fn general_step(&self, index: usize, features: &[T]) -> usize {
+    fn general_step(&self, index: usize, features: &[T], row_start: usize) -> usize {
         let node = self.node(index);
         let flags = node.feature;
-        let value = feature_value(features, flags);
+        let value = feature_value_at(features, row_start, flags);
         if flags & CATEGORICAL != 0 {
             return self.categorical_next(index, flags, node.right, value);
         }
         let left_offset = (flags & LEAF == 0) as usize;
         index + if Self::go_right(value, node.value, flags) { node.right as usize } else { left_offset }
+    }
+
+    /// Walks `N` complete-layout lanes for `depth` steps: lane `l` reads the tree whose splits
+    /// start at `split_base[l]` and the row starting at `row_start[l]`. Returns heap positions.
+    /// The lanes are independent, so the CPU overlaps their loads; with `N` fixed the loop
+    /// unrolls and the positions stay in registers.
+    #[inline(always)]
+    #[allow(clippy::needless_range_loop, reason = "lanes advance together; indexing keeps them in registers")]
+    fn walk_complete<const N: usize>(
+        &self,
+        split_base: [usize; N],
+        row_start: [usize; N],
+        depth: u32,
+        features: &[T],
+    ) -> [usize; N] {
+        let mut position = [0usize; N];
+        for _ in 0..depth {
+            for lane in 0..N {
+                let split = self.split(split_base[lane] + position[lane]);
+                let value = feature_value_at(features, row_start[lane], split.feature);
+                position[lane] = 2 * position[lane] + 1 + Self::go_right(value, split.threshold, split.feature) as usize;
+            }
+        }
+        position
+    }
+
+    /// Walks `N` general-layout lanes from `start` for `depth` steps; returns the leaves reached.
+    #[inline(always)]
+    #[allow(clippy::needless_range_loop, reason = "lanes advance together; indexing keeps them in registers")]
+    fn walk_general<const N: usize>(
+        &self,
+        start: [usize; N],
+        row_start: [usize; N],
+        depth: u32,
+        features: &[T],
+    ) -> [usize; N] {
+        let mut position = start;
+        for _ in 0..depth {
+            for lane in 0..N {
+                position[lane] = self.general_step(position[lane], features, row_start[lane]);
+            }
+        }
+        position
     }
 
     #[cold]
@@ -397,32 +441,35 @@ impl<T: Float> Forest<T> {
         assert!(features.len() >= self.num_features, "a row has fewer features than the trees read");
         assert!(leaf_values.len() == self.placements.len() && margin.len() == self.base_margin.len());
         for group in &self.lane_groups {
-            let mut position = [0usize; LANES];
+            let trees = &group.trees;
             if group.general {
-                for (position, (_, root, _)) in position.iter_mut().zip(&group.trees) {
-                    *position = *root as usize;
-                }
-                for _ in 0..group.depth {
-                    for position in position.iter_mut().take(group.trees.len()) {
-                        *position = self.general_step(*position, features);
+                let leaves: &mut dyn FnMut(usize, usize) = &mut |lane, position| {
+                    leaf_values[trees[lane].0 as usize] = self.node(position).value;
+                };
+                if trees.len() == LANES {
+                    let start = std::array::from_fn(|lane| trees[lane].1 as usize);
+                    let reached = self.walk_general::<LANES>(start, [0; LANES], group.depth, features);
+                    reached.iter().enumerate().for_each(|(lane, position)| leaves(lane, *position));
+                } else {
+                    for (lane, (_, root, _)) in trees.iter().enumerate() {
+                        let [reached] = self.walk_general::<1>([*root as usize], [0], group.depth, features);
+                        leaves(lane, reached);
                     }
-                }
-                for (position, (tree, _, _)) in position.iter().zip(&group.trees) {
-                    leaf_values[*tree as usize] = self.node(*position).value;
                 }
                 continue;
             }
-            for _ in 0..group.depth {
-                for (position, (_, splits, _)) in position.iter_mut().zip(&group.trees) {
-                    let split = *splits as usize + *position;
-                    let split = self.split(split);
-                    let value = feature_value(features, split.feature);
-                    *position = 2 * *position + 1 + Self::go_right(value, split.threshold, split.feature) as usize;
-                }
-            }
             let first_leaf = (1usize << group.depth) - 1;
-            for (position, (tree, _, leaves)) in position.iter().zip(&group.trees) {
-                leaf_values[*tree as usize] = self.leaf(*leaves as usize + *position - first_leaf);
+            if trees.len() == LANES {
+                let bases = std::array::from_fn(|lane| trees[lane].1 as usize);
+                let reached = self.walk_complete::<LANES>(bases, [0; LANES], group.depth, features);
+                for ((tree, _, leaves), position) in trees.iter().zip(reached) {
+                    leaf_values[*tree as usize] = self.leaf(*leaves as usize + position - first_leaf);
+                }
+            } else {
+                for (tree, splits, leaves) in trees {
+                    let [position] = self.walk_complete::<1>([*splits as usize], [0], group.depth, features);
+                    leaf_values[*tree as usize] = self.leaf(*leaves as usize + position - first_leaf);
+                }
             }
         }
         self.start_margin(margin);
@@ -449,40 +496,42 @@ impl<T: Float> Forest<T> {
         for margin in margins.chunks_mut(outputs).take(count) {
             self.start_margin(margin);
         }
-        let mut position = [0usize; ROW_BLOCK];
         for (placement, output) in self.placements.iter().zip(&self.outputs) {
             let output = *output as usize;
-            match *placement {
-                Placement::Complete { splits, leaves, depth } => {
-                    let splits = splits as usize;
-                    let position = &mut position[..count];
-                    position.fill(0);
-                    for _ in 0..depth {
-                        for (row, position) in position.iter_mut().enumerate() {
-                            let split = splits + *position;
-                            let split = self.split(split);
-                            let value = feature_value_at(features, row * width, split.feature);
-                            *position =
-                                2 * *position + 1 + Self::go_right(value, split.threshold, split.feature) as usize;
+            let mut row = 0;
+            // Rows in groups of `LANES` walk the tree together, the rest one by one.
+            while row < count {
+                let lanes = if count - row >= LANES { LANES } else { 1 };
+                match *placement {
+                    Placement::Complete { splits, leaves, depth } => {
+                        let first_leaf = (1usize << depth) - 1;
+                        let mut add = |lane: usize, position: usize| {
+                            margins[(row + lane) * outputs + output] += self.leaf(leaves as usize + position - first_leaf);
+                        };
+                        if lanes == LANES {
+                            let starts = std::array::from_fn(|lane| (row + lane) * width);
+                            let reached = self.walk_complete::<LANES>([splits as usize; LANES], starts, depth, features);
+                            reached.iter().enumerate().for_each(|(lane, position)| add(lane, *position));
+                        } else {
+                            let [position] = self.walk_complete::<1>([splits as usize], [row * width], depth, features);
+                            add(0, position);
                         }
                     }
-                    let first_leaf = (1usize << depth) - 1;
-                    for (row, position) in position.iter().enumerate() {
-                        margins[row * outputs + output] += self.leaf(leaves as usize + *position - first_leaf);
-                    }
-                }
-                Placement::General { root, depth } => {
-                    let position = &mut position[..count];
-                    position.fill(root as usize);
-                    for _ in 0..depth {
-                        for (row, position) in position.iter_mut().enumerate() {
-                            *position = self.general_step(*position, &features[row * width..(row + 1) * width]);
+                    Placement::General { root, depth } => {
+                        let mut add = |lane: usize, position: usize| {
+                            margins[(row + lane) * outputs + output] += self.node(position).value;
+                        };
+                        if lanes == LANES {
+                            let starts = std::array::from_fn(|lane| (row + lane) * width);
+                            let reached = self.walk_general::<LANES>([root as usize; LANES], starts, depth, features);
+                            reached.iter().enumerate().for_each(|(lane, position)| add(lane, *position));
+                        } else {
+                            let [position] = self.walk_general::<1>([root as usize], [row * width], depth, features);
+                            add(0, position);
                         }
                     }
-                    for (row, position) in position.iter().enumerate() {
-                        margins[row * outputs + output] += self.node(*position).value;
-                    }
                 }
+                row += lanes;
             }
         }
         for margin in margins.chunks_mut(outputs).take(count) {
@@ -503,11 +552,6 @@ fn feature_value_at<T: Copy>(features: &[T], row_start: usize, flags: u32) -> T 
     unsafe { *features.get_unchecked(index) }
 }
 
-/// The value of the feature that `flags` names in a one-row slice.
-#[inline(always)]
-fn feature_value<T: Copy>(features: &[T], flags: u32) -> T {
-    feature_value_at(features, 0, flags)
-}
 
 #[cfg(test)]
 mod tests {
