@@ -12,11 +12,25 @@ fn riskserve(arguments: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_riskserve")).args(arguments).output().expect("the binary runs")
 }
 
-/// A scratch directory unique to one test.
-fn scratch(test: &str) -> PathBuf {
+/// A scratch directory unique to one test, removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn join(&self, name: impl AsRef<Path>) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn scratch(test: &str) -> Scratch {
     let dir = std::env::temp_dir().join(format!("riskserve-cli-{}-{test}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    dir
+    Scratch(dir)
 }
 
 /// The first fixture case of `format` that has expected values: (model, input, expected).
