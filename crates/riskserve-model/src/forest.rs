@@ -382,7 +382,8 @@ impl<T: Float> Forest<T> {
             for lane in 0..N {
                 let split = self.split(split_base[lane] + position[lane]);
                 let value = feature_value_at(features, row_start[lane], split.feature);
-                position[lane] = 2 * position[lane] + 1 + Self::go_right(value, split.threshold, split.feature) as usize;
+                position[lane] =
+                    2 * position[lane] + 1 + Self::go_right(value, split.threshold, split.feature) as usize;
             }
         }
         position
@@ -506,11 +507,13 @@ impl<T: Float> Forest<T> {
                     Placement::Complete { splits, leaves, depth } => {
                         let first_leaf = (1usize << depth) - 1;
                         let mut add = |lane: usize, position: usize| {
-                            margins[(row + lane) * outputs + output] += self.leaf(leaves as usize + position - first_leaf);
+                            margins[(row + lane) * outputs + output] +=
+                                self.leaf(leaves as usize + position - first_leaf);
                         };
                         if lanes == LANES {
                             let starts = std::array::from_fn(|lane| (row + lane) * width);
-                            let reached = self.walk_complete::<LANES>([splits as usize; LANES], starts, depth, features);
+                            let reached =
+                                self.walk_complete::<LANES>([splits as usize; LANES], starts, depth, features);
                             reached.iter().enumerate().for_each(|(lane, position)| add(lane, *position));
                         } else {
                             let [position] = self.walk_complete::<1>([splits as usize], [row * width], depth, features);
@@ -551,7 +554,6 @@ fn feature_value_at<T: Copy>(features: &[T], row_start: usize, flags: u32) -> T 
     // at least `num_features` values.
     unsafe { *features.get_unchecked(index) }
 }
-
 
 #[cfg(test)]
 mod tests {
