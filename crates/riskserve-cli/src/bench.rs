@@ -46,16 +46,22 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         .collect();
     let measure = Duration::from_secs_f64(args.seconds);
     let warm_up = Duration::from_secs_f64((args.seconds / 10.0).min(0.5));
-    let scored: usize = std::thread::scope(|scope| {
+    let (scored, elapsed) = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..args.threads)
-            .map(|_| scope.spawn(|| score_for(&predictor, &batch, args.batch_size, warm_up, measure)))
+            .map(|_| scope.spawn(|| score_for(&predictor, &rows.values, &batch, args.batch_size, warm_up, measure)))
             .collect();
-        handles.into_iter().map(|handle| handle.join().expect("a bench thread panicked")).sum::<anyhow::Result<usize>>()
+        handles
+            .into_iter()
+            .map(|handle| handle.join().expect("a bench thread panicked"))
+            .try_fold((0usize, Duration::ZERO), |(rows, longest), result| {
+                result.map(|(scored, elapsed)| (rows + scored, longest.max(elapsed)))
+            })
     })?;
-    let rows_per_second = scored as f64 / args.seconds;
+    let seconds = elapsed.as_secs_f64();
+    let rows_per_second = scored as f64 / seconds;
     eprintln!(
-        "scored {scored} rows in {:.2} s on {} thread(s), batches of {}: {:.0} rows/s",
-        args.seconds, args.threads, args.batch_size, rows_per_second
+        "scored {scored} rows in {seconds:.2} s on {} thread(s), batches of {}: {rows_per_second:.0} rows/s",
+        args.threads, args.batch_size
     );
     let (tree_nodes, tree_bytes) = predictor.tree_memory().unwrap_or((0, 0));
     let report = serde_json::json!({
@@ -64,7 +70,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         "batch_size": args.batch_size,
         "threads": args.threads,
         "rows_scored": scored,
-        "seconds": args.seconds,
+        "seconds": seconds,
         "load_seconds": load_seconds,
         "format": format.name(),
         "tree_nodes": tree_nodes,
@@ -75,27 +81,33 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Scores `batch` repeatedly on this thread: `warm_up`, then `measure`; returns rows scored in
-/// the measured window.
+/// Scores repeatedly on this thread for `warm_up`, then for `measure`: batches of `batch`, or,
+/// with a batch size of 1, every input row in turn through the one-row path. Returns the rows
+/// scored in the measured window and its measured length.
 fn score_for(
     predictor: &Predictor,
+    rows: &[f64],
     batch: &[f64],
     batch_size: usize,
     warm_up: Duration,
     measure: Duration,
-) -> anyhow::Result<usize> {
+) -> anyhow::Result<(usize, Duration)> {
     let width = predictor.num_inputs();
+    let count = rows.len() / width.max(1);
     let values = predictor.num_values();
     let mut scratch = predictor.scratch();
     let mut out = vec![0.0; batch_size * values];
-    let mut run = |until: Instant| -> anyhow::Result<usize> {
+    let mut next_row = 0;
+    let mut run = |length: Duration| -> anyhow::Result<(usize, Duration)> {
+        let started = Instant::now();
         let mut scored = 0;
-        while Instant::now() < until {
+        while started.elapsed() < length {
             if batch_size == 1 {
-                // Many one-row calls between clock reads, cycling over distinct rows.
+                // Many one-row calls between clock reads.
                 for _ in 0..64 {
-                    let row = &batch[(scored % (batch.len() / width.max(1)).max(1)) * width..][..width];
+                    let row = &rows[next_row * width..(next_row + 1) * width];
                     predictor.predict_row(row, &mut scratch, &mut out)?;
+                    next_row = (next_row + 1) % count.max(1);
                     scored += 1;
                 }
             } else {
@@ -103,8 +115,8 @@ fn score_for(
                 scored += batch_size;
             }
         }
-        Ok(scored)
+        Ok((scored, started.elapsed()))
     };
-    run(Instant::now() + warm_up)?;
-    run(Instant::now() + measure)
+    run(warm_up)?;
+    run(measure)
 }

@@ -353,15 +353,17 @@ impl<T: Float> Forest<T> {
     /// One step of a general-layout walk over the row starting at `row_start`: the next node (a
     /// leaf steps to itself).
     #[inline(always)]
-    fn general_step(&self, index: usize, features: &[T], row_start: usize) -> usize {
+    /// Also says whether `index` was a leaf (then the step stayed put).
+    fn general_step(&self, index: usize, features: &[T], row_start: usize) -> (usize, bool) {
         let node = self.node(index);
         let flags = node.feature;
         let value = feature_value_at(features, row_start, flags);
         if flags & CATEGORICAL != 0 {
-            return self.categorical_next(index, flags, node.right, value);
+            return (self.categorical_next(index, flags, node.right, value), false);
         }
-        let left_offset = (flags & LEAF == 0) as usize;
-        index + if Self::go_right(value, node.value, flags) { node.right as usize } else { left_offset }
+        let is_leaf = flags & LEAF != 0;
+        let left_offset = (!is_leaf) as usize;
+        (index + if Self::go_right(value, node.value, flags) { node.right as usize } else { left_offset }, is_leaf)
     }
 
     /// Walks `N` complete-layout lanes for `depth` steps: lane `l` reads the tree whose splits
@@ -389,7 +391,9 @@ impl<T: Float> Forest<T> {
         position
     }
 
-    /// Walks `N` general-layout lanes from `start` for `depth` steps; returns the leaves reached.
+    /// Walks `N` general-layout lanes from `start` for at most `depth` steps; returns the leaves
+    /// reached. Unbalanced trees (LightGBM grows leaf-wise) are much deeper than most paths, so
+    /// the walk stops at the first step that finds every lane already at a leaf.
     #[inline(always)]
     #[allow(clippy::needless_range_loop, reason = "lanes advance together; indexing keeps them in registers")]
     fn walk_general<const N: usize>(
@@ -401,8 +405,14 @@ impl<T: Float> Forest<T> {
     ) -> [usize; N] {
         let mut position = start;
         for _ in 0..depth {
+            let mut all_leaves = true;
             for lane in 0..N {
-                position[lane] = self.general_step(position[lane], features, row_start[lane]);
+                let (next, is_leaf) = self.general_step(position[lane], features, row_start[lane]);
+                position[lane] = next;
+                all_leaves &= is_leaf;
+            }
+            if all_leaves {
+                break;
             }
         }
         position

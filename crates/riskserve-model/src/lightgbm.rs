@@ -449,7 +449,8 @@ impl MissingType {
 
     fn rule(self) -> MissingRule {
         match self {
-            MissingType::None => MissingRule::NanAsZero,
+            // NaN goes where 0 goes through each split's missing direction instead.
+            MissingType::None => MissingRule::AsIs,
             MissingType::Zero => MissingRule::ZeroAsMissing,
             MissingType::NaN => MissingRule::AsIs,
         }
@@ -640,7 +641,7 @@ impl<'a> TreeReader<'a, '_> {
                     Some(_) => {}
                 }
                 let missing = if default_left { Direction::Left } else { Direction::Right };
-                match numeric_bound(threshold) {
+                let (test, missing) = match numeric_bound(threshold) {
                     Some(bound) => (SplitTest::LessThan(bound), missing),
                     None => {
                         // x <= +inf sends every number left, which no `x < t` does for +inf:
@@ -649,7 +650,20 @@ impl<'a> TreeReader<'a, '_> {
                         let missing = if default_left { Direction::Right } else { Direction::Left };
                         (SplitTest::LessThan(f64::NEG_INFINITY), missing)
                     }
-                }
+                };
+                // Missing type None reads NaN as 0: send NaN wherever 0 goes at this split, so
+                // the feature needs no rewrite before scoring (batches then take the block path).
+                let missing = match (missing_type, &test) {
+                    (MissingType::None, SplitTest::LessThan(bound)) => {
+                        if 0.0 < *bound {
+                            Direction::Left
+                        } else {
+                            Direction::Right
+                        }
+                    }
+                    _ => missing,
+                };
+                (test, missing)
             };
             nodes.push(Node::Split { feature: feature as u32, test, left, right, missing });
         }
@@ -1131,8 +1145,10 @@ pandas_categorical:[[\"red\", \"green\", \"blue\", \"white\"]]
     #[test]
     fn missing_types_become_feature_rules() {
         for (decision_type, rule, missing) in [
-            ("0", MissingRule::NanAsZero, Direction::Right),
-            ("2", MissingRule::NanAsZero, Direction::Left),
+            // Missing type None: NaN goes where 0 goes (the test model's first split is
+            // `x <= 30.5`, so left), whatever the default-left bit says.
+            ("0", MissingRule::AsIs, Direction::Left),
+            ("2", MissingRule::AsIs, Direction::Left),
             ("4", MissingRule::ZeroAsMissing, Direction::Right),
             ("6", MissingRule::ZeroAsMissing, Direction::Left),
             ("8", MissingRule::AsIs, Direction::Right),
