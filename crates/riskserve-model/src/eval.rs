@@ -183,6 +183,10 @@ impl Predictor {
 
     /// Scores `rows` (row-major, `num_inputs` values a row) into `out` (`num_values` a row) on
     /// `threads` threads. Scorecard reason codes are not returned by this path.
+    ///
+    /// # Panics
+    /// If `out` does not hold exactly `num_values` values for every row: a caller's bug, not bad
+    /// input (a row count that does not divide is an error).
     pub fn predict_batch(&self, rows: &[f64], out: &mut [f64], threads: usize) -> Result<(), BatchError> {
         let width = self.num_inputs.max(1);
         if !rows.len().is_multiple_of(width) || (self.num_inputs == 0 && !rows.is_empty()) {
