@@ -1,6 +1,7 @@
 //! The `riskserve` binary: command-line entry point.
 
 mod bench;
+mod client;
 mod rows;
 mod score;
 
@@ -23,6 +24,12 @@ enum Command {
     Score(score::ScoreArgs),
     /// Measure scoring throughput on the rows of a CSV file.
     Bench(bench::BenchArgs),
+    /// Register, list, describe and delete models on a riskserve server.
+    Model(client::model::ModelArgs),
+    /// Create, list, describe and delete endpoint configs (production variants) on a riskserve server.
+    EndpointConfig(client::endpoint_config::EndpointConfigArgs),
+    /// Deploy, update, delete, describe and invoke endpoints on a riskserve server.
+    Endpoint(client::endpoint::EndpointArgs),
 }
 
 /// Arguments every command that loads a model shares.
@@ -44,6 +51,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Score(args) => score::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Model(args) => client::model::run(args),
+        Command::EndpointConfig(args) => client::endpoint_config::run(args),
+        Command::Endpoint(args) => client::endpoint::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

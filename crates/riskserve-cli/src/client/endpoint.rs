@@ -1,0 +1,328 @@
+//! `riskserve endpoint create|update|delete|list|describe|invoke`: deploy configs and send rows to them.
+
+use std::io::{IsTerminal, Read, Write};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use serde_json::{Value, json};
+
+use super::endpoint_config::variants_table;
+use super::http::{Method, api_error, segment};
+use super::table::{self, cell};
+use super::{Client, Connection, Output, list_all, parse_tags, print_json, print_list, seconds};
+
+#[derive(Debug, clap::Args)]
+pub struct EndpointArgs {
+    #[command(flatten)]
+    pub connection: Connection,
+    #[command(subcommand)]
+    pub command: EndpointCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum EndpointCommand {
+    /// Deploy an endpoint config as a new endpoint.
+    Create(CreateArgs),
+    /// Switch an endpoint to another config without dropping a request.
+    Update(UpdateArgs),
+    /// Delete an endpoint and stop its variants.
+    Delete(DeleteArgs),
+    /// List the endpoints and their status.
+    List,
+    /// Show one endpoint: status, config, variants.
+    Describe {
+        /// The endpoint's name.
+        name: String,
+    },
+    /// Send rows to an endpoint and print its answer as it comes.
+    Invoke(InvokeArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CreateArgs {
+    /// The endpoint's name: letters, digits and hyphens, at most 63 characters.
+    #[arg(long)]
+    pub name: String,
+    /// The endpoint config to deploy.
+    #[arg(long)]
+    pub config: String,
+    /// A tag (repeatable).
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub tag: Vec<String>,
+    #[command(flatten)]
+    pub wait: WaitArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct UpdateArgs {
+    /// The endpoint's name.
+    #[arg(long)]
+    pub name: String,
+    /// The endpoint config to switch to.
+    #[arg(long)]
+    pub config: String,
+    #[command(flatten)]
+    pub wait: WaitArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DeleteArgs {
+    /// The endpoint's name.
+    pub name: String,
+    #[command(flatten)]
+    pub wait: WaitArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct WaitArgs {
+    /// Wait until the endpoint is InService (create, update) or gone (delete), showing progress on stderr.
+    #[arg(long)]
+    pub wait: bool,
+    /// With --wait: give up after this many seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 600.0)]
+    pub wait_timeout: f64,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct InvokeArgs {
+    /// The endpoint's name.
+    pub name: String,
+    /// The body's media type: `text/csv` or `application/json`; from the file's extension when omitted.
+    #[arg(long, value_name = "TYPE")]
+    pub content_type: Option<String>,
+    /// The rows to send; `-` reads standard input.
+    #[arg(long, value_name = "FILE")]
+    pub body: PathBuf,
+    /// The media type wanted for the answer (sent as `Accept`).
+    #[arg(long, value_name = "TYPE")]
+    pub accept: Option<String>,
+    /// Send the rows to this production variant instead of splitting by weight.
+    #[arg(long, value_name = "VARIANT")]
+    pub target_variant: Option<String>,
+    /// Ask for per-feature contributions and reason codes.
+    #[arg(long)]
+    pub explain: bool,
+    /// Print the variant that answered on stderr.
+    #[arg(long)]
+    pub show_variant: bool,
+}
+
+pub fn run(args: EndpointArgs) -> anyhow::Result<()> {
+    let client = args.connection.client()?;
+    let output = args.connection.output;
+    match args.command {
+        EndpointCommand::Create(create) => {
+            let mut body = json!({"name": create.name, "config": create.config});
+            if !create.tag.is_empty() {
+                body["tags"] = parse_tags(&create.tag)?;
+            }
+            let endpoint = client.post_json("/api/v1/endpoints", &body)?;
+            let endpoint = if create.wait.wait {
+                let timeout = seconds(create.wait.wait_timeout, "--wait-timeout")?;
+                wait(&client, &create.name, &Goal::Serving { config: &create.config }, timeout)?.unwrap_or(endpoint)
+            } else {
+                endpoint
+            };
+            print_endpoint(output, &endpoint);
+        }
+        EndpointCommand::Update(update) => {
+            let endpoint = client.put_json(&path(&update.name), &json!({"config": update.config}))?;
+            let endpoint = if update.wait.wait {
+                let timeout = seconds(update.wait.wait_timeout, "--wait-timeout")?;
+                wait(&client, &update.name, &Goal::Serving { config: &update.config }, timeout)?.unwrap_or(endpoint)
+            } else {
+                endpoint
+            };
+            print_endpoint(output, &endpoint);
+        }
+        EndpointCommand::Delete(delete) => {
+            let answer = client.delete(&path(&delete.name))?;
+            if delete.wait.wait {
+                let timeout = seconds(delete.wait.wait_timeout, "--wait-timeout")?;
+                wait(&client, &delete.name, &Goal::Gone, timeout)?;
+                match output {
+                    Output::Json => print_json(&json!({"name": delete.name, "deleted": true})),
+                    Output::Table => eprintln!("endpoint `{}` deleted", delete.name),
+                }
+            } else {
+                match output {
+                    Output::Json if answer.is_object() => print_json(&answer),
+                    Output::Json => print_json(&json!({"name": delete.name, "status": "Deleting"})),
+                    Output::Table => eprintln!("endpoint `{}` is being deleted", delete.name),
+                }
+            }
+        }
+        EndpointCommand::List => {
+            let endpoints = list_all(&client, "/api/v1/endpoints")?;
+            print_list(
+                output,
+                &endpoints,
+                &[
+                    ("NAME", &|endpoint| cell(endpoint, "name")),
+                    ("STATUS", &|endpoint| cell(endpoint, "status")),
+                    ("CONFIG", &|endpoint| cell(endpoint, "config")),
+                    ("UPDATED", &|endpoint| cell(endpoint, "updated_at")),
+                ],
+            );
+        }
+        EndpointCommand::Describe { name } => {
+            let endpoint = client.get_json(&path(&name))?;
+            print_endpoint(output, &endpoint);
+        }
+        EndpointCommand::Invoke(invoke) => run_invoke(&client, &invoke)?,
+    }
+    Ok(())
+}
+
+fn path(name: &str) -> String {
+    format!("/api/v1/endpoints/{}", segment(name))
+}
+
+/// What `--wait` waits for.
+enum Goal<'a> {
+    /// InService with this config (an update that rolled back is InService with the old one: a failure).
+    Serving { config: &'a str },
+    /// The endpoint no longer exists.
+    Gone,
+}
+
+/// Polls the endpoint until the goal is reached, printing each status change on stderr; the last description
+/// read (`None` once gone).
+fn wait(client: &Client, name: &str, goal: &Goal, timeout: Duration) -> anyhow::Result<Option<Value>> {
+    let start = Instant::now();
+    let mut last_status = String::new();
+    let mut last_report = start;
+    // Deploying a small model takes milliseconds, so polling starts fast and backs off.
+    let mut pause = Duration::from_millis(5);
+    loop {
+        let status = match client.get_json(&path(name)) {
+            Err(error) if error.is_not_found() => match goal {
+                Goal::Gone => {
+                    progress(name, "deleted", start);
+                    return Ok(None);
+                }
+                Goal::Serving { .. } => bail!("endpoint `{name}` disappeared while waiting for it to be InService"),
+            },
+            Err(error) => return Err(error.into()),
+            Ok(endpoint) => {
+                let status = endpoint.get("status").and_then(Value::as_str).unwrap_or("unknown").to_string();
+                if status != last_status {
+                    progress(name, &status, start);
+                    last_report = Instant::now();
+                } else if last_report.elapsed() >= Duration::from_secs(10) {
+                    progress(name, &format!("still {status}"), start);
+                    last_report = Instant::now();
+                }
+                let reason = endpoint.get("failure_reason").and_then(Value::as_str).unwrap_or("no reason given");
+                if let Goal::Serving { config } = goal {
+                    match status.as_str() {
+                        "InService" if endpoint.get("config").and_then(Value::as_str) == Some(config) => {
+                            return Ok(Some(endpoint));
+                        }
+                        "InService" => {
+                            bail!("endpoint `{name}` rolled back to config `{}`: {reason}", cell(&endpoint, "config"))
+                        }
+                        "Failed" => bail!("endpoint `{name}` failed: {reason}"),
+                        _ => {}
+                    }
+                }
+                status
+            }
+        };
+        last_status = status;
+        if start.elapsed() >= timeout {
+            bail!("endpoint `{name}` is still {last_status} after {:.0} s (--wait-timeout)", timeout.as_secs_f64());
+        }
+        std::thread::sleep(pause.min(timeout.saturating_sub(start.elapsed())));
+        pause = (pause * 2).min(Duration::from_millis(250));
+    }
+}
+
+fn progress(name: &str, status: &str, start: Instant) {
+    eprintln!("endpoint `{name}`: {status} ({:.2} s)", start.elapsed().as_secs_f64());
+}
+
+fn print_endpoint(output: Output, endpoint: &Value) {
+    if output == Output::Json {
+        print_json(endpoint);
+        return;
+    }
+    print!(
+        "{}",
+        table::render_pairs(&[
+            ("name", cell(endpoint, "name")),
+            ("status", cell(endpoint, "status")),
+            ("config", cell(endpoint, "config")),
+            ("failure", cell(endpoint, "failure_reason")),
+            ("created", cell(endpoint, "created_at")),
+            ("updated", cell(endpoint, "updated_at")),
+        ])
+    );
+    println!();
+    print!("{}", variants_table(endpoint));
+}
+
+/// The media type a body file's extension implies.
+fn content_type_of(body: &std::path::Path) -> Option<&'static str> {
+    match body.extension().and_then(|extension| extension.to_str()).map(str::to_ascii_lowercase).as_deref() {
+        Some("csv") => Some("text/csv"),
+        Some("json") => Some("application/json"),
+        _ => None,
+    }
+}
+
+fn run_invoke(client: &Client, args: &InvokeArgs) -> anyhow::Result<()> {
+    let content_type = match (&args.content_type, content_type_of(&args.body)) {
+        (Some(content_type), _) => content_type.as_str(),
+        (None, Some(content_type)) => content_type,
+        (None, None) => bail!("--content-type is needed: {} has no .csv or .json extension", args.body.display()),
+    };
+    let body = if args.body.as_os_str() == "-" {
+        let mut bytes = Vec::new();
+        std::io::stdin().read_to_end(&mut bytes).context("cannot read the body from standard input")?;
+        bytes
+    } else {
+        std::fs::read(&args.body).with_context(|| format!("cannot read {}", args.body.display()))?
+    };
+    let mut headers: Vec<(&str, &str)> = Vec::new();
+    if let Some(accept) = &args.accept {
+        headers.push(("Accept", accept));
+    }
+    if let Some(variant) = &args.target_variant {
+        headers.push(("X-Amzn-SageMaker-Target-Variant", variant));
+    }
+    if args.explain {
+        headers.push(("X-Amzn-SageMaker-Enable-Explanations", "true"));
+    }
+    let path = format!("/endpoints/{}/invocations", segment(&args.name));
+    let answer = client.send(Method::Post, &path, Some((content_type, &body)), &headers)?;
+    if !(200..300).contains(&answer.status) {
+        return Err(api_error(&answer).into());
+    }
+    if args.show_variant {
+        eprintln!("variant: {}", answer.variant.as_deref().unwrap_or("-"));
+    }
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(&answer.body).context("cannot write the answer")?;
+    // A terminal gets a final newline so the prompt does not land on the answer's last line; pipes get the bytes.
+    if stdout.is_terminal() && !answer.body.ends_with(b"\n") {
+        stdout.write_all(b"\n").context("cannot write the answer")?;
+    }
+    stdout.flush().context("cannot write the answer")?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn body_extensions_imply_media_types() {
+        assert_eq!(content_type_of(Path::new("rows.csv")), Some("text/csv"));
+        assert_eq!(content_type_of(Path::new("rows.JSON")), Some("application/json"));
+        assert_eq!(content_type_of(Path::new("rows.txt")), None);
+        assert_eq!(content_type_of(Path::new("-")), None);
+    }
+}
