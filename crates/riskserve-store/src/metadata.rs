@@ -1,0 +1,553 @@
+//! The metadata database: every SQL statement riskserve runs. Each public method that changes
+//! state runs in one `BEGIN IMMEDIATE` transaction, so it either happens entirely or not at all.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::{Row, SqlSafeStr, Sqlite, SqlitePool, Transaction};
+
+use crate::records::{ConfigRecord, EndpointRecord, EndpointStatus, ModelRecord, Page, PageRequest, VariantRecord};
+use crate::{StoreError, now_rfc3339};
+
+/// The schema's history; a new migration is appended, never edited.
+const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "initial", include_str!("../migrations/0001_initial.sql"))];
+
+/// The metadata database (SQLite in WAL mode).
+#[derive(Debug, Clone)]
+pub struct Metadata {
+    pool: SqlitePool,
+}
+
+fn json_text<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| "null".to_string())
+}
+
+fn parse_json<T: DeserializeOwned>(text: &str, what: &str) -> Result<T, StoreError> {
+    serde_json::from_str(text).map_err(|error| StoreError::Corrupt(format!("{what}: {error}")))
+}
+
+fn model_from_row(row: &SqliteRow) -> Result<ModelRecord, StoreError> {
+    Ok(ModelRecord {
+        name: row.try_get("name")?,
+        format: row.try_get("format")?,
+        pipeline: row.try_get("pipeline")?,
+        artifacts: parse_json(row.try_get("artifacts")?, "model artifacts")?,
+        inputs: parse_json(row.try_get("inputs")?, "model inputs")?,
+        outputs: parse_json(row.try_get("outputs")?, "model outputs")?,
+        tags: parse_json(row.try_get("tags")?, "model tags")?,
+        description: row.try_get("description")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+fn endpoint_from_row(row: &SqliteRow) -> Result<EndpointRecord, StoreError> {
+    let status: String = row.try_get("status")?;
+    let live_variants: Option<String> = row.try_get("live_variants")?;
+    Ok(EndpointRecord {
+        name: row.try_get("name")?,
+        status: EndpointStatus::parse(&status)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown endpoint status {status:?}")))?,
+        config: row.try_get("config")?,
+        live_config: row.try_get("live_config")?,
+        live_variants: live_variants.map(|text| parse_json(&text, "endpoint variants")).transpose()?,
+        failure_reason: row.try_get("failure_reason")?,
+        generation: row.try_get("generation")?,
+        tags: parse_json(row.try_get("tags")?, "endpoint tags")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+fn page_of<T>(mut items: Vec<T>, limit: u32, name_of: impl Fn(&T) -> &str) -> Page<T> {
+    let next_token = if items.len() > limit as usize {
+        items.truncate(limit as usize);
+        items.last().map(|item| name_of(item).to_string())
+    } else {
+        None
+    };
+    Page { items, next_token }
+}
+
+impl Metadata {
+    /// Opens the database file (created when absent) and applies pending migrations.
+    pub async fn open(path: &Path) -> Result<Metadata, StoreError> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL: a transaction that returned is on disk, even if the machine loses power.
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
+        let migrations = MIGRATIONS
+            .iter()
+            .map(|(version, description, sql)| {
+                Migration::new(*version, (*description).into(), MigrationType::Simple, sql.into_sql_str(), false)
+            })
+            .collect();
+        Migrator::with_migrations(migrations).run(&pool).await?;
+        Ok(Metadata { pool })
+    }
+
+    /// Closes every connection (tests reopen the same file to simulate a restart).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    async fn write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
+        // IMMEDIATE takes the write lock at the start, so a read-then-write transaction never
+        // fails half-way because another writer got there first.
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    // ---- models ----
+
+    /// Inserts a model; `AlreadyExists` when the name is taken.
+    pub async fn insert_model(&self, model: &ModelRecord) -> Result<(), StoreError> {
+        let mut transaction = self.write().await?;
+        let taken = sqlx::query("SELECT 1 FROM models WHERE name = ?")
+            .bind(&model.name)
+            .fetch_optional(&mut *transaction)
+            .await?
+            .is_some();
+        if taken {
+            return Err(StoreError::AlreadyExists(format!("model {:?} already exists", model.name)));
+        }
+        sqlx::query(
+            "INSERT INTO models (name, format, pipeline, artifacts, inputs, outputs, tags, description, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&model.name)
+        .bind(&model.format)
+        .bind(&model.pipeline)
+        .bind(json_text(&model.artifacts))
+        .bind(json_text(&model.inputs))
+        .bind(json_text(&model.outputs))
+        .bind(json_text(&model.tags))
+        .bind(&model.description)
+        .bind(&model.created_at)
+        .execute(&mut *transaction)
+        .await?;
+        transaction.commit().await?;
+        Ok(())
+    }
+
+    pub async fn get_model(&self, name: &str) -> Result<ModelRecord, StoreError> {
+        let row = sqlx::query("SELECT * FROM models WHERE name = ?").bind(name).fetch_optional(&self.pool).await?;
+        match row {
+            Some(row) => model_from_row(&row),
+            None => Err(StoreError::NotFound(format!("model {name:?} does not exist"))),
+        }
+    }
+
+    pub async fn list_models(&self, page: &PageRequest) -> Result<Page<ModelRecord>, StoreError> {
+        let limit = page.limit();
+        let rows = sqlx::query("SELECT * FROM models WHERE name > ? ORDER BY name LIMIT ?")
+            .bind(page.next_token.as_deref().unwrap_or(""))
+            .bind(i64::from(limit) + 1)
+            .fetch_all(&self.pool)
+            .await?;
+        let items = rows.iter().map(model_from_row).collect::<Result<Vec<_>, _>>()?;
+        Ok(page_of(items, limit, |model| &model.name))
+    }
+
+    /// Deletes a model; `InUse` while an endpoint serves, or is moving to, a config naming it.
+    pub async fn delete_model(&self, name: &str) -> Result<(), StoreError> {
+        let mut transaction = self.write().await?;
+        let exists =
+            sqlx::query("SELECT 1 FROM models WHERE name = ?").bind(name).fetch_optional(&mut *transaction).await?;
+        if exists.is_none() {
+            return Err(StoreError::NotFound(format!("model {name:?} does not exist")));
+        }
+        let user = sqlx::query(
+            "SELECT e.name AS endpoint, v.config_name AS config FROM config_variants v
+             JOIN endpoints e ON e.config = v.config_name OR e.live_config = v.config_name
+             WHERE v.model_name = ? ORDER BY e.name LIMIT 1",
+        )
+        .bind(name)
+        .fetch_optional(&mut *transaction)
+        .await?;
+        if let Some(row) = user {
+            let endpoint: String = row.try_get("endpoint")?;
+            let config: String = row.try_get("config")?;
+            return Err(StoreError::InUse(format!(
+                "model {name:?} is used by endpoint {endpoint:?} through endpoint config {config:?}"
+            )));
+        }
+        sqlx::query("DELETE FROM models WHERE name = ?").bind(name).execute(&mut *transaction).await?;
+        transaction.commit().await?;
+        Ok(())
+    }
+
+    // ---- endpoint configs ----
+
+    /// Inserts a config and its variants; `AlreadyExists` when the name is taken, `NotFound`
+    /// when a variant names a model that does not exist.
+    pub async fn insert_config(&self, config: &ConfigRecord) -> Result<(), StoreError> {
+        let mut transaction = self.write().await?;
+        let taken = sqlx::query("SELECT 1 FROM endpoint_configs WHERE name = ?")
+            .bind(&config.name)
+            .fetch_optional(&mut *transaction)
+            .await?
+            .is_some();
+        if taken {
+            return Err(StoreError::AlreadyExists(format!("endpoint config {:?} already exists", config.name)));
+        }
+        for variant in &config.variants {
+            let model = sqlx::query("SELECT 1 FROM models WHERE name = ?")
+                .bind(&variant.model)
+                .fetch_optional(&mut *transaction)
+                .await?;
+            if model.is_none() {
+                return Err(StoreError::NotFound(format!(
+                    "model {:?} named by variant {:?} does not exist",
+                    variant.model, variant.name
+                )));
+            }
+        }
+        sqlx::query("INSERT INTO endpoint_configs (name, tags, created_at) VALUES (?, ?, ?)")
+            .bind(&config.name)
+            .bind(json_text(&config.tags))
+            .bind(&config.created_at)
+            .execute(&mut *transaction)
+            .await?;
+        for (position, variant) in config.variants.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO config_variants (config_name, position, variant_name, model_name, weight, instances)
+                 VALUES (?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&config.name)
+            .bind(position as i64)
+            .bind(&variant.name)
+            .bind(&variant.model)
+            .bind(variant.weight)
+            .bind(i64::from(variant.instances))
+            .execute(&mut *transaction)
+            .await?;
+        }
+        transaction.commit().await?;
+        Ok(())
+    }
+
+    async fn config_from_row(&self, row: &SqliteRow) -> Result<ConfigRecord, StoreError> {
+        let name: String = row.try_get("name")?;
+        let variants = sqlx::query("SELECT * FROM config_variants WHERE config_name = ? ORDER BY position")
+            .bind(&name)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|row| {
+                let instances: i64 = row.try_get("instances")?;
+                Ok(VariantRecord {
+                    name: row.try_get("variant_name")?,
+                    model: row.try_get("model_name")?,
+                    weight: row.try_get("weight")?,
+                    instances: u32::try_from(instances)
+                        .map_err(|_| StoreError::Corrupt(format!("instance count {instances}")))?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(ConfigRecord {
+            name,
+            variants,
+            tags: parse_json(row.try_get("tags")?, "config tags")?,
+            created_at: row.try_get("created_at")?,
+        })
+    }
+
+    pub async fn get_config(&self, name: &str) -> Result<ConfigRecord, StoreError> {
+        let row =
+            sqlx::query("SELECT * FROM endpoint_configs WHERE name = ?").bind(name).fetch_optional(&self.pool).await?;
+        match row {
+            Some(row) => self.config_from_row(&row).await,
+            None => Err(StoreError::NotFound(format!("endpoint config {name:?} does not exist"))),
+        }
+    }
+
+    pub async fn list_configs(&self, page: &PageRequest) -> Result<Page<ConfigRecord>, StoreError> {
+        let limit = page.limit();
+        let rows = sqlx::query("SELECT * FROM endpoint_configs WHERE name > ? ORDER BY name LIMIT ?")
+            .bind(page.next_token.as_deref().unwrap_or(""))
+            .bind(i64::from(limit) + 1)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut items = Vec::with_capacity(rows.len());
+        for row in &rows {
+            items.push(self.config_from_row(row).await?);
+        }
+        Ok(page_of(items, limit, |config| &config.name))
+    }
+
+    /// Deletes a config; `InUse` while an endpoint serves it or is moving to it.
+    pub async fn delete_config(&self, name: &str) -> Result<(), StoreError> {
+        let mut transaction = self.write().await?;
+        let exists = sqlx::query("SELECT 1 FROM endpoint_configs WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&mut *transaction)
+            .await?;
+        if exists.is_none() {
+            return Err(StoreError::NotFound(format!("endpoint config {name:?} does not exist")));
+        }
+        let user = sqlx::query("SELECT name FROM endpoints WHERE config = ? OR live_config = ? ORDER BY name LIMIT 1")
+            .bind(name)
+            .bind(name)
+            .fetch_optional(&mut *transaction)
+            .await?;
+        if let Some(row) = user {
+            let endpoint: String = row.try_get("name")?;
+            return Err(StoreError::InUse(format!("endpoint config {name:?} is used by endpoint {endpoint:?}")));
+        }
+        sqlx::query("DELETE FROM endpoint_configs WHERE name = ?").bind(name).execute(&mut *transaction).await?;
+        transaction.commit().await?;
+        Ok(())
+    }
+
+    // ---- endpoints ----
+
+    async fn endpoint_in(
+        transaction: &mut Transaction<'static, Sqlite>,
+        name: &str,
+    ) -> Result<EndpointRecord, StoreError> {
+        let row =
+            sqlx::query("SELECT * FROM endpoints WHERE name = ?").bind(name).fetch_optional(&mut **transaction).await?;
+        match row {
+            Some(row) => endpoint_from_row(&row),
+            None => Err(StoreError::NotFound(format!("endpoint {name:?} does not exist"))),
+        }
+    }
+
+    async fn require_config(transaction: &mut Transaction<'static, Sqlite>, config: &str) -> Result<(), StoreError> {
+        let exists = sqlx::query("SELECT 1 FROM endpoint_configs WHERE name = ?")
+            .bind(config)
+            .fetch_optional(&mut **transaction)
+            .await?;
+        match exists {
+            Some(_) => Ok(()),
+            None => Err(StoreError::NotFound(format!("endpoint config {config:?} does not exist"))),
+        }
+    }
+
+    /// Records a new endpoint in status `Creating`; the caller then deploys it.
+    pub async fn insert_endpoint(
+        &self,
+        name: &str,
+        config: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<EndpointRecord, StoreError> {
+        let mut transaction = self.write().await?;
+        let taken =
+            sqlx::query("SELECT 1 FROM endpoints WHERE name = ?").bind(name).fetch_optional(&mut *transaction).await?;
+        if taken.is_some() {
+            return Err(StoreError::AlreadyExists(format!("endpoint {name:?} already exists")));
+        }
+        Self::require_config(&mut transaction, config).await?;
+        let now = now_rfc3339();
+        sqlx::query(
+            "INSERT INTO endpoints (name, status, config, live_config, live_variants, failure_reason, generation, tags,
+                                    created_at, updated_at)
+             VALUES (?, 'Creating', ?, NULL, NULL, NULL, 1, ?, ?, ?)",
+        )
+        .bind(name)
+        .bind(config)
+        .bind(json_text(tags))
+        .bind(&now)
+        .bind(&now)
+        .execute(&mut *transaction)
+        .await?;
+        let record = Self::endpoint_in(&mut transaction, name).await?;
+        transaction.commit().await?;
+        Ok(record)
+    }
+
+    pub async fn get_endpoint(&self, name: &str) -> Result<EndpointRecord, StoreError> {
+        let row = sqlx::query("SELECT * FROM endpoints WHERE name = ?").bind(name).fetch_optional(&self.pool).await?;
+        match row {
+            Some(row) => endpoint_from_row(&row),
+            None => Err(StoreError::NotFound(format!("endpoint {name:?} does not exist"))),
+        }
+    }
+
+    pub async fn list_endpoints(&self, page: &PageRequest) -> Result<Page<EndpointRecord>, StoreError> {
+        let limit = page.limit();
+        let rows = sqlx::query("SELECT * FROM endpoints WHERE name > ? ORDER BY name LIMIT ?")
+            .bind(page.next_token.as_deref().unwrap_or(""))
+            .bind(i64::from(limit) + 1)
+            .fetch_all(&self.pool)
+            .await?;
+        let items = rows.iter().map(endpoint_from_row).collect::<Result<Vec<_>, _>>()?;
+        Ok(page_of(items, limit, |endpoint| &endpoint.name))
+    }
+
+    /// Every endpoint, for recovery at start.
+    pub async fn all_endpoints(&self) -> Result<Vec<EndpointRecord>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM endpoints ORDER BY name").fetch_all(&self.pool).await?;
+        rows.iter().map(endpoint_from_row).collect()
+    }
+
+    /// Moves an endpoint to a new config: status `Updating`. Allowed from `InService` and `Failed`
+    /// only, so that one deployment at a time runs per endpoint.
+    pub async fn begin_update(&self, name: &str, config: &str) -> Result<EndpointRecord, StoreError> {
+        let mut transaction = self.write().await?;
+        let endpoint = Self::endpoint_in(&mut transaction, name).await?;
+        if !matches!(endpoint.status, EndpointStatus::InService | EndpointStatus::Failed) {
+            return Err(StoreError::InvalidState(format!(
+                "endpoint {name:?} is {}; it can be updated once it is InService or Failed",
+                endpoint.status.as_str()
+            )));
+        }
+        Self::require_config(&mut transaction, config).await?;
+        let status = if endpoint.live_config.is_some() { "Updating" } else { "Creating" };
+        sqlx::query(
+            "UPDATE endpoints SET status = ?, config = ?, failure_reason = NULL, generation = generation + 1,
+                                  updated_at = ?
+             WHERE name = ?",
+        )
+        .bind(status)
+        .bind(config)
+        .bind(now_rfc3339())
+        .bind(name)
+        .execute(&mut *transaction)
+        .await?;
+        let record = Self::endpoint_in(&mut transaction, name).await?;
+        transaction.commit().await?;
+        Ok(record)
+    }
+
+    /// Records that the deployment of `generation` serves traffic: status `InService`, the target
+    /// config becomes the live one. Returns false (and changes nothing) when a later request
+    /// (a delete) superseded that deployment.
+    pub async fn finish_deploy(
+        &self,
+        name: &str,
+        generation: i64,
+        variants: &[VariantRecord],
+    ) -> Result<bool, StoreError> {
+        let mut transaction = self.write().await?;
+        let done = sqlx::query(
+            "UPDATE endpoints SET status = 'InService', live_config = config, live_variants = ?, failure_reason = NULL,
+                                  updated_at = ?
+             WHERE name = ? AND generation = ? AND status IN ('Creating', 'Updating')",
+        )
+        .bind(json_text(&variants))
+        .bind(now_rfc3339())
+        .bind(name)
+        .bind(generation)
+        .execute(&mut *transaction)
+        .await?
+        .rows_affected()
+            == 1;
+        transaction.commit().await?;
+        Ok(done)
+    }
+
+    /// Records that the deployment of `generation` failed: `Failed` when nothing served before,
+    /// else `RollingBack` (the caller then calls [`Metadata::finish_rollback`]). Returns the new
+    /// status, or `None` when a later request superseded that deployment.
+    pub async fn fail_deploy(
+        &self,
+        name: &str,
+        generation: i64,
+        reason: &str,
+    ) -> Result<Option<EndpointStatus>, StoreError> {
+        let mut transaction = self.write().await?;
+        let endpoint = match Self::endpoint_in(&mut transaction, name).await {
+            Ok(endpoint) => endpoint,
+            Err(StoreError::NotFound(_)) => return Ok(None),
+            Err(error) => return Err(error),
+        };
+        if endpoint.generation != generation
+            || !matches!(endpoint.status, EndpointStatus::Creating | EndpointStatus::Updating)
+        {
+            return Ok(None);
+        }
+        let status = if endpoint.live_config.is_some() { EndpointStatus::RollingBack } else { EndpointStatus::Failed };
+        sqlx::query("UPDATE endpoints SET status = ?, failure_reason = ?, updated_at = ? WHERE name = ?")
+            .bind(status.as_str())
+            .bind(reason)
+            .bind(now_rfc3339())
+            .bind(name)
+            .execute(&mut *transaction)
+            .await?;
+        transaction.commit().await?;
+        Ok(Some(status))
+    }
+
+    /// Ends a rollback: the endpoint serves its live config again, `InService`, and keeps the
+    /// failure reason. Returns false when a later request superseded it.
+    pub async fn finish_rollback(&self, name: &str, generation: i64) -> Result<bool, StoreError> {
+        let mut transaction = self.write().await?;
+        let done = sqlx::query(
+            "UPDATE endpoints SET status = 'InService', config = live_config, updated_at = ?
+             WHERE name = ? AND generation = ? AND status = 'RollingBack' AND live_config IS NOT NULL",
+        )
+        .bind(now_rfc3339())
+        .bind(name)
+        .bind(generation)
+        .execute(&mut *transaction)
+        .await?
+        .rows_affected()
+            == 1;
+        transaction.commit().await?;
+        Ok(done)
+    }
+
+    /// Marks an endpoint `Deleting` (idempotent); the caller stops it, then calls
+    /// [`Metadata::finish_delete`].
+    pub async fn begin_delete(&self, name: &str) -> Result<EndpointRecord, StoreError> {
+        let mut transaction = self.write().await?;
+        let endpoint = Self::endpoint_in(&mut transaction, name).await?;
+        if endpoint.status == EndpointStatus::Deleting {
+            return Ok(endpoint);
+        }
+        sqlx::query(
+            "UPDATE endpoints SET status = 'Deleting', generation = generation + 1, updated_at = ? WHERE name = ?",
+        )
+        .bind(now_rfc3339())
+        .bind(name)
+        .execute(&mut *transaction)
+        .await?;
+        let record = Self::endpoint_in(&mut transaction, name).await?;
+        transaction.commit().await?;
+        Ok(record)
+    }
+
+    /// Removes a `Deleting` endpoint's row. Returns false when it is not (or no longer) there.
+    pub async fn finish_delete(&self, name: &str) -> Result<bool, StoreError> {
+        let mut transaction = self.write().await?;
+        let done = sqlx::query("DELETE FROM endpoints WHERE name = ? AND status = 'Deleting'")
+            .bind(name)
+            .execute(&mut *transaction)
+            .await?
+            .rows_affected()
+            == 1;
+        transaction.commit().await?;
+        Ok(done)
+    }
+
+    /// Records a serving variant's new instance count (the runtime changed it).
+    pub async fn set_live_instances(&self, name: &str, variant: &str, instances: u32) -> Result<(), StoreError> {
+        let mut transaction = self.write().await?;
+        let endpoint = Self::endpoint_in(&mut transaction, name).await?;
+        let mut variants = endpoint
+            .live_variants
+            .ok_or_else(|| StoreError::InvalidState(format!("endpoint {name:?} has no serving variants")))?;
+        let slot = variants
+            .iter_mut()
+            .find(|candidate| candidate.name == variant)
+            .ok_or_else(|| StoreError::NotFound(format!("endpoint {name:?} has no variant {variant:?}")))?;
+        slot.instances = instances;
+        sqlx::query("UPDATE endpoints SET live_variants = ?, updated_at = ? WHERE name = ?")
+            .bind(json_text(&variants))
+            .bind(now_rfc3339())
+            .bind(name)
+            .execute(&mut *transaction)
+            .await?;
+        transaction.commit().await?;
+        Ok(())
+    }
+}
