@@ -207,7 +207,7 @@ fn grow_tree(random: &mut Random, pool: &[f64], growth: Growth, precision: Preci
     for leaf in open.iter().chain(&closed) {
         nodes[leaf.node] = Node::Leaf { value: leaf_value(random) };
     }
-    Tree { nodes, output: 0 }
+    Tree { nodes, output: 0, cover: None }
 }
 
 /// A feature and threshold that splits `rows` into two non-empty sides, with the threshold at a

@@ -621,7 +621,7 @@ mod tests {
             pending.push((left, level + 1));
             pending.push((left + 1, level + 1));
         }
-        Tree { nodes, output }
+        Tree { nodes, output, cover: None }
     }
 
     /// The IR's semantics, walked directly.

@@ -151,6 +151,10 @@ pub struct Tree {
     pub nodes: Vec<Node>,
     /// The margin entry this tree's leaves add to.
     pub output: u32,
+    /// Per node (indexed like `nodes`), the training cover: the weight of training data that
+    /// reached it (XGBoost's `sum_hessian`, LightGBM's `internal_count`/`leaf_count`). Scoring
+    /// ignores it; exact TreeSHAP needs it. `None` when the format does not record it.
+    pub cover: Option<Vec<f64>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -338,6 +342,11 @@ impl Tree {
         }
         if self.output as usize >= num_outputs {
             return Err(format!("adds to output {} of {num_outputs}", self.output));
+        }
+        if let Some(cover) = &self.cover
+            && cover.len() != self.nodes.len()
+        {
+            return Err(format!("has {} cover values for {} nodes", cover.len(), self.nodes.len()));
         }
         // Every node must be reached exactly once from the root: no cycles, no shared children,
         // no orphans.

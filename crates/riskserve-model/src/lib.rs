@@ -12,6 +12,7 @@ pub mod onnx;
 pub mod pmml;
 pub mod preprocess;
 pub mod scorecard;
+pub mod shap;
 pub mod ubjson;
 pub mod xgboost;
 

@@ -79,7 +79,8 @@ pub fn load(bytes: &[u8]) -> Result<Model, ModelError> {
     for (index, block) in file.trees.iter().enumerate() {
         let reader = TreeReader { index, fields: block };
         let nodes = reader.convert(&header.feature_names, &mut usage, &mut category_budget)?;
-        trees.push(Tree { nodes, output: (index % num_outputs) as u32 });
+        let cover = reader.cover(nodes.len())?;
+        trees.push(Tree { nodes, output: (index % num_outputs) as u32, cover });
     }
 
     let pandas_categories = match file.pandas_categorical {
@@ -504,6 +505,25 @@ impl<'a> TreeReader<'a, '_> {
             )));
         }
         Ok(values)
+    }
+
+    /// Each node's training cover, indexed like the converted nodes: `internal_count` then
+    /// `leaf_count` (the data counts LightGBM's own TreeSHAP weighs branches by). `None` for a
+    /// constant tree (which needs none) or a file without the counts.
+    fn cover(&self, num_nodes: usize) -> Result<Option<Vec<f64>>, ModelError> {
+        let internal = num_nodes / 2;
+        if internal == 0 || self.fields.get("internal_count").is_none() || self.fields.get("leaf_count").is_none() {
+            return Ok(None);
+        }
+        let mut cover: Vec<f64> = self.values("internal_count", internal, "a count")?;
+        cover.extend(self.values::<f64>("leaf_count", num_nodes - internal, "a count")?);
+        if let Some(position) = cover.iter().position(|count| !(count.is_finite() && *count >= 0.0)) {
+            return Err(invalid(format!(
+                "tree {}: a data count (node {position}) is negative or not finite",
+                self.index
+            )));
+        }
+        Ok(Some(cover))
     }
 
     /// Converts the block into nodes: LightGBM's internal nodes first (so node `i` keeps index
@@ -1090,6 +1110,16 @@ pandas_categorical:[[\"red\", \"green\", \"blue\", \"white\"]]
             ModelBody::Trees(ensemble) => ensemble,
             other => panic!("not trees: {other:?}"),
         }
+    }
+
+    #[test]
+    fn covers_are_the_data_counts_of_nodes_then_leaves() {
+        let model = load_text(MODEL).unwrap();
+        assert_eq!(trees(&model).trees[0].cover, Some(vec![30.0, 20.0, 10.0, 10.0, 10.0]));
+        let without = load_text(&edited("internal_count=30 20\n", "")).unwrap();
+        assert_eq!(trees(&without).trees[0].cover, None);
+        let error = load_text(&edited("leaf_count=10 10 10", "leaf_count=10 -1 10")).unwrap_err();
+        assert!(error.to_string().contains("tree 0: a data count (node 3) is negative"), "{error}");
     }
 
     #[test]

@@ -258,8 +258,8 @@ fn convert(document: &Value<'_>, format: Format) -> Result<Model, ModelError> {
         let weight = weights.as_ref().map(|weights| weights[index]);
         let path = format!("{trees_path}[{index}]");
         let tree = reader.object(tree_value, &path)?;
-        let nodes = convert_tree(&reader, tree, index, &path, num_features, weight)?;
-        trees.push(Tree { nodes, output: (group + tree_output_offset) as u32 });
+        let (nodes, cover) = convert_tree(&reader, tree, index, &path, num_features, weight)?;
+        trees.push(Tree { nodes, output: (group + tree_output_offset) as u32, cover });
     }
 
     let inputs = features(&reader, learner, trees_model, model_path, num_features)?;
@@ -326,6 +326,7 @@ const UNREACHED: u32 = u32::MAX;
 
 /// Converts one tree. Nodes are renumbered in breadth-first order from the root; nodes no path
 /// reaches are dropped (pruning leaves deleted nodes in the arrays, `tree_param.num_deleted`).
+/// Also returns each node's cover (`sum_hessian`, for TreeSHAP) when the file has it.
 fn convert_tree(
     reader: &Reader,
     tree: &Object<'_>,
@@ -333,7 +334,7 @@ fn convert_tree(
     path: &str,
     num_features: usize,
     weight: Option<f32>,
-) -> Result<Vec<Node>, ModelError> {
+) -> Result<(Vec<Node>, Option<Vec<f64>>), ModelError> {
     let invalid = |message: String| reader.invalid(format!("tree {index}: {message}"));
     let field = |name: &str| reader.member(tree, name, path);
     let field_path = |name: &str| format!("{path}.{name}");
@@ -369,6 +370,12 @@ fn convert_tree(
         None => None,
     };
 
+    // Only TreeSHAP reads the cover, so a file without it still scores.
+    let sum_hessian: Option<Vec<f32>> = match tree.get("sum_hessian") {
+        Some(value) => Some(reader.numbers(value, &field_path("sum_hessian"))?),
+        None => None,
+    };
+
     let count = left.len();
     if declared_nodes != count {
         return Err(invalid(format!(
@@ -387,6 +394,7 @@ fn convert_tree(
         ("split_conditions", conditions.len()),
         ("default_left", default_left.len()),
         ("split_type", split_type.as_ref().map_or(count, Vec::len)),
+        ("sum_hessian", sum_hessian.as_ref().map_or(count, Vec::len)),
     ];
     for (name, length) in lengths {
         if length != count {
@@ -475,7 +483,8 @@ fn convert_tree(
             missing: if default_left[node] != 0 { Direction::Left } else { Direction::Right },
         });
     }
-    Ok(nodes)
+    let cover = sum_hessian.map(|sums| order.iter().map(|&node| f64::from(sums[node])).collect());
+    Ok((nodes, cover))
 }
 
 /// The category set of each categorical node, from the CSR-style `categories`,
@@ -740,7 +749,7 @@ impl Reader {
 
 /// A JSON reader into the same document tree as the UBJSON decoder. Arrays that hold only
 /// numbers are kept as text and parsed when read, so the arrays the importer never reads
-/// (`loss_changes`, `sum_hessian`, `base_weights`, `parents`) cost one scan and no allocation.
+/// (`loss_changes`, `base_weights`, `parents`) cost one scan and no allocation.
 mod json {
     use std::borrow::Cow;
 
@@ -1290,8 +1299,21 @@ mod tests {
         tree["split_conditions"] = json!([0.5, -0.25, 1.5, 0.125, 0.75, 0.0, 0.0]);
         tree["split_type"] = json!([0, 0, 0, 0, 0, 0, 0]);
         tree["default_left"] = json!([1, 0, 0, 0, 0, 0, 0]);
+        tree["sum_hessian"] = json!([10.0, 4.0, 6.0, 2.5, 3.5, 0.0, 0.0]);
         let model = load(&document).unwrap();
         assert_eq!(ensemble(&model).trees[0].nodes.len(), 5);
+        assert_eq!(ensemble(&model).trees[0].cover, Some(vec![10.0, 4.0, 6.0, 2.5, 3.5]));
+    }
+
+    #[test]
+    fn covers_are_read_when_present() {
+        let mut document = model();
+        let model = load(&document).unwrap();
+        assert_eq!(ensemble(&model).trees[0].cover, Some(vec![10.0, 5.0, 5.0, 2.0, 3.0]));
+        let tree = &mut document["learner"]["gradient_booster"]["model"]["trees"][0];
+        tree.as_object_mut().unwrap().remove("sum_hessian");
+        let model = load(&document).unwrap();
+        assert_eq!(ensemble(&model).trees[0].cover, None);
     }
 
     #[test]

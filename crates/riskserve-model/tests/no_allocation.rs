@@ -62,7 +62,7 @@ fn tree(depth: u32, chain: bool, output: u32) -> Tree {
         index
     }
     grow(&mut nodes, 0, depth, chain);
-    Tree { nodes, output }
+    Tree { nodes, output, cover: None }
 }
 
 fn ensemble(precision: Precision, outputs: usize) -> Model {

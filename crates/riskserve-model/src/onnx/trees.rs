@@ -464,7 +464,7 @@ pub(super) fn convert(node: NodeView, num_features: usize, precision: Precision)
                 return Err(unsupported(format!("{label} expands to more than {budget} nodes")));
             }
             if !participating {
-                trees.push(Tree { nodes: vec![Node::Leaf { value: 0.0 }], output: output as u32 });
+                trees.push(Tree { nodes: vec![Node::Leaf { value: 0.0 }], output: output as u32, cover: None });
                 continue;
             }
             let nodes = template
@@ -482,7 +482,7 @@ pub(super) fn convert(node: NodeView, num_features: usize, precision: Precision)
                     },
                 })
                 .collect();
-            trees.push(Tree { nodes, output: output as u32 });
+            trees.push(Tree { nodes, output: output as u32, cover: None });
         }
     }
     let ensemble = TreeEnsemble {

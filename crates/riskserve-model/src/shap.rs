@@ -1,0 +1,695 @@
+//! Exact explanations in margin space: path-dependent TreeSHAP for tree ensembles and exact
+//! contributions for linear models, each summing (with the bias) to the margin [`Predictor`]
+//! computes.
+//!
+//! # Trees
+//! Path-dependent TreeSHAP (Lundberg et al. 2020, "From local explanations to global
+//! understanding with explainable AI for trees", Algorithm 2): for every tree, one recursive walk
+//! that follows the row's branch ("hot") and the other branch ("cold") at each split, weighing the
+//! cold side by the training cover that went there. The bias of a tree is its expected value, the
+//! cover-weighted mean of its leaves. This needs each node's cover: XGBoost's `sum_hessian` and
+//! LightGBM's `internal_count`/`leaf_count` (the numbers their own TreeSHAP uses); formats
+//! without it (ONNX, PMML) are refused with [`ModelError::Unsupported`].
+//!
+//! `shap.TreeExplainer(model)` (path-dependent, raw output, no background data) hands XGBoost and
+//! LightGBM models to the libraries' own TreeSHAP (`pred_contribs` / `pred_contrib`), so the
+//! arithmetic here follows theirs, step for step, in the model's precision:
+//! - [`Precision::F32`] (XGBoost): every path weight, fraction and contribution is an `f32`, in
+//!   XGBoost's order of operations; a tree's contributions are summed on their own and then added
+//!   to the row's totals; the bias is the trees' mean values (XGBoost's `FillNodeMeanValues`: each
+//!   node's mean is its children's means weighted by their covers, over its own cover) summed in
+//!   tree order, then `base_score` added.
+//! - [`Precision::F64`] (LightGBM): the same recursion in `f64`, contributions added straight to
+//!   the totals; a tree's expected value is `Σ leaf_count / internal_count[root] · leaf_value`.
+//!
+//! Splits are decided exactly as the evaluator decides them: `x < threshold` (a library's `<=` is
+//! already `< next_up`), inputs rounded to `f32` for F32 models, NaN to the node's missing
+//! direction after the feature's [`MissingRule`], and categorical `CategoryIn` splits by their
+//! category code (XGBoost and LightGBM explain categorical splits this way too: their TreeSHAP
+//! asks the same decision function their prediction uses). A feature split on several times on one
+//! path is one player of the game, as in the paper (the earlier split is unwound).
+//!
+//! Random forests ([`Aggregation::Mean`]) divide every contribution and the bias by the number of
+//! trees of the output, as the margin is divided.
+//!
+//! # Linear models
+//! `contribution_j = w_kj · x_j` and the bias is the intercept: an exact decomposition of the
+//! margin `intercept_k + Σ w_kj · x_j`. (shap's `LinearExplainer` centres on the data mean
+//! instead; that needs training data riskserve does not have.)
+//!
+//! # Preprocessing
+//! A model with a [`FeatureProgram`] (ONNX pipelines) is explained in the body's feature space,
+//! after the program: one contribution per body feature, named after the raw input when the body
+//! reads that input unchanged and `f<index>` otherwise.
+//!
+//! Scorecards are refused: their points are already additive explanations.
+
+use std::ops::{Add, Div, Mul, Sub};
+
+use crate::error::ModelError;
+use crate::eval::ScoreError;
+use crate::forest::Float;
+use crate::ir::{Aggregation, Direction, LinearModel, MissingRule, Model, ModelBody, Node, Precision, SplitTest};
+use crate::preprocess::FeatureProgram;
+
+/// Deepest tree explained. The recursion and its path buffer grow with depth (the buffer with its
+/// square); real models stay far below this.
+pub const MAX_EXPLAINED_DEPTH: usize = 256;
+
+/// A model compiled for explanations. Immutable and `Sync`: one instance serves every thread.
+#[derive(Debug)]
+pub struct Explainer {
+    num_inputs: usize,
+    num_features: usize,
+    num_groups: usize,
+    feature_names: Vec<String>,
+    missing_rules: Option<Vec<MissingRule>>,
+    preprocess: Option<FeatureProgram>,
+    engine: Engine,
+}
+
+#[derive(Debug)]
+enum Engine {
+    Trees32(TreeShap<f32>),
+    Trees64(TreeShap<f64>),
+    Linear(LinearModel),
+}
+
+/// Buffers one explaining thread reuses, so that explaining a row allocates nothing.
+#[derive(Debug, Default, Clone)]
+pub struct ExplainScratch {
+    rewritten: Vec<f64>,
+    program: Vec<f64>,
+    features: Vec<f64>,
+    features32: Vec<f32>,
+    path32: Vec<PathElement<f32>>,
+    path64: Vec<PathElement<f64>>,
+    /// Per group: totals of the contributions, then the bias (F32 models).
+    totals32: Vec<f32>,
+    /// One tree's contributions before they join the totals (F32 models).
+    tree_phi32: Vec<f32>,
+}
+
+impl Explainer {
+    /// Compiles a model for explanations. Tree ensembles need every node's cover (see the module
+    /// documentation); scorecards are refused.
+    pub fn new(model: &Model) -> Result<Explainer, ModelError> {
+        model.validate()?;
+        let num_inputs = model.inputs.len();
+        let num_features = model.num_body_features();
+        let num_groups = model.num_outputs();
+        let missing_rules = model
+            .inputs
+            .iter()
+            .any(|feature| feature.missing != MissingRule::AsIs)
+            .then(|| model.inputs.iter().map(|feature| feature.missing).collect());
+        let engine = match &model.body {
+            ModelBody::Trees(ensemble) => {
+                for (index, tree) in ensemble.trees.iter().enumerate() {
+                    let has_split = tree.nodes.iter().any(|node| matches!(node, Node::Split { .. }));
+                    if has_split && tree.cover.is_none() {
+                        return Err(ModelError::unsupported(
+                            model.source,
+                            format!(
+                                "exact TreeSHAP needs the training cover of every node, which this {} model does \
+                                 not record (tree {index} has none)",
+                                model.source
+                            ),
+                        ));
+                    }
+                }
+                let compile_error = |message: String| ModelError::unsupported(model.source, message);
+                match ensemble.precision {
+                    Precision::F32 => Engine::Trees32(TreeShap::compile(ensemble).map_err(compile_error)?),
+                    Precision::F64 => Engine::Trees64(TreeShap::compile(ensemble).map_err(compile_error)?),
+                }
+            }
+            ModelBody::Linear(linear) => Engine::Linear(linear.clone()),
+            ModelBody::Scorecard(_) => {
+                return Err(ModelError::unsupported(
+                    model.source,
+                    "a scorecard is explained by its points and reason codes, not by SHAP values",
+                ));
+            }
+        };
+        let feature_names = body_feature_names(model, num_features);
+        Ok(Explainer {
+            num_inputs,
+            num_features,
+            num_groups,
+            feature_names,
+            missing_rules,
+            preprocess: model.preprocess.clone(),
+            engine,
+        })
+    }
+
+    /// Width of the feature space the contributions are in (the model body's features).
+    pub fn num_features(&self) -> usize {
+        self.num_features
+    }
+
+    /// Number of margin groups: 1 for binary classifiers and regression, K for K classes.
+    pub fn num_groups(&self) -> usize {
+        self.num_groups
+    }
+
+    /// Number of values each input row holds (as [`Predictor::num_inputs`]).
+    pub fn num_inputs(&self) -> usize {
+        self.num_inputs
+    }
+
+    /// Names of the features, in contribution order: the model's names, or `f0`, `f1`, ... for
+    /// features without one.
+    pub fn feature_names(&self) -> &[String] {
+        &self.feature_names
+    }
+
+    /// A scratch sized for this model; reuse it for every row a thread explains.
+    pub fn scratch(&self) -> ExplainScratch {
+        let (path32, path64, totals32, tree_phi32) = match &self.engine {
+            Engine::Trees32(shap) => (
+                vec![PathElement::default(); shap.path_len()],
+                Vec::new(),
+                vec![0.0; self.num_groups * (self.num_features + 1)],
+                vec![0.0; self.num_features],
+            ),
+            Engine::Trees64(shap) => {
+                (Vec::new(), vec![PathElement::default(); shap.path_len()], Vec::new(), Vec::new())
+            }
+            Engine::Linear(_) => (Vec::new(), Vec::new(), Vec::new(), Vec::new()),
+        };
+        ExplainScratch {
+            rewritten: vec![0.0; if self.missing_rules.is_some() { self.num_inputs } else { 0 }],
+            program: vec![0.0; self.preprocess.as_ref().map_or(0, FeatureProgram::scratch_len)],
+            features: vec![0.0; if self.preprocess.is_some() { self.num_features } else { 0 }],
+            features32: vec![0.0; if matches!(self.engine, Engine::Trees32(_)) { self.num_features } else { 0 }],
+            path32,
+            path64,
+            totals32,
+            tree_phi32,
+        }
+    }
+
+    /// Explains one row of `num_inputs` values (the row [`Predictor::predict_row`] takes) into
+    /// `out`: per group, the contribution of each feature and then the bias (expected value), so
+    /// that each group's `num_features + 1` values sum to that group's margin before the output
+    /// transform. Allocates nothing once `scratch` came from [`Explainer::scratch`].
+    ///
+    /// # Panics
+    /// If `out` does not hold exactly `num_groups * (num_features + 1)` values (a caller's bug,
+    /// not bad input), or if `scratch` came from another explainer.
+    ///
+    /// [`Predictor::predict_row`]: crate::Predictor::predict_row
+    pub fn explain_row(&self, row: &[f64], scratch: &mut ExplainScratch, out: &mut [f64]) -> Result<(), ScoreError> {
+        if row.len() != self.num_inputs {
+            return Err(ScoreError::RowLength { expected: self.num_inputs, found: row.len() });
+        }
+        assert_eq!(
+            out.len(),
+            self.num_groups * (self.num_features + 1),
+            "out must hold num_groups * (num_features + 1)"
+        );
+        let ExplainScratch { rewritten, program, features, features32, path32, path64, totals32, tree_phi32 } = scratch;
+        let mut row = row;
+        if let Some(rules) = &self.missing_rules {
+            for ((slot, value), rule) in rewritten.iter_mut().zip(row).zip(rules) {
+                *slot = rule.apply(*value);
+            }
+            row = rewritten;
+        }
+        if let Some(preprocess) = &self.preprocess {
+            preprocess.apply(row, program, features);
+            row = features;
+        }
+        match &self.engine {
+            Engine::Trees32(shap) => {
+                for (slot, value) in features32.iter_mut().zip(row) {
+                    *slot = *value as f32;
+                }
+                shap.explain_per_tree(features32, path32, totals32, tree_phi32);
+                for (slot, value) in out.iter_mut().zip(totals32.iter()) {
+                    *slot = f64::from(*value);
+                }
+                shap.finish(out);
+            }
+            Engine::Trees64(shap) => {
+                shap.explain_direct(row, path64, out);
+                shap.finish(out);
+            }
+            Engine::Linear(linear) => linear_contributions(linear, row, out),
+        }
+        Ok(())
+    }
+}
+
+/// Names of the body's features: the inputs' names when there is no program; with one, the name
+/// of the input a feature copies unchanged, else `f<index>`.
+fn body_feature_names(model: &Model, num_features: usize) -> Vec<String> {
+    let input_name = |index: usize| {
+        model.inputs.get(index).map(|input| input.name.as_str()).filter(|name| !name.is_empty()).map(str::to_owned)
+    };
+    (0..num_features)
+        .map(|index| {
+            let source = match &model.preprocess {
+                None => Some(index),
+                Some(program) => program.output.get(index).map(|slot| *slot as usize).filter(|slot| {
+                    *slot < program.num_inputs && program.output.iter().filter(|s| **s as usize == *slot).count() == 1
+                }),
+            };
+            source.and_then(input_name).unwrap_or_else(|| format!("f{index}"))
+        })
+        .collect()
+}
+
+fn linear_contributions(linear: &LinearModel, features: &[f64], out: &mut [f64]) {
+    let width = linear.num_features;
+    for (k, group) in out.chunks_mut(width + 1).enumerate() {
+        let weights = &linear.coefficients[k * width..(k + 1) * width];
+        for ((slot, weight), value) in group.iter_mut().zip(weights).zip(features) {
+            *slot = weight * value;
+        }
+        group[width] = linear.intercepts[k];
+    }
+}
+
+/// The numbers the recursion works in, with the operations it needs beyond [`Float`].
+trait Real: Float + Add<Output = Self> + Sub<Output = Self> + Mul<Output = Self> + Div<Output = Self> {
+    const ONE: Self;
+    fn from_u32(value: u32) -> Self;
+    fn to_f64(self) -> f64;
+}
+
+impl Real for f32 {
+    const ONE: Self = 1.0;
+    #[inline(always)]
+    fn from_u32(value: u32) -> Self {
+        value as f32
+    }
+    #[inline(always)]
+    fn to_f64(self) -> f64 {
+        f64::from(self)
+    }
+}
+
+impl Real for f64 {
+    const ONE: Self = 1.0;
+    #[inline(always)]
+    fn from_u32(value: u32) -> Self {
+        f64::from(value)
+    }
+    #[inline(always)]
+    fn to_f64(self) -> f64 {
+        self
+    }
+}
+
+/// One element of the unique path: a feature, the fraction of "zero" (feature unknown: follow
+/// the cover) and "one" (feature known: follow the row) paths through it, and the permutation
+/// weight of paths with that many ones.
+#[derive(Debug, Clone, Copy, Default)]
+struct PathElement<T> {
+    feature: u32,
+    zero_fraction: T,
+    one_fraction: T,
+    pweight: T,
+}
+
+/// The parent of the root splits on no feature.
+const NO_FEATURE: u32 = u32::MAX;
+/// `left` of a leaf.
+const LEAF: u32 = u32::MAX;
+const MISSING_LEFT: u8 = 1;
+const CATEGORICAL: u8 = 2;
+const IN_SET_LEFT: u8 = 4;
+
+/// A node of a compiled tree. Child indices are global (into `TreeShap::nodes`); the fractions
+/// are the children's covers over this node's cover, divided once here exactly as the libraries
+/// divide them at every visit.
+#[derive(Debug, Clone, Copy)]
+struct ShapNode<T> {
+    /// The threshold of a numeric split; the value of a leaf.
+    value: T,
+    left_fraction: T,
+    right_fraction: T,
+    left: u32,
+    right: u32,
+    feature: u32,
+    /// Index into `TreeShap::category_sets` (categorical splits).
+    set: u32,
+    flags: u8,
+}
+
+#[derive(Debug, Clone)]
+struct CompiledTree<T> {
+    root: u32,
+    group: u32,
+    expected: T,
+    /// The distinct features the tree splits on, as a range of `TreeShap::tree_features`.
+    features: (u32, u32),
+    single_leaf: bool,
+}
+
+/// A tree ensemble compiled for TreeSHAP.
+#[derive(Debug)]
+struct TreeShap<T> {
+    nodes: Vec<ShapNode<T>>,
+    category_sets: Vec<Vec<u32>>,
+    /// Trees in explanation order: by group, in ensemble order within a group.
+    trees: Vec<CompiledTree<T>>,
+    tree_features: Vec<u32>,
+    num_features: usize,
+    base_margin: Vec<T>,
+    /// For [`Aggregation::Mean`], the number of trees of each group.
+    divisors: Option<Vec<f64>>,
+    max_depth: usize,
+}
+
+impl<T: Real> TreeShap<T> {
+    fn compile(ensemble: &crate::ir::TreeEnsemble) -> Result<TreeShap<T>, String> {
+        let mut shap = TreeShap {
+            nodes: Vec::new(),
+            category_sets: Vec::new(),
+            trees: Vec::with_capacity(ensemble.trees.len()),
+            tree_features: Vec::new(),
+            num_features: ensemble.num_features,
+            base_margin: ensemble.base_margin.iter().map(|value| T::from_f64(*value)).collect(),
+            divisors: None,
+            max_depth: 0,
+        };
+        let mut counts = vec![0usize; ensemble.num_outputs];
+        let mut order: Vec<usize> = (0..ensemble.trees.len()).collect();
+        // Stable: ensemble order within a group.
+        order.sort_by_key(|index| ensemble.trees[*index].output);
+        let mut seen = vec![false; ensemble.num_features];
+        for index in order {
+            let tree = &ensemble.trees[index];
+            counts[tree.output as usize] += 1;
+            let depth = tree.depth();
+            if depth > MAX_EXPLAINED_DEPTH {
+                return Err(format!(
+                    "tree {index} is {depth} splits deep; TreeSHAP explains trees up to {MAX_EXPLAINED_DEPTH} deep"
+                ));
+            }
+            shap.max_depth = shap.max_depth.max(depth);
+            let cover = tree.cover.as_deref().unwrap_or(&[]);
+            let cover_of = |node: u32| cover.get(node as usize).copied().unwrap_or(0.0);
+            let offset = shap.nodes.len() as u32;
+            let first_feature = shap.tree_features.len() as u32;
+            for (position, node) in tree.nodes.iter().enumerate() {
+                let compiled = match node {
+                    Node::Leaf { value } => ShapNode {
+                        value: T::from_f64(*value),
+                        left_fraction: T::ZERO,
+                        right_fraction: T::ZERO,
+                        left: LEAF,
+                        right: LEAF,
+                        feature: 0,
+                        set: 0,
+                        flags: 0,
+                    },
+                    Node::Split { feature, test, left, right, missing } => {
+                        let own = cover_of(position as u32);
+                        let (left_cover, right_cover) = (cover_of(*left), cover_of(*right));
+                        if !(own.is_finite() && own > 0.0) {
+                            return Err(format!(
+                                "tree {index} node {position} has cover {own}; TreeSHAP needs a positive cover at \
+                                 every split"
+                            ));
+                        }
+                        if !(left_cover.is_finite()
+                            && left_cover >= 0.0
+                            && right_cover.is_finite()
+                            && right_cover >= 0.0)
+                        {
+                            return Err(format!(
+                                "tree {index} node {position} has a child with a negative or non-finite cover"
+                            ));
+                        }
+                        let own = T::from_f64(own);
+                        let mut flags = if *missing == Direction::Left { MISSING_LEFT } else { 0 };
+                        let (value, set) = match test {
+                            SplitTest::LessThan(threshold) => (T::from_f64(*threshold), 0),
+                            SplitTest::CategoryIn { categories, in_set } => {
+                                flags |= CATEGORICAL;
+                                if *in_set == Direction::Left {
+                                    flags |= IN_SET_LEFT;
+                                }
+                                shap.category_sets.push(categories.clone());
+                                (T::ZERO, (shap.category_sets.len() - 1) as u32)
+                            }
+                        };
+                        if !seen[*feature as usize] {
+                            seen[*feature as usize] = true;
+                            shap.tree_features.push(*feature);
+                        }
+                        ShapNode {
+                            value,
+                            left_fraction: T::from_f64(left_cover) / own,
+                            right_fraction: T::from_f64(right_cover) / own,
+                            left: offset + left,
+                            right: offset + right,
+                            feature: *feature,
+                            set,
+                            flags,
+                        }
+                    }
+                };
+                shap.nodes.push(compiled);
+            }
+            for feature in &shap.tree_features[first_feature as usize..] {
+                seen[*feature as usize] = false;
+            }
+            let expected = match ensemble.precision {
+                Precision::F32 => mean_value_xgboost(&tree.nodes, cover, 0),
+                Precision::F64 => expected_value_lightgbm(&tree.nodes, cover),
+            };
+            shap.trees.push(CompiledTree {
+                root: offset,
+                group: tree.output,
+                expected,
+                features: (first_feature, shap.tree_features.len() as u32),
+                single_leaf: tree.nodes.len() == 1,
+            });
+        }
+        if ensemble.aggregation == Aggregation::Mean {
+            shap.divisors = Some(counts.into_iter().map(|count| count.max(1) as f64).collect());
+        }
+        Ok(shap)
+    }
+
+    /// Length of the path buffer: XGBoost's `(d + 2)(d + 3) / 2` for the deepest tree `d`.
+    fn path_len(&self) -> usize {
+        let longest = self.max_depth + 2;
+        longest * (longest + 1) / 2
+    }
+
+    /// XGBoost's accumulation: each tree into its own buffer, then into the group's totals;
+    /// the bias is the sum of the trees' mean values, then the base margin.
+    fn explain_per_tree(&self, x: &[T], path: &mut [PathElement<T>], totals: &mut [T], tree_phi: &mut [T]) {
+        totals.fill(T::ZERO);
+        let stride = self.num_features + 1;
+        for tree in &self.trees {
+            let group = &mut totals[tree.group as usize * stride..][..stride];
+            group[self.num_features] += tree.expected;
+            if tree.single_leaf {
+                continue;
+            }
+            self.walk(x, tree_phi, path, tree.root, 0, 0, T::ONE, T::ONE, NO_FEATURE);
+            for feature in &self.tree_features[tree.features.0 as usize..tree.features.1 as usize] {
+                let feature = *feature as usize;
+                group[feature] += tree_phi[feature];
+                tree_phi[feature] = T::ZERO;
+            }
+        }
+        for (group, base) in totals.chunks_mut(stride).zip(&self.base_margin) {
+            group[self.num_features] += *base;
+        }
+    }
+
+    /// Widens the bias and scales by the number of trees for random forests.
+    fn finish(&self, out: &mut [f64]) {
+        if let Some(divisors) = &self.divisors {
+            let stride = self.num_features + 1;
+            for ((group, divisor), base) in out.chunks_mut(stride).zip(divisors).zip(&self.base_margin) {
+                // The base margin is added after the mean, as the evaluator does.
+                let base = base.to_f64();
+                group[self.num_features] -= base;
+                for value in group.iter_mut() {
+                    *value /= divisor;
+                }
+                group[self.num_features] += base;
+            }
+        }
+    }
+}
+
+impl TreeShap<f64> {
+    /// LightGBM's accumulation: every tree straight into the output, expected values into the
+    /// bias in tree order.
+    fn explain_direct(&self, x: &[f64], path: &mut [PathElement<f64>], out: &mut [f64]) {
+        out.fill(0.0);
+        let stride = self.num_features + 1;
+        for tree in &self.trees {
+            let group = &mut out[tree.group as usize * stride..][..stride];
+            group[self.num_features] += tree.expected;
+            if !tree.single_leaf {
+                self.walk(x, &mut group[..self.num_features], path, tree.root, 0, 0, 1.0, 1.0, NO_FEATURE);
+            }
+        }
+        for (group, base) in out.chunks_mut(stride).zip(&self.base_margin) {
+            group[self.num_features] += *base;
+        }
+    }
+}
+
+/// XGBoost's `FillNodeMeanValues` for the root, in the model's precision: a node's mean is
+/// `(mean(left) · cover(left) + mean(right) · cover(right)) / cover(node)`.
+fn mean_value_xgboost<T: Real>(nodes: &[Node], cover: &[f64], index: u32) -> T {
+    match &nodes[index as usize] {
+        Node::Leaf { value } => T::from_f64(*value),
+        Node::Split { left, right, .. } => {
+            let cover_of = |node: u32| T::from_f64(cover.get(node as usize).copied().unwrap_or(0.0));
+            let mut result = mean_value_xgboost::<T>(nodes, cover, *left) * cover_of(*left);
+            result += mean_value_xgboost::<T>(nodes, cover, *right) * cover_of(*right);
+            result / cover_of(index)
+        }
+    }
+}
+
+/// LightGBM's `Tree::ExpectedValue`: `Σ (leaf_count / internal_count[root]) · leaf_value` over the
+/// leaves in order.
+fn expected_value_lightgbm<T: Real>(nodes: &[Node], cover: &[f64]) -> T {
+    if let [Node::Leaf { value }] = nodes {
+        return T::from_f64(*value);
+    }
+    let total = T::from_f64(cover.first().copied().unwrap_or(0.0));
+    let mut expected = T::ZERO;
+    for (index, node) in nodes.iter().enumerate() {
+        if let Node::Leaf { value } = node {
+            expected += (T::from_f64(cover.get(index).copied().unwrap_or(0.0)) / total) * T::from_f64(*value);
+        }
+    }
+    expected
+}
+
+impl<T: Real> TreeShap<T> {
+    /// Whether the row goes left at `node`, exactly as the evaluator decides.
+    #[inline(always)]
+    fn goes_left(&self, node: &ShapNode<T>, value: T) -> bool {
+        if value.is_nan() {
+            return node.flags & MISSING_LEFT != 0;
+        }
+        if node.flags & CATEGORICAL != 0 {
+            let categories = &self.category_sets[node.set as usize];
+            let in_set = value.category_code().is_some_and(|code| categories.binary_search(&code).is_ok());
+            return in_set == (node.flags & IN_SET_LEFT != 0);
+        }
+        value < node.value
+    }
+
+    /// One step of the recursion (XGBoost's `TreeShap`, LightGBM's `Tree::TreeSHAP`): the path
+    /// of the parent starts at `parent`, holds `depth + 1` elements, and is extended here by the
+    /// parent's split with the given fractions.
+    #[allow(clippy::too_many_arguments, reason = "the recursion's state, as in the paper")]
+    fn walk(
+        &self,
+        x: &[T],
+        phi: &mut [T],
+        path: &mut [PathElement<T>],
+        node_index: u32,
+        parent: usize,
+        mut depth: usize,
+        parent_zero_fraction: T,
+        parent_one_fraction: T,
+        parent_feature: u32,
+    ) {
+        let start = parent + depth + 1;
+        path.copy_within(parent..start, start);
+        let unique = &mut path[start..];
+        extend_path(unique, depth, parent_zero_fraction, parent_one_fraction, parent_feature);
+        let node = &self.nodes[node_index as usize];
+        if node.left == LEAF {
+            for i in 1..=depth {
+                let weight = unwound_path_sum(unique, depth, i);
+                let element = &unique[i];
+                phi[element.feature as usize] += weight * (element.one_fraction - element.zero_fraction) * node.value;
+            }
+            return;
+        }
+        let (hot, cold, hot_fraction, cold_fraction) = if self.goes_left(node, x[node.feature as usize]) {
+            (node.left, node.right, node.left_fraction, node.right_fraction)
+        } else {
+            (node.right, node.left, node.right_fraction, node.left_fraction)
+        };
+        let mut incoming_zero = T::ONE;
+        let mut incoming_one = T::ONE;
+        if let Some(found) = unique[..=depth].iter().position(|element| element.feature == node.feature) {
+            incoming_zero = unique[found].zero_fraction;
+            incoming_one = unique[found].one_fraction;
+            unwind_path(unique, depth, found);
+            depth -= 1;
+        }
+        self.walk(x, phi, path, hot, start, depth + 1, hot_fraction * incoming_zero, incoming_one, node.feature);
+        self.walk(x, phi, path, cold, start, depth + 1, cold_fraction * incoming_zero, T::ZERO, node.feature);
+    }
+}
+
+/// Extends the path by one feature (XGBoost's `ExtendPath`, same order of operations).
+#[inline(always)]
+fn extend_path<T: Real>(path: &mut [PathElement<T>], depth: usize, zero_fraction: T, one_fraction: T, feature: u32) {
+    path[depth] =
+        PathElement { feature, zero_fraction, one_fraction, pweight: if depth == 0 { T::ONE } else { T::ZERO } };
+    let next = T::from_u32(depth as u32 + 1);
+    for i in (0..depth).rev() {
+        let carried = one_fraction * path[i].pweight * T::from_u32(i as u32 + 1) / next;
+        path[i + 1].pweight += carried;
+        path[i].pweight = zero_fraction * path[i].pweight * T::from_u32((depth - i) as u32) / next;
+    }
+}
+
+/// Undoes the extension by the element at `index` (XGBoost's `UnwindPath`).
+#[inline(always)]
+fn unwind_path<T: Real>(path: &mut [PathElement<T>], depth: usize, index: usize) {
+    let one_fraction = path[index].one_fraction;
+    let zero_fraction = path[index].zero_fraction;
+    let mut next_one_portion = path[depth].pweight;
+    let next = T::from_u32(depth as u32 + 1);
+    for i in (0..depth).rev() {
+        if one_fraction != T::ZERO {
+            let kept = path[i].pweight;
+            path[i].pweight = next_one_portion * next / (T::from_u32(i as u32 + 1) * one_fraction);
+            next_one_portion = kept - path[i].pweight * zero_fraction * T::from_u32((depth - i) as u32) / next;
+        } else {
+            path[i].pweight = (path[i].pweight * next) / (zero_fraction * T::from_u32((depth - i) as u32));
+        }
+    }
+    for i in index..depth {
+        path[i].feature = path[i + 1].feature;
+        path[i].zero_fraction = path[i + 1].zero_fraction;
+        path[i].one_fraction = path[i + 1].one_fraction;
+    }
+}
+
+/// The total permutation weight if the element at `index` were unwound (XGBoost's
+/// `UnwoundPathSum`).
+#[inline(always)]
+fn unwound_path_sum<T: Real>(path: &[PathElement<T>], depth: usize, index: usize) -> T {
+    let one_fraction = path[index].one_fraction;
+    let zero_fraction = path[index].zero_fraction;
+    let mut next_one_portion = path[depth].pweight;
+    let mut total = T::ZERO;
+    let next = T::from_u32(depth as u32 + 1);
+    if one_fraction != T::ZERO {
+        for i in (0..depth).rev() {
+            let share = next_one_portion * next / (T::from_u32(i as u32 + 1) * one_fraction);
+            total += share;
+            next_one_portion = path[i].pweight - share * zero_fraction * (T::from_u32((depth - i) as u32) / next);
+        }
+    } else if zero_fraction != T::ZERO {
+        for i in (0..depth).rev() {
+            total += (path[i].pweight / zero_fraction) / (T::from_u32((depth - i) as u32) / next);
+        }
+    }
+    total
+}
