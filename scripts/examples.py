@@ -690,6 +690,7 @@ def build_scorecard(raw, labels):
         from scorecardpy.scorecard import ab
 
         scaling = ab(CARD_POINTS0, CARD_ODDS0, CARD_PDO)
+    base_points = float(card_frame.loc[card_frame["variable"] == "basepoints", "points"].iloc[0])
     records = []
     for row in range(len(inputs)):
         score = float(points["score"].iloc[row])
@@ -706,6 +707,7 @@ def build_scorecard(raw, labels):
                 "grade": card_grade(score),
                 "decision": card_decision(score, inputs.iloc[row]),
                 "points": row_points,
+                "base_points": base_points,
                 "reasons": top_reasons(below, table),
             }
         )
@@ -748,7 +750,7 @@ def build_scorecard(raw, labels):
         records,
         labels[test],
         [-r["score"] for r in records],
-        f"{len(variables)} characteristics, base points {float(card_frame.loc[0, 'points']):g}",
+        f"{len(variables)} characteristics, base points {base_points:g}",
     )
 
 
