@@ -675,10 +675,24 @@ fn scorecard_explanation(model: &Model) -> Option<ScorecardExplanation> {
 /// Builds a member from a loaded model whose inputs read `slots`.
 fn member(model: Model, slots: Vec<u32>, answer: Answer, place: &str) -> Result<Member> {
     let explainer = Explainer::new(&model).map_err(|error| error.to_string());
+    let feature_slots = match &explainer {
+        Ok(explainer) if explainer.num_features() == slots.len() => {
+            slots.iter().map(|slot| vec![*slot].into_boxed_slice()).collect()
+        }
+        Ok(explainer) => explainer
+            .feature_names()
+            .iter()
+            .map(|name| match model.inputs.iter().position(|input| &input.name == name) {
+                Some(input) => slots.get(input).map(|slot| vec![*slot]).unwrap_or_default().into_boxed_slice(),
+                None => slots.clone().into_boxed_slice(),
+            })
+            .collect(),
+        Err(_) => Vec::new(),
+    };
     let scorecard = scorecard_explanation(&model);
     let predictor = Predictor::new(model).map_err(|error| PipelineError::invalid(place, error.to_string()))?;
     let num_values = predictor.num_values();
-    Ok(Member { predictor, explainer, scorecard, inputs: slots.into(), answer, num_values })
+    Ok(Member { predictor, explainer, scorecard, inputs: slots.into(), feature_slots, answer, num_values })
 }
 
 fn load_member(

@@ -91,6 +91,10 @@ pub(crate) struct Member {
     pub scorecard: Option<ScorecardExplanation>,
     /// The slot each model input reads.
     pub inputs: Box<[u32]>,
+    /// Per feature the explainer explains, the slots it comes from: the input's own slot when
+    /// the model reads its inputs directly or the feature keeps an input's name through the
+    /// model's own preprocessing, else every input's slot, shared equally.
+    pub feature_slots: Vec<Box<[u32]>>,
     pub answer: Answer,
     pub num_values: usize,
 }
@@ -650,11 +654,14 @@ impl Program {
                 return Err((String::new(), format!("explanations need a model with one output, not {groups}")));
             }
             bias += weight * group_value(width - 1);
-            for (input, slot) in member.inputs.iter().enumerate() {
-                let value = weight * group_value(input);
-                for (field, share) in self.slot_shares.get(*slot as usize).into_iter().flatten() {
-                    if let Some(total) = contributions.get_mut(*field as usize) {
-                        *total += value * share;
+            for (feature, slots) in member.feature_slots.iter().enumerate() {
+                let value = weight * group_value(feature);
+                let share = 1.0 / slots.len().max(1) as f64;
+                for slot in slots.iter() {
+                    for (field, field_share) in self.slot_shares.get(*slot as usize).into_iter().flatten() {
+                        if let Some(total) = contributions.get_mut(*field as usize) {
+                            *total += value * share * field_share;
+                        }
                     }
                 }
             }
