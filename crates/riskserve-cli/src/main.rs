@@ -4,6 +4,7 @@ mod bench;
 mod client;
 mod rows;
 mod score;
+mod serve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -24,6 +25,8 @@ enum Command {
     Score(score::ScoreArgs),
     /// Measure scoring throughput on the rows of a CSV file.
     Bench(bench::BenchArgs),
+    /// Run the server: managed endpoints over HTTP, with embedded storage.
+    Serve(serve::ServeArgs),
     /// Register, list, describe and delete models on a riskserve server.
     Model(client::model::ModelArgs),
     /// Create, list, describe and delete endpoint configs (production variants) on a riskserve server.
@@ -51,6 +54,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Score(args) => score::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Serve(args) => serve::run(args),
         Command::Model(args) => client::model::run(args),
         Command::EndpointConfig(args) => client::endpoint_config::run(args),
         Command::Endpoint(args) => client::endpoint::run(args),

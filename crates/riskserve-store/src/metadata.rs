@@ -529,6 +529,24 @@ impl Metadata {
         Ok(done)
     }
 
+    /// Records that an endpoint serves nothing (its stored artifacts no longer load after a
+    /// restart): `Failed`, with no live config, so that an update deploys from scratch.
+    pub async fn mark_failed(&self, name: &str, reason: &str) -> Result<(), StoreError> {
+        let mut transaction = self.write().await?;
+        sqlx::query(
+            "UPDATE endpoints SET status = 'Failed', failure_reason = ?, live_config = NULL, live_variants = NULL,
+                                  generation = generation + 1, updated_at = ?
+             WHERE name = ?",
+        )
+        .bind(reason)
+        .bind(now_rfc3339())
+        .bind(name)
+        .execute(&mut *transaction)
+        .await?;
+        transaction.commit().await?;
+        Ok(())
+    }
+
     /// Records a serving variant's new instance count (the runtime changed it).
     pub async fn set_live_instances(&self, name: &str, variant: &str, instances: u32) -> Result<(), StoreError> {
         let mut transaction = self.write().await?;

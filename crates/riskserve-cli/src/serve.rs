@@ -1,0 +1,149 @@
+//! `riskserve serve`: reads the server's settings in layers (defaults → TOML file → flags →
+//! environment `RISKSERVE_*`) and runs the server until SIGTERM or Ctrl-C.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use riskserve_server::ServerConfig;
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:8080; env RISKSERVE_LISTEN].
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Folder for the metadata database and the artifacts [default: ./riskserve-data; env RISKSERVE_DATA_DIR].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// A TOML file of settings (keys: listen, data_dir, max_body_bytes, max_artifact_bytes, queue_depth,
+    /// max_instances).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Largest request body in bytes [default: 6 MiB; env RISKSERVE_MAX_BODY_BYTES].
+    #[arg(long, value_name = "BYTES")]
+    pub max_body_bytes: Option<usize>,
+    /// Largest artifact upload in bytes [default: 256 MiB; env RISKSERVE_MAX_ARTIFACT_BYTES].
+    #[arg(long, value_name = "BYTES")]
+    pub max_artifact_bytes: Option<usize>,
+    /// Jobs each instance queues before requests get 503 [default: 64; env RISKSERVE_QUEUE_DEPTH].
+    #[arg(long, value_name = "N")]
+    pub queue_depth: Option<usize>,
+    /// Largest instance count of a variant [default: 64; env RISKSERVE_MAX_INSTANCES].
+    #[arg(long, value_name = "N")]
+    pub max_instances: Option<u32>,
+}
+
+pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let environment: HashMap<String, String> = std::env::vars().collect();
+    let config = settings(&args, &environment)?;
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
+    runtime.block_on(riskserve_server::serve(config))
+}
+
+/// Applies the layers in order; each later layer overrides what it sets.
+fn settings(args: &ServeArgs, environment: &HashMap<String, String>) -> anyhow::Result<ServerConfig> {
+    let mut config = match &args.config {
+        Some(path) => {
+            let text =
+                std::fs::read_to_string(path).with_context(|| format!("cannot read the config {}", path.display()))?;
+            toml::from_str::<ServerConfig>(&text)
+                .with_context(|| format!("the config {} is invalid", path.display()))?
+        }
+        None => ServerConfig::default(),
+    };
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    if let Some(data_dir) = &args.data_dir {
+        config.data_dir = data_dir.clone();
+    }
+    if let Some(value) = args.max_body_bytes {
+        config.max_body_bytes = value;
+    }
+    if let Some(value) = args.max_artifact_bytes {
+        config.max_artifact_bytes = value;
+    }
+    if let Some(value) = args.queue_depth {
+        config.queue_depth = value;
+    }
+    if let Some(value) = args.max_instances {
+        config.max_instances = value;
+    }
+    if let Some(value) = variable(environment, "RISKSERVE_LISTEN")? {
+        config.listen = value;
+    }
+    if let Some(value) = environment.get("RISKSERVE_DATA_DIR").filter(|value| !value.is_empty()) {
+        config.data_dir = PathBuf::from(value);
+    }
+    if let Some(value) = variable(environment, "RISKSERVE_MAX_BODY_BYTES")? {
+        config.max_body_bytes = value;
+    }
+    if let Some(value) = variable(environment, "RISKSERVE_MAX_ARTIFACT_BYTES")? {
+        config.max_artifact_bytes = value;
+    }
+    if let Some(value) = variable(environment, "RISKSERVE_QUEUE_DEPTH")? {
+        config.queue_depth = value;
+    }
+    if let Some(value) = variable(environment, "RISKSERVE_MAX_INSTANCES")? {
+        config.max_instances = value;
+    }
+    if config.max_body_bytes == 0 || config.queue_depth == 0 || config.max_instances == 0 {
+        bail!("max_body_bytes, queue_depth and max_instances must be at least 1");
+    }
+    Ok(config)
+}
+
+fn variable<T: std::str::FromStr>(environment: &HashMap<String, String>, name: &str) -> anyhow::Result<Option<T>>
+where
+    T::Err: std::fmt::Display,
+{
+    match environment.get(name).map(|value| value.trim()).filter(|value| !value.is_empty()) {
+        None => Ok(None),
+        Some(text) => text.parse().map(Some).map_err(|error| anyhow::anyhow!("{name}={text:?} is invalid: {error}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_flags() -> ServeArgs {
+        ServeArgs {
+            listen: None,
+            data_dir: None,
+            config: None,
+            max_body_bytes: None,
+            max_artifact_bytes: None,
+            queue_depth: None,
+            max_instances: None,
+        }
+    }
+
+    #[test]
+    fn layers_apply_in_order_defaults_file_flags_environment() {
+        let file = std::env::temp_dir().join(format!("riskserve-serve-layers-{}.toml", std::process::id()));
+        std::fs::write(&file, "listen = \"127.0.0.1:9000\"\ndata_dir = \"/from/file\"\nqueue_depth = 7\n")
+            .expect("write");
+        let mut args = no_flags();
+        args.config = Some(file.clone());
+        args.data_dir = Some(PathBuf::from("/from/flag"));
+        args.max_body_bytes = Some(1000);
+        let environment = HashMap::from([("RISKSERVE_MAX_BODY_BYTES".to_string(), "2000".to_string())]);
+        let config = settings(&args, &environment).expect("settings");
+        std::fs::remove_file(&file).expect("remove");
+        assert_eq!(config.listen, "127.0.0.1:9000".parse().expect("address"));
+        assert_eq!(config.data_dir, PathBuf::from("/from/flag"));
+        assert_eq!(config.queue_depth, 7);
+        assert_eq!(config.max_body_bytes, 2000);
+        assert_eq!(config.max_instances, ServerConfig::default().max_instances);
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let environment = HashMap::from([("RISKSERVE_LISTEN".to_string(), "nowhere".to_string())]);
+        let error = settings(&no_flags(), &environment).expect_err("bad listen");
+        assert!(error.to_string().contains("RISKSERVE_LISTEN"), "{error}");
+    }
+}

@@ -1,0 +1,37 @@
+//! The server's settings, with the defaults every layer (file, flags, environment) starts from.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+/// Everything `riskserve serve` can be told. Unknown keys in a file are refused.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Folder for the metadata database and the artifacts.
+    pub data_dir: PathBuf,
+    /// Largest request body (invocations and JSON requests), in bytes; larger ones get 413.
+    pub max_body_bytes: usize,
+    /// Largest artifact upload (`PUT /api/v1/artifacts`), in bytes.
+    pub max_artifact_bytes: usize,
+    /// Jobs each worker unit queues before it refuses more (then 503 `overloaded`).
+    pub queue_depth: usize,
+    /// Largest instance count a variant may ask for.
+    pub max_instances: u32,
+}
+
+impl Default for ServerConfig {
+    fn default() -> ServerConfig {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./riskserve-data"),
+            max_body_bytes: 6 * 1024 * 1024,
+            max_artifact_bytes: 256 * 1024 * 1024,
+            queue_depth: 64,
+            max_instances: 64,
+        }
+    }
+}

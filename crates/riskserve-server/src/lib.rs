@@ -1,0 +1,60 @@
+//! riskserve's server: the service layer, the native REST façade with its OpenAPI document, the
+//! SageMaker runtime invocation path, and the endpoint runtime that serves invocations from
+//! memory. Layers: `rest` (façade) → `service` (use cases) → `runtime` (serving) and
+//! `riskserve-store` (persistence); `scoring` is the one module that knows how rows are scored.
+
+mod codec;
+mod config;
+mod error;
+mod resources;
+mod rest;
+mod runtime;
+mod scoring;
+mod service;
+mod validate;
+
+pub use config::ServerConfig;
+pub use error::ServiceError;
+pub use resources::{
+    ArtifactInput, ArtifactUploaded, CreateEndpoint, CreateEndpointConfig, CreateModel, Endpoint, EndpointConfig, List,
+    Model, UpdateEndpoint, Variant,
+};
+pub use rest::{openapi_json, router};
+pub use service::{InvocationAnswer, InvocationRequest, Service};
+
+/// Runs the server until SIGTERM or Ctrl-C: recovers the stored endpoints, listens, prints
+/// `riskserve listening on http://ADDR` on stderr, and on a signal stops accepting, lets
+/// in-flight requests finish and drains every endpoint.
+pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
+    let service = Service::start(config.clone()).await.map_err(|error| anyhow::anyhow!("cannot start: {error}"))?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|error| anyhow::anyhow!("cannot listen on {}: {error}", config.listen))?;
+    let address = listener.local_addr()?;
+    eprintln!("riskserve listening on http://{address}");
+    axum::serve(listener, router(service.clone())).with_graceful_shutdown(shutdown_signal()).await?;
+    service.shutdown().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+    eprintln!("riskserve: shutting down; in-flight requests finish first");
+}

@@ -1,0 +1,143 @@
+//! The resources as every façade sees them: request and answer shapes of the service layer (the
+//! native REST API serialises them as they are; other façades translate).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// The answer to an artifact upload.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ArtifactUploaded {
+    /// `sha256:<64 hex digits>`.
+    pub digest: String,
+    pub size: u64,
+}
+
+/// An artifact a new model names: a file uploaded earlier, by digest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ArtifactInput {
+    pub name: String,
+    pub digest: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateModel {
+    pub name: String,
+    /// Uploaded artifacts; or give `artifact_url` instead.
+    #[serde(default)]
+    pub artifacts: Vec<ArtifactInput>,
+    /// `file:///absolute/path`: the server reads and stores the file itself.
+    #[serde(default)]
+    pub artifact_url: Option<String>,
+    /// xgboost-json, xgboost-ubj, lightgbm, onnx or pmml; detected from the content when absent.
+    #[serde(default)]
+    pub format: Option<String>,
+    /// Digest of an uploaded pipeline spec.
+    #[serde(default)]
+    pub pipeline: Option<String>,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ArtifactDescription {
+    pub name: String,
+    pub digest: String,
+    pub size: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Model {
+    pub name: String,
+    pub artifacts: Vec<ArtifactDescription>,
+    pub format: String,
+    pub pipeline: Option<String>,
+    /// Input field names, in positional (CSV) order.
+    pub inputs: Vec<String>,
+    pub outputs: Vec<String>,
+    pub tags: BTreeMap<String, String>,
+    pub description: Option<String>,
+    /// RFC 3339.
+    pub created_at: String,
+}
+
+/// A production variant of a config, or of an endpoint (with its current weight and count).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Variant {
+    pub name: String,
+    pub model: String,
+    #[serde(default = "default_weight")]
+    pub weight: f64,
+    #[serde(default = "default_instances")]
+    pub instances: u32,
+}
+
+fn default_weight() -> f64 {
+    1.0
+}
+
+fn default_instances() -> u32 {
+    1
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateEndpointConfig {
+    pub name: String,
+    pub variants: Vec<Variant>,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct EndpointConfig {
+    pub name: String,
+    pub variants: Vec<Variant>,
+    pub tags: BTreeMap<String, String>,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateEndpoint {
+    pub name: String,
+    pub config: String,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateEndpoint {
+    pub config: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Endpoint {
+    pub name: String,
+    /// Creating, InService, Updating, RollingBack, Failed or Deleting.
+    pub status: String,
+    /// The config the endpoint serves, or is moving to while Creating or Updating.
+    pub config: String,
+    /// The serving variants with their current weights and counts (the config's before the
+    /// first deployment succeeds).
+    pub variants: Vec<Variant>,
+    pub failure_reason: Option<String>,
+    pub tags: BTreeMap<String, String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// A page of a list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct List<T> {
+    pub items: Vec<T>,
+    /// Pass as `next_token` to get the next page; null on the last page.
+    pub next_token: Option<String>,
+}

@@ -1,0 +1,423 @@
+//! The native REST façade (`/api/v1`), the health routes and the SageMaker runtime invocation
+//! path: handlers only destructure, check the transport (content type, body limit), call the
+//! service and wrap its answer. The OpenAPI document is generated from these annotations.
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use riskserve_store::PageRequest;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use utoipa::OpenApi;
+
+use crate::codec::BodyFormat;
+use crate::error::{ErrorBody, ErrorDetail, ServiceError};
+use crate::resources::{
+    ArtifactDescription, ArtifactInput, ArtifactUploaded, CreateEndpoint, CreateEndpointConfig, CreateModel, Endpoint,
+    EndpointConfig, List, Model, UpdateEndpoint, Variant,
+};
+use crate::scoring::{Outcome, Reason};
+use crate::service::{InvocationRequest, Service};
+
+/// The header that picks a variant.
+const TARGET_VARIANT: &str = "x-amzn-sagemaker-target-variant";
+/// The header that names the variant that answered.
+const INVOKED_VARIANT: &str = "x-Amzn-Invoked-Production-Variant";
+const ENABLE_EXPLANATIONS: &str = "x-amzn-sagemaker-enable-explanations";
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "riskserve", description = "Managed endpoints for risk classification models"),
+    paths(
+        upload_artifact,
+        create_model,
+        list_models,
+        get_model,
+        delete_model,
+        create_endpoint_config,
+        list_endpoint_configs,
+        get_endpoint_config,
+        delete_endpoint_config,
+        create_endpoint,
+        list_endpoints,
+        get_endpoint,
+        update_endpoint,
+        delete_endpoint,
+        invoke_endpoint,
+        invoke_only,
+        ping,
+        healthz,
+    ),
+    components(schemas(
+        ErrorBody,
+        ErrorDetail,
+        ArtifactUploaded,
+        ArtifactInput,
+        ArtifactDescription,
+        CreateModel,
+        Model,
+        Variant,
+        CreateEndpointConfig,
+        EndpointConfig,
+        CreateEndpoint,
+        UpdateEndpoint,
+        Endpoint,
+        Outcome,
+        Reason,
+        Predictions,
+        JsonInstances,
+    ))
+)]
+struct ApiDoc;
+
+/// The OpenAPI document of the routes above, as JSON.
+pub fn openapi_json() -> String {
+    ApiDoc::openapi().to_pretty_json().unwrap_or_else(|_| "{}".to_string())
+}
+
+/// The HTTP application; tests drive it with `tower::ServiceExt::oneshot`.
+pub fn router(service: Service) -> Router {
+    let max_body = service.config().max_body_bytes;
+    let max_artifact = service.config().max_artifact_bytes;
+    let artifacts =
+        Router::new().route("/api/v1/artifacts", put(upload_artifact)).layer(DefaultBodyLimit::max(max_artifact));
+    Router::new()
+        .route("/ping", get(ping))
+        .route("/healthz", get(healthz))
+        .route("/api/v1/openapi.json", get(openapi))
+        .route("/api/v1/models", post(create_model).get(list_models))
+        .route("/api/v1/models/{name}", get(get_model).delete(delete_model))
+        .route("/api/v1/endpoint-configs", post(create_endpoint_config).get(list_endpoint_configs))
+        .route("/api/v1/endpoint-configs/{name}", get(get_endpoint_config).delete(delete_endpoint_config))
+        .route("/api/v1/endpoints", post(create_endpoint).get(list_endpoints))
+        .route("/api/v1/endpoints/{name}", get(get_endpoint).put(update_endpoint).delete(delete_endpoint))
+        .route("/endpoints/{name}/invocations", post(invoke_endpoint))
+        .route("/invocations", post(invoke_only))
+        .layer(DefaultBodyLimit::max(max_body))
+        .merge(artifacts)
+        .fallback(unknown_route)
+        .with_state(service)
+}
+
+// ---- transport checks shared by the handlers ----
+
+fn body_bytes(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ServiceError> {
+    body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ServiceError::PayloadTooLarge("the request body exceeds the server's limit".to_string())
+        } else {
+            ServiceError::validation(format!("cannot read the request body: {}", rejection.body_text()))
+        }
+    })
+}
+
+fn content_type(headers: &HeaderMap) -> Option<&str> {
+    headers.get(header::CONTENT_TYPE).and_then(|value| value.to_str().ok())
+}
+
+/// A JSON request body: `application/json`, parsed with errors naming the line and column.
+fn json_body<T: DeserializeOwned>(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<T, ServiceError> {
+    let body = body_bytes(body)?;
+    match BodyFormat::from_content_type(content_type(headers)) {
+        Ok(BodyFormat::Json) => {}
+        Ok(BodyFormat::Csv) | Err(_) => {
+            return Err(ServiceError::UnsupportedMediaType(format!(
+                "Content-Type {:?} is not supported here; send application/json",
+                content_type(headers).unwrap_or("")
+            )));
+        }
+    }
+    serde_json::from_slice(&body)
+        .map_err(|error| ServiceError::validation(format!("the JSON body is malformed: {error}")))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    /// At most this many items (1 to 100, default 100).
+    max_results: Option<u32>,
+    /// The `next_token` of the previous page.
+    next_token: Option<String>,
+}
+
+fn page_request(query: Result<Query<ListQuery>, QueryRejection>) -> Result<PageRequest, ServiceError> {
+    let Query(query) =
+        query.map_err(|rejection| ServiceError::validation(format!("bad query: {}", rejection.body_text())))?;
+    Ok(PageRequest { max_results: query.max_results, next_token: query.next_token })
+}
+
+fn created<T: serde::Serialize>(value: T) -> Response {
+    (StatusCode::CREATED, axum::Json(value)).into_response()
+}
+
+fn ok<T: serde::Serialize>(value: T) -> Response {
+    axum::Json(value).into_response()
+}
+
+fn respond(result: Result<Response, ServiceError>) -> Response {
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+// ---- health ----
+
+/// The container contract's health check.
+#[utoipa::path(get, path = "/ping", responses((status = 200, description = "The server is up")))]
+async fn ping() -> StatusCode {
+    StatusCode::OK
+}
+
+#[utoipa::path(get, path = "/healthz", responses((status = 200, description = "`{\"status\": \"ok\"}`")))]
+async fn healthz() -> Response {
+    ok(serde_json::json!({"status": "ok"}))
+}
+
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], openapi_json()).into_response()
+}
+
+async fn unknown_route() -> Response {
+    ServiceError::NotFound("no such route".to_string()).into_response()
+}
+
+// ---- artifacts ----
+
+/// Uploads a model file or pipeline spec; content addressed and idempotent.
+#[utoipa::path(put, path = "/api/v1/artifacts", request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    responses((status = 201, body = ArtifactUploaded), (status = 413, body = ErrorBody)))]
+async fn upload_artifact(State(service): State<Service>, body: Result<Bytes, BytesRejection>) -> Response {
+    respond(async { Ok(created(service.upload_artifact(body_bytes(body)?).await?)) }.await)
+}
+
+// ---- models ----
+
+/// Creates a model once its artifact loads and scores a row.
+#[utoipa::path(post, path = "/api/v1/models", request_body = CreateModel,
+    responses((status = 201, body = Model), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody), (status = 415, body = ErrorBody)))]
+async fn create_model(
+    State(service): State<Service>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    respond(async { Ok(created(service.create_model(json_body(&headers, body)?).await?)) }.await)
+}
+
+#[utoipa::path(get, path = "/api/v1/models", params(ListQuery), responses((status = 200, body = List<Model>)))]
+async fn list_models(State(service): State<Service>, query: Result<Query<ListQuery>, QueryRejection>) -> Response {
+    respond(async { Ok(ok(service.list_models(&page_request(query)?).await?)) }.await)
+}
+
+#[utoipa::path(get, path = "/api/v1/models/{name}", params(("name" = String, Path)),
+    responses((status = 200, body = Model), (status = 404, body = ErrorBody)))]
+async fn get_model(State(service): State<Service>, Path(name): Path<String>) -> Response {
+    respond(async { Ok(ok(service.get_model(&name).await?)) }.await)
+}
+
+#[utoipa::path(delete, path = "/api/v1/models/{name}", params(("name" = String, Path)),
+    responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn delete_model(State(service): State<Service>, Path(name): Path<String>) -> Response {
+    respond(
+        async {
+            service.delete_model(&name).await?;
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        .await,
+    )
+}
+
+// ---- endpoint configs ----
+
+#[utoipa::path(post, path = "/api/v1/endpoint-configs", request_body = CreateEndpointConfig,
+    responses((status = 201, body = EndpointConfig), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody)))]
+async fn create_endpoint_config(
+    State(service): State<Service>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    respond(async { Ok(created(service.create_endpoint_config(json_body(&headers, body)?).await?)) }.await)
+}
+
+#[utoipa::path(get, path = "/api/v1/endpoint-configs", params(ListQuery),
+    responses((status = 200, body = List<EndpointConfig>)))]
+async fn list_endpoint_configs(
+    State(service): State<Service>,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Response {
+    respond(async { Ok(ok(service.list_endpoint_configs(&page_request(query)?).await?)) }.await)
+}
+
+#[utoipa::path(get, path = "/api/v1/endpoint-configs/{name}", params(("name" = String, Path)),
+    responses((status = 200, body = EndpointConfig), (status = 404, body = ErrorBody)))]
+async fn get_endpoint_config(State(service): State<Service>, Path(name): Path<String>) -> Response {
+    respond(async { Ok(ok(service.get_endpoint_config(&name).await?)) }.await)
+}
+
+#[utoipa::path(delete, path = "/api/v1/endpoint-configs/{name}", params(("name" = String, Path)),
+    responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn delete_endpoint_config(State(service): State<Service>, Path(name): Path<String>) -> Response {
+    respond(
+        async {
+            service.delete_endpoint_config(&name).await?;
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        .await,
+    )
+}
+
+// ---- endpoints ----
+
+/// Creates an endpoint; it deploys in the background (status `Creating`, then `InService` or `Failed`).
+#[utoipa::path(post, path = "/api/v1/endpoints", request_body = CreateEndpoint,
+    responses((status = 201, body = Endpoint), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody)))]
+async fn create_endpoint(
+    State(service): State<Service>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    respond(async { Ok(created(service.create_endpoint(json_body(&headers, body)?).await?)) }.await)
+}
+
+#[utoipa::path(get, path = "/api/v1/endpoints", params(ListQuery), responses((status = 200, body = List<Endpoint>)))]
+async fn list_endpoints(State(service): State<Service>, query: Result<Query<ListQuery>, QueryRejection>) -> Response {
+    respond(async { Ok(ok(service.list_endpoints(&page_request(query)?).await?)) }.await)
+}
+
+#[utoipa::path(get, path = "/api/v1/endpoints/{name}", params(("name" = String, Path)),
+    responses((status = 200, body = Endpoint), (status = 404, body = ErrorBody)))]
+async fn get_endpoint(State(service): State<Service>, Path(name): Path<String>) -> Response {
+    respond(async { Ok(ok(service.get_endpoint(&name).await?)) }.await)
+}
+
+/// Moves an endpoint to another config blue/green (status `Updating`); a failure rolls back.
+#[utoipa::path(put, path = "/api/v1/endpoints/{name}", params(("name" = String, Path)), request_body = UpdateEndpoint,
+    responses((status = 200, body = Endpoint), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn update_endpoint(
+    State(service): State<Service>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    respond(async { Ok(ok(service.update_endpoint(&name, json_body(&headers, body)?).await?)) }.await)
+}
+
+/// Deletes an endpoint (status `Deleting`, then gone).
+#[utoipa::path(delete, path = "/api/v1/endpoints/{name}", params(("name" = String, Path)),
+    responses((status = 202, body = Endpoint), (status = 404, body = ErrorBody)))]
+async fn delete_endpoint(State(service): State<Service>, Path(name): Path<String>) -> Response {
+    respond(
+        async { Ok((StatusCode::ACCEPTED, axum::Json(service.delete_endpoint(&name).await?)).into_response()) }.await,
+    )
+}
+
+// ---- invocations ----
+
+/// A JSON invocation: rows by position or by field name.
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code)]
+struct JsonInstances {
+    /// `[[v, ...], ...]` in the model's field order, or `[{"field": v, ...}, ...]`.
+    instances: Vec<serde_json::Value>,
+}
+
+/// A JSON answer.
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code)]
+struct Predictions {
+    predictions: Vec<Outcome>,
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+struct InvokeQuery {
+    /// `true` asks for explanations (as the `X-Amzn-SageMaker-Enable-Explanations` header does).
+    explain: Option<bool>,
+}
+
+/// The error answer of the invocation path. SageMaker's own error shapes arrive with the
+/// SageMaker façade; this is the one function that will change.
+fn invocation_error(error: ServiceError) -> Response {
+    error.into_response()
+}
+
+async fn invoke(
+    service: &Service,
+    endpoint: Option<&str>,
+    query: Result<Query<InvokeQuery>, QueryRejection>,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let result = async {
+        let body = body_bytes(body)?;
+        let format = BodyFormat::from_content_type(content_type(headers))?;
+        let Query(query) =
+            query.map_err(|rejection| ServiceError::validation(format!("bad query: {}", rejection.body_text())))?;
+        let header_explain = headers
+            .get(ENABLE_EXPLANATIONS)
+            .and_then(|value| value.to_str().ok())
+            .is_some_and(|value| value.trim().eq_ignore_ascii_case("true"));
+        let target_variant = match headers.get(TARGET_VARIANT) {
+            Some(value) => Some(
+                value
+                    .to_str()
+                    .map_err(|_| ServiceError::validation("the target variant header is not readable text"))?
+                    .to_string(),
+            ),
+            None => None,
+        };
+        let request = InvocationRequest {
+            body,
+            format,
+            target_variant,
+            explain: header_explain || query.explain.unwrap_or(false),
+        };
+        service.invoke(endpoint, request).await
+    }
+    .await;
+    match result {
+        Ok(answer) => {
+            let mut response = answer.body.into_response();
+            let headers = response.headers_mut();
+            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(answer.content_type));
+            if let Ok(value) = HeaderValue::from_str(&answer.variant) {
+                headers.insert(INVOKED_VARIANT, value);
+            }
+            response
+        }
+        Err(error) => invocation_error(error),
+    }
+}
+
+/// Scores rows on an endpoint (SageMaker runtime path). `text/csv`: no header, one row a line,
+/// answer one line a row; `application/json`: `{"instances": [...]}`, answer `{"predictions": [...]}`.
+#[utoipa::path(post, path = "/endpoints/{name}/invocations", params(("name" = String, Path), InvokeQuery),
+    request_body(content((String = "text/csv"), (JsonInstances = "application/json"))),
+    responses((status = 200, description = "One answer per row", content((String = "text/csv"), (Predictions = "application/json"))),
+              (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+              (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 503, body = ErrorBody)))]
+async fn invoke_endpoint(
+    State(service): State<Service>,
+    Path(name): Path<String>,
+    query: Result<Query<InvokeQuery>, QueryRejection>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    invoke(&service, Some(&name), query, &headers, body).await
+}
+
+/// The container contract's invocation path: the only endpoint in service answers.
+#[utoipa::path(post, path = "/invocations", params(InvokeQuery),
+    request_body(content((String = "text/csv"), (JsonInstances = "application/json"))),
+    responses((status = 200, description = "One answer per row"), (status = 400, body = ErrorBody)))]
+async fn invoke_only(
+    State(service): State<Service>,
+    query: Result<Query<InvokeQuery>, QueryRejection>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    invoke(&service, None, query, &headers, body).await
+}

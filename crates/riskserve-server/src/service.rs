@@ -1,0 +1,667 @@
+//! The service layer: every use case as a plain async function on [`Service`]. Façades (the
+//! native REST API now; SageMaker JSON 1.1 and the Open Inference Protocol later) translate
+//! requests into these calls and hold no logic of their own.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use riskserve_model::Format;
+use riskserve_store::{
+    ArtifactRef, ConfigRecord, EndpointRecord, EndpointStatus, ModelRecord, PageRequest, Store, StoreError,
+    VariantRecord, now_rfc3339, parse_digest,
+};
+use tokio::sync::oneshot;
+
+use crate::codec::BodyFormat;
+use crate::config::ServerConfig;
+use crate::error::ServiceError;
+use crate::resources::{
+    ArtifactDescription, ArtifactUploaded, CreateEndpoint, CreateEndpointConfig, CreateModel, Endpoint, EndpointConfig,
+    List, Model, UpdateEndpoint, Variant,
+};
+use crate::runtime::{EndpointRuntime, Job, Runtimes, VariantRuntime};
+use crate::scoring::{ArtifactBytes, ScoreOptions, Scorer};
+use crate::validate;
+
+/// One invocation as a façade hands it over.
+#[derive(Debug, Clone)]
+pub struct InvocationRequest {
+    pub body: Bytes,
+    pub format: BodyFormat,
+    /// The variant the caller asks for (`X-Amzn-SageMaker-Target-Variant`).
+    pub target_variant: Option<String>,
+    pub explain: bool,
+}
+
+/// The answer to an invocation.
+#[derive(Debug, Clone)]
+pub struct InvocationAnswer {
+    /// The variant that answered (`x-Amzn-Invoked-Production-Variant`).
+    pub variant: String,
+    pub body: Vec<u8>,
+    pub content_type: &'static str,
+}
+
+/// The server's state and use cases; cheap to clone (one shared inner state).
+#[derive(Clone)]
+pub struct Service {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    config: ServerConfig,
+    runtimes: Runtimes,
+    /// Loaded models by the digests they were built from: each is loaded once and shared by
+    /// every variant (of every endpoint) that serves it.
+    scorers: Mutex<HashMap<String, Arc<Scorer>>>,
+    /// Serialises the moments where a deployment or a delete changes both the stored status and
+    /// the serving runtime, so the two always agree.
+    switch: tokio::sync::Mutex<()>,
+}
+
+fn scorer_key(model: &ModelRecord) -> String {
+    let digests: Vec<&str> = model.artifacts.iter().map(|artifact| artifact.digest.as_str()).collect();
+    format!("{}|{}|{}", model.format, model.pipeline.as_deref().unwrap_or("-"), digests.join(","))
+}
+
+fn model_of(record: ModelRecord) -> Model {
+    Model {
+        name: record.name,
+        artifacts: record
+            .artifacts
+            .into_iter()
+            .map(|artifact| ArtifactDescription { name: artifact.name, digest: artifact.digest, size: artifact.size })
+            .collect(),
+        format: record.format,
+        pipeline: record.pipeline,
+        inputs: record.inputs,
+        outputs: record.outputs,
+        tags: record.tags,
+        description: record.description,
+        created_at: record.created_at,
+    }
+}
+
+fn variant_of(record: &VariantRecord) -> Variant {
+    Variant {
+        name: record.name.clone(),
+        model: record.model.clone(),
+        weight: record.weight,
+        instances: record.instances,
+    }
+}
+
+fn config_of(record: ConfigRecord) -> EndpointConfig {
+    EndpointConfig {
+        name: record.name,
+        variants: record.variants.iter().map(variant_of).collect(),
+        tags: record.tags,
+        created_at: record.created_at,
+    }
+}
+
+fn log(message: &str) {
+    eprintln!("riskserve: {message}");
+}
+
+impl Service {
+    /// Opens the store under `config.data_dir`, removes unfinished uploads, and recovers every
+    /// endpoint (see [`Service::recover`]) before returning.
+    pub async fn start(config: ServerConfig) -> Result<Service, ServiceError> {
+        let store = Store::open(&config.data_dir).await?;
+        let removed = store.artifacts.collect_temporary().await?;
+        if removed > 0 {
+            log(&format!("removed {removed} unfinished artifact uploads"));
+        }
+        let service = Service {
+            inner: Arc::new(Inner {
+                store,
+                config,
+                runtimes: Runtimes::default(),
+                scorers: Mutex::new(HashMap::new()),
+                switch: tokio::sync::Mutex::new(()),
+            }),
+        };
+        service.recover().await?;
+        Ok(service)
+    }
+
+    pub fn config(&self) -> &ServerConfig {
+        &self.inner.config
+    }
+
+    /// Stops serving: every endpoint's variants drain (queued jobs finish) and their threads end.
+    pub async fn shutdown(&self) {
+        let _switch = self.inner.switch.lock().await;
+        self.inner.runtimes.clear();
+        self.inner.store.metadata.close().await;
+    }
+
+    // ---- artifacts ----
+
+    pub async fn upload_artifact(&self, bytes: Bytes) -> Result<ArtifactUploaded, ServiceError> {
+        if bytes.is_empty() {
+            return Err(ServiceError::validation("the artifact is empty"));
+        }
+        let info = self.inner.store.artifacts.put(bytes).await?;
+        Ok(ArtifactUploaded { digest: info.digest, size: info.size })
+    }
+
+    async fn artifact_bytes(&self, digest: &str, what: &str) -> Result<Bytes, ServiceError> {
+        if parse_digest(digest).is_none() {
+            return Err(ServiceError::validation(format!(
+                "{what}: {digest:?} is not a digest of the form sha256:<64 lowercase hex digits>"
+            )));
+        }
+        match self.inner.store.artifacts.get(digest).await {
+            Ok(bytes) => Ok(bytes),
+            Err(StoreError::NotFound(_)) => Err(ServiceError::NotFound(format!(
+                "{what}: artifact {digest} was never uploaded; upload it with PUT /api/v1/artifacts"
+            ))),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    // ---- models ----
+
+    /// Creates a model once its artifact loads and scores a row.
+    pub async fn create_model(&self, request: CreateModel) -> Result<Model, ServiceError> {
+        validate::name("model", &request.name)?;
+        validate::tags(&request.tags)?;
+        validate::description(request.description.as_deref())?;
+        let format = match request.format.as_deref() {
+            None => None,
+            Some(name) => Some(Format::from_name(name).ok_or_else(|| {
+                ServiceError::validation(format!(
+                    "format {name:?} is unknown; use xgboost-json, xgboost-ubj, lightgbm, onnx or pmml"
+                ))
+            })?),
+        };
+        match self.inner.store.metadata.get_model(&request.name).await {
+            Ok(_) => return Err(ServiceError::AlreadyExists(format!("model {:?} already exists", request.name))),
+            Err(StoreError::NotFound(_)) => {}
+            Err(error) => return Err(error.into()),
+        }
+        let mut files: Vec<(String, String, Bytes)> = Vec::new();
+        match (&request.artifact_url, request.artifacts.is_empty()) {
+            (Some(url), true) => {
+                let (name, bytes) = self.read_artifact_url(url).await?;
+                let info = self.inner.store.artifacts.put(bytes.clone()).await?;
+                files.push((name, info.digest, bytes));
+            }
+            (None, false) => {
+                for (index, artifact) in request.artifacts.iter().enumerate() {
+                    if artifact.name.trim().is_empty() || artifact.name.len() > 255 {
+                        return Err(ServiceError::validation(format!(
+                            "artifact {index}: the name must hold 1 to 255 characters"
+                        )));
+                    }
+                    if files.iter().any(|(name, _, _)| *name == artifact.name) {
+                        return Err(ServiceError::validation(format!(
+                            "artifact name {:?} appears twice",
+                            artifact.name
+                        )));
+                    }
+                    let bytes = self.artifact_bytes(&artifact.digest, &format!("artifact {:?}", artifact.name)).await?;
+                    files.push((artifact.name.clone(), artifact.digest.clone(), bytes));
+                }
+            }
+            (Some(_), false) => {
+                return Err(ServiceError::validation("give either artifacts or artifact_url, not both"));
+            }
+            (None, true) => return Err(ServiceError::validation("a model needs artifacts or an artifact_url")),
+        }
+        let pipeline = match &request.pipeline {
+            Some(digest) => Some(self.artifact_bytes(digest, "pipeline").await?),
+            None => None,
+        };
+        let loading_files = files.clone();
+        let loaded = tokio::task::spawn_blocking(move || {
+            let artifacts: Vec<ArtifactBytes<'_>> = loading_files
+                .iter()
+                .map(|(name, _, bytes)| ArtifactBytes { name: name.as_str(), bytes: bytes.as_ref() })
+                .collect();
+            let scorer = Scorer::load(&artifacts, pipeline.as_deref(), format)?;
+            scorer.smoke_test()?;
+            Ok::<Scorer, String>(scorer)
+        })
+        .await
+        .map_err(|error| ServiceError::internal(format!("the model loader stopped: {error}")))?
+        .map_err(ServiceError::InvalidArtifact)?;
+        let record = ModelRecord {
+            name: request.name,
+            format: loaded.format_name().to_string(),
+            pipeline: request.pipeline,
+            artifacts: files
+                .iter()
+                .map(|(name, digest, bytes)| ArtifactRef {
+                    name: name.clone(),
+                    digest: digest.clone(),
+                    size: bytes.len() as u64,
+                })
+                .collect(),
+            inputs: loaded.inputs().to_vec(),
+            outputs: loaded.outputs().to_vec(),
+            tags: request.tags,
+            description: request.description,
+            created_at: now_rfc3339(),
+        };
+        self.inner.store.metadata.insert_model(&record).await?;
+        // Deploying this model later needs no load: the one built here is kept.
+        self.lock_scorers().insert(scorer_key(&record), Arc::new(loaded));
+        Ok(model_of(record))
+    }
+
+    async fn read_artifact_url(&self, url: &str) -> Result<(String, Bytes), ServiceError> {
+        let Some(path) = url.strip_prefix("file://") else {
+            return Err(ServiceError::validation(format!(
+                "artifact_url {url:?} is not supported; use file:///absolute/path or upload the file"
+            )));
+        };
+        let path = std::path::PathBuf::from(path);
+        if !path.is_absolute() {
+            return Err(ServiceError::validation(format!("artifact_url {url:?} must name an absolute path")));
+        }
+        let limit = self.inner.config.max_artifact_bytes;
+        let shown = path.display().to_string();
+        let read_path = path.clone();
+        let bytes = tokio::task::spawn_blocking(move || {
+            let size = std::fs::metadata(&read_path)?.len();
+            if size > limit as u64 {
+                return Err(std::io::Error::other(format!("it has {size} bytes, more than the {limit} accepted")));
+            }
+            std::fs::read(&read_path)
+        })
+        .await
+        .map_err(|error| ServiceError::internal(format!("the file reader stopped: {error}")))?
+        .map_err(|error| ServiceError::validation(format!("cannot read {shown}: {error}")))?;
+        let name = path.file_name().map_or_else(|| "model".to_string(), |name| name.to_string_lossy().into_owned());
+        Ok((name, Bytes::from(bytes)))
+    }
+
+    fn lock_scorers(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Scorer>>> {
+        self.inner.scorers.lock().unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    pub async fn get_model(&self, name: &str) -> Result<Model, ServiceError> {
+        Ok(model_of(self.inner.store.metadata.get_model(name).await?))
+    }
+
+    pub async fn list_models(&self, page: &PageRequest) -> Result<List<Model>, ServiceError> {
+        let page = self.inner.store.metadata.list_models(page).await?;
+        Ok(List { items: page.items.into_iter().map(model_of).collect(), next_token: page.next_token })
+    }
+
+    pub async fn delete_model(&self, name: &str) -> Result<(), ServiceError> {
+        let record = self.inner.store.metadata.get_model(name).await?;
+        self.inner.store.metadata.delete_model(name).await?;
+        // Runtimes that serve it keep their own handle; only the cache lets go.
+        self.lock_scorers().remove(&scorer_key(&record));
+        Ok(())
+    }
+
+    // ---- endpoint configs ----
+
+    pub async fn create_endpoint_config(&self, request: CreateEndpointConfig) -> Result<EndpointConfig, ServiceError> {
+        validate::name("endpoint config", &request.name)?;
+        validate::tags(&request.tags)?;
+        validate::variants(&request.variants, self.inner.config.max_instances)?;
+        let record = ConfigRecord {
+            name: request.name,
+            variants: request
+                .variants
+                .iter()
+                .map(|variant| VariantRecord {
+                    name: variant.name.clone(),
+                    model: variant.model.clone(),
+                    weight: variant.weight,
+                    instances: variant.instances,
+                })
+                .collect(),
+            tags: request.tags,
+            created_at: now_rfc3339(),
+        };
+        self.inner.store.metadata.insert_config(&record).await?;
+        Ok(config_of(record))
+    }
+
+    pub async fn get_endpoint_config(&self, name: &str) -> Result<EndpointConfig, ServiceError> {
+        Ok(config_of(self.inner.store.metadata.get_config(name).await?))
+    }
+
+    pub async fn list_endpoint_configs(&self, page: &PageRequest) -> Result<List<EndpointConfig>, ServiceError> {
+        let page = self.inner.store.metadata.list_configs(page).await?;
+        Ok(List { items: page.items.into_iter().map(config_of).collect(), next_token: page.next_token })
+    }
+
+    pub async fn delete_endpoint_config(&self, name: &str) -> Result<(), ServiceError> {
+        Ok(self.inner.store.metadata.delete_config(name).await?)
+    }
+
+    // ---- endpoints ----
+
+    async fn endpoint_of(&self, record: EndpointRecord) -> Result<Endpoint, ServiceError> {
+        let variants = match &record.live_variants {
+            Some(variants) if record.status != EndpointStatus::Creating => variants.iter().map(variant_of).collect(),
+            _ => match self.inner.store.metadata.get_config(&record.config).await {
+                Ok(config) => config.variants.iter().map(variant_of).collect(),
+                Err(StoreError::NotFound(_)) => Vec::new(),
+                Err(error) => return Err(error.into()),
+            },
+        };
+        Ok(Endpoint {
+            name: record.name,
+            status: record.status.as_str().to_string(),
+            config: record.config,
+            variants,
+            failure_reason: record.failure_reason,
+            tags: record.tags,
+            created_at: record.created_at,
+            updated_at: record.updated_at,
+        })
+    }
+
+    /// Records the endpoint (`Creating`) and deploys it in the background.
+    pub async fn create_endpoint(&self, request: CreateEndpoint) -> Result<Endpoint, ServiceError> {
+        validate::name("endpoint", &request.name)?;
+        validate::name("endpoint config", &request.config)?;
+        validate::tags(&request.tags)?;
+        let record = self.inner.store.metadata.insert_endpoint(&request.name, &request.config, &request.tags).await?;
+        self.spawn_deploy(record.clone());
+        self.endpoint_of(record).await
+    }
+
+    /// Moves an endpoint to another config (`Updating`) in the background: the new variants
+    /// start, traffic switches once they are ready, the old ones drain. A failure rolls back.
+    pub async fn update_endpoint(&self, name: &str, request: UpdateEndpoint) -> Result<Endpoint, ServiceError> {
+        validate::name("endpoint config", &request.config)?;
+        let record = self.inner.store.metadata.begin_update(name, &request.config).await?;
+        self.spawn_deploy(record.clone());
+        self.endpoint_of(record).await
+    }
+
+    /// Marks the endpoint `Deleting`, then stops it and removes it in the background.
+    pub async fn delete_endpoint(&self, name: &str) -> Result<Endpoint, ServiceError> {
+        let record = self.inner.store.metadata.begin_delete(name).await?;
+        let endpoint = self.endpoint_of(record).await?;
+        let service = self.clone();
+        let name = name.to_string();
+        tokio::spawn(async move {
+            if let Err(error) = service.finish_delete(&name).await {
+                log(&format!("cannot finish deleting endpoint {name:?}: {error}"));
+            }
+        });
+        Ok(endpoint)
+    }
+
+    async fn finish_delete(&self, name: &str) -> Result<(), ServiceError> {
+        let _switch = self.inner.switch.lock().await;
+        self.inner.runtimes.remove(name);
+        self.inner.store.metadata.finish_delete(name).await?;
+        Ok(())
+    }
+
+    pub async fn get_endpoint(&self, name: &str) -> Result<Endpoint, ServiceError> {
+        let record = self.inner.store.metadata.get_endpoint(name).await?;
+        self.endpoint_of(record).await
+    }
+
+    pub async fn list_endpoints(&self, page: &PageRequest) -> Result<List<Endpoint>, ServiceError> {
+        let page = self.inner.store.metadata.list_endpoints(page).await?;
+        let mut items = Vec::with_capacity(page.items.len());
+        for record in page.items {
+            items.push(self.endpoint_of(record).await?);
+        }
+        Ok(List { items, next_token: page.next_token })
+    }
+
+    /// Changes a serving variant's instance count at run time (the autoscaler's call).
+    pub async fn set_instances(&self, endpoint: &str, variant: &str, instances: u32) -> Result<(), ServiceError> {
+        if instances == 0 || instances > self.inner.config.max_instances {
+            return Err(ServiceError::validation(format!(
+                "instances must be between 1 and {}, got {instances}",
+                self.inner.config.max_instances
+            )));
+        }
+        let _switch = self.inner.switch.lock().await;
+        let runtime = self.serving(Some(endpoint)).await?;
+        let target = runtime
+            .variant(variant)
+            .ok_or_else(|| ServiceError::NotFound(format!("endpoint {endpoint:?} has no variant {variant:?}")))?;
+        target.set_instances(instances).map_err(ServiceError::Internal)?;
+        self.inner.store.metadata.set_live_instances(endpoint, variant, instances).await?;
+        Ok(())
+    }
+
+    /// The number of worker units a serving variant runs now, or `None` when it does not serve.
+    pub fn serving_instances(&self, endpoint: &str, variant: &str) -> Option<usize> {
+        self.inner
+            .runtimes
+            .get(endpoint)
+            .as_deref()
+            .and_then(|runtime| runtime.variant(variant))
+            .map(|variant| variant.instances())
+    }
+
+    /// Holds (or releases) the worker threads of a serving variant before their next job, so
+    /// that tests can fill its queues. Not for production use.
+    #[doc(hidden)]
+    pub fn hold_workers(&self, endpoint: &str, variant: &str, hold: bool) -> bool {
+        match self.inner.runtimes.get(endpoint).as_deref().and_then(|runtime| runtime.variant(variant)) {
+            Some(variant) => {
+                variant.hold_workers(hold);
+                true
+            }
+            None => false,
+        }
+    }
+
+    // ---- deployment ----
+
+    fn spawn_deploy(&self, record: EndpointRecord) {
+        let service = self.clone();
+        tokio::spawn(async move {
+            let name = record.name.clone();
+            if let Err(error) = service.deploy(record).await {
+                log(&format!("deployment of endpoint {name:?} stopped: {error}"));
+            }
+        });
+    }
+
+    /// Deploys the endpoint's target config for the request of `record.generation`, and records
+    /// the outcome: InService on the new config, else Failed (nothing served before) or a
+    /// rollback to the live config.
+    async fn deploy(&self, record: EndpointRecord) -> Result<(), ServiceError> {
+        let metadata = &self.inner.store.metadata;
+        let built = match metadata.get_config(&record.config).await {
+            Ok(config) => {
+                self.build_runtime(&record.name, &config.variants).await.map(|runtime| (runtime, config.variants))
+            }
+            Err(StoreError::NotFound(message)) => Err(message),
+            Err(error) => return Err(error.into()),
+        };
+        let _switch = self.inner.switch.lock().await;
+        match built {
+            Ok((runtime, variants)) => {
+                if metadata.finish_deploy(&record.name, record.generation, &variants).await? {
+                    self.inner.runtimes.install(runtime);
+                }
+                // Otherwise a delete superseded this deployment: the new runtime just drops.
+            }
+            Err(reason) => {
+                if metadata.fail_deploy(&record.name, record.generation, &reason).await?
+                    == Some(EndpointStatus::RollingBack)
+                {
+                    // The live config never stopped serving; the rollback only has to be recorded.
+                    metadata.finish_rollback(&record.name, record.generation).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Loads each variant's model (once per model) and starts its worker units.
+    async fn build_runtime(&self, endpoint: &str, variants: &[VariantRecord]) -> Result<Arc<EndpointRuntime>, String> {
+        let mut runtimes = Vec::with_capacity(variants.len());
+        for variant in variants {
+            let scorer = self
+                .scorer_for(&variant.model)
+                .await
+                .map_err(|error| format!("variant {:?}: {error}", variant.name))?;
+            let runtime = VariantRuntime::start(
+                endpoint,
+                &variant.name,
+                variant.weight,
+                variant.instances,
+                scorer,
+                self.inner.config.queue_depth,
+            )?;
+            runtimes.push(Arc::new(runtime));
+        }
+        Ok(Arc::new(EndpointRuntime::new(endpoint, runtimes)))
+    }
+
+    async fn scorer_for(&self, model_name: &str) -> Result<Arc<Scorer>, String> {
+        let model = self.inner.store.metadata.get_model(model_name).await.map_err(|error| error.to_string())?;
+        let key = scorer_key(&model);
+        if let Some(scorer) = self.lock_scorers().get(&key) {
+            return Ok(Arc::clone(scorer));
+        }
+        let mut files = Vec::with_capacity(model.artifacts.len());
+        for artifact in &model.artifacts {
+            let bytes =
+                self.inner.store.artifacts.get(&artifact.digest).await.map_err(|error| {
+                    format!("model {model_name:?}: cannot read artifact {:?}: {error}", artifact.name)
+                })?;
+            files.push((artifact.name.clone(), bytes));
+        }
+        let pipeline = match &model.pipeline {
+            Some(digest) => Some(
+                self.inner
+                    .store
+                    .artifacts
+                    .get(digest)
+                    .await
+                    .map_err(|error| format!("model {model_name:?}: cannot read its pipeline: {error}"))?,
+            ),
+            None => None,
+        };
+        let format = Format::from_name(&model.format);
+        let name = model_name.to_string();
+        let scorer = tokio::task::spawn_blocking(move || {
+            let artifacts: Vec<ArtifactBytes<'_>> = files
+                .iter()
+                .map(|(name, bytes)| ArtifactBytes { name: name.as_str(), bytes: bytes.as_ref() })
+                .collect();
+            Scorer::load(&artifacts, pipeline.as_deref(), format).map_err(|error| format!("model {name:?}: {error}"))
+        })
+        .await
+        .map_err(|error| format!("the model loader stopped: {error}"))??;
+        let scorer = Arc::new(scorer);
+        Ok(Arc::clone(self.lock_scorers().entry(key).or_insert(scorer)))
+    }
+
+    // ---- recovery ----
+
+    /// Brings every stored endpoint back after a start, before the server listens:
+    /// - `InService`: serves its live config again (live variants and instance counts), from
+    ///   stored artifacts; if that fails the endpoint becomes `Failed` with the reason.
+    /// - `Creating`: the accepted create completes: its config deploys again (in the background).
+    /// - `Updating`: the live config serves again at once, then the accepted update runs again
+    ///   (in the background); if it fails, it rolls back to the live config as any update does.
+    /// - `RollingBack`: the live config serves again and the rollback is recorded (`InService`).
+    /// - `Deleting`: the accepted delete completes; the row goes.
+    /// - `Failed`: stays as it is.
+    pub async fn recover(&self) -> Result<(), ServiceError> {
+        let metadata = &self.inner.store.metadata;
+        for record in metadata.all_endpoints().await? {
+            match record.status {
+                EndpointStatus::InService => {
+                    self.restore_live(&record).await?;
+                }
+                EndpointStatus::Creating => self.spawn_deploy(record),
+                EndpointStatus::Updating => {
+                    if self.restore_live(&record).await? {
+                        self.spawn_deploy(record);
+                    }
+                }
+                EndpointStatus::RollingBack => {
+                    if self.restore_live(&record).await? {
+                        metadata.finish_rollback(&record.name, record.generation).await?;
+                    }
+                }
+                EndpointStatus::Deleting => {
+                    metadata.finish_delete(&record.name).await?;
+                }
+                EndpointStatus::Failed => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Serves an endpoint's live config again; false (and the endpoint `Failed`) when it cannot.
+    async fn restore_live(&self, record: &EndpointRecord) -> Result<bool, ServiceError> {
+        let metadata = &self.inner.store.metadata;
+        let (Some(_), Some(variants)) = (&record.live_config, &record.live_variants) else {
+            metadata.mark_failed(&record.name, "the endpoint has no live config to restore").await?;
+            return Ok(false);
+        };
+        match self.build_runtime(&record.name, variants).await {
+            Ok(runtime) => {
+                self.inner.runtimes.install(runtime);
+                Ok(true)
+            }
+            Err(reason) => {
+                log(&format!("endpoint {:?} cannot serve again after the restart: {reason}", record.name));
+                metadata.mark_failed(&record.name, &format!("cannot serve again after a restart: {reason}")).await?;
+                Ok(false)
+            }
+        }
+    }
+
+    // ---- invocations ----
+
+    /// Scores a request on a serving endpoint (`None`: the only one, for the container
+    /// contract). Reads only in-memory state unless the endpoint does not serve.
+    pub async fn invoke(
+        &self,
+        endpoint: Option<&str>,
+        request: InvocationRequest,
+    ) -> Result<InvocationAnswer, ServiceError> {
+        let runtime = self.serving(endpoint).await?;
+        let variant = runtime.pick(request.target_variant.as_deref())?;
+        let (reply, answer) = oneshot::channel();
+        let options = ScoreOptions { explain: request.explain, ..ScoreOptions::default() };
+        variant.submit(Job { body: request.body, format: request.format, options, reply })?;
+        let variant_name = variant.name.clone();
+        // Let go of the runtime before waiting, so that a replaced one drains without us.
+        drop(runtime);
+        let body = answer
+            .await
+            .map_err(|_| ServiceError::internal(format!("variant {variant_name:?} stopped before answering")))??;
+        Ok(InvocationAnswer { variant: variant_name, body, content_type: request.format.content_type() })
+    }
+
+    /// The serving runtime of an endpoint, or the error that says why there is none.
+    async fn serving(&self, endpoint: Option<&str>) -> Result<Arc<EndpointRuntime>, ServiceError> {
+        let found = match endpoint {
+            Some(name) => self.inner.runtimes.get(name),
+            None => self.inner.runtimes.only(),
+        };
+        if let Some(runtime) = found {
+            return Ok(runtime);
+        }
+        let Some(name) = endpoint else {
+            return Err(ServiceError::validation(
+                "POST /invocations needs exactly one endpoint in service; use POST /endpoints/{name}/invocations",
+            ));
+        };
+        let record = self.inner.store.metadata.get_endpoint(name).await?;
+        Err(ServiceError::InvalidState(format!(
+            "endpoint {name:?} is {}; it answers invocations once it is InService",
+            record.status.as_str()
+        )))
+    }
+}
