@@ -3,8 +3,11 @@
 libraries, and the values those libraries give for every input row (expected.jsonl), which
 crates/riskserve-pipeline/tests/examples.rs compares riskserve's scores with.
 
-    python scripts/examples.py            # both examples
-    python scripts/examples.py xgboost    # only one of: xgboost scorecard
+    python scripts/examples.py                   # both examples
+    python scripts/examples.py xgboost           # only one of: xgboost scorecard
+    python scripts/examples.py --out DIR         # write under DIR instead (reruns are compared)
+    python scripts/examples.py --check-pmml      # JPMML-Evaluator scores scorecard.pmml (venv-pmml)
+    python scripts/examples.py --check-riskserve BINARY   # `riskserve score --pipeline` on both
 
 Everything is seeded and single-threaded: a rerun writes the same bytes.
 
@@ -15,14 +18,20 @@ regression + scorecard, imported from the tool's points table, with the tool's o
 points as the expected values.
 """
 
+import argparse
+import csv
 import json
 import math
+import subprocess
 import sys
 import warnings
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
+try:
+    import numpy as np
+    import pandas as pd
+except ImportError:  # the checks need only the standard library (and jpmml_evaluator)
+    np = pd = None
 
 ROOT = Path(__file__).resolve().parent.parent
 CREDIT_CSV = ROOT / "fixtures" / "data" / "germancredit.csv"
@@ -114,6 +123,9 @@ RAW_FEATURES = {
         None,
     ),
 }
+
+# Principal reasons given per row (Regulation B: more than four are not likely to be helpful).
+REASON_RANKS = 4
 
 # Regulation B (ECOA) prohibits sex, marital status and national origin as bases for a credit
 # decision: neither model sees these two columns.
@@ -254,7 +266,7 @@ def apply_field_policies(frame, specs):
     return frame
 
 
-def top_reasons(contributions, table, count=4):
+def top_reasons(contributions, table, count=REASON_RANKS):
     """The most adverse raw features first (largest positive contribution), at most `count`."""
     adverse = [(value, feature) for feature, value in contributions.items() if feature != "bias" and value > 0]
     # A stable sort: ties keep the order of the features (the scorecard's characteristics).
@@ -593,6 +605,14 @@ def card_pmml(card_frame, raw, table, versions):
     for variable in variables:
         lines.append(f'      <MiningField name="{xml_text(variable)}"/>')
     lines.append("    </MiningSchema>")
+    lines.append("    <Output>")
+    lines.append('      <OutputField name="score" feature="predictedValue" dataType="double" optype="continuous"/>')
+    for rank in range(1, REASON_RANKS + 1):
+        lines.append(
+            f'      <OutputField name="reason_{rank}" feature="reasonCode" rank="{rank}" dataType="string" '
+            'optype="categorical"/>'
+        )
+    lines.append("    </Output>")
     lines.append("    <Characteristics>")
     for variable in variables:
         rows = card_frame[card_frame["variable"] == variable]
@@ -754,16 +774,103 @@ def build_scorecard(raw, labels):
     )
 
 
+# ---------------------------------------------------------------------------------------------
+# Checks of what was written, by other programs than the ones that wrote it
+
+
+def read_expected(path):
+    with open(path) as lines:
+        return [json.loads(line) for line in lines]
+
+
+def read_input(path):
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def check_pmml():
+    """JPMML-Evaluator (the PMML reference implementation) scores scorecard.pmml on the input rows:
+    its scores must be scorecardpy's, which shows the points table became PMML unchanged, and its
+    pointsBelow reason codes those expected.jsonl lists."""
+    from jpmml_evaluator import make_evaluator
+
+    directory = OUT / "scorecard"
+    evaluator = make_evaluator(str(directory / "scorecard.pmml")).verify()
+    numeric = {name for name, (_, _, bounds) in RAW_FEATURES.items() if bounds is not None}
+    expected = read_expected(directory / "expected.jsonl")
+    rows = read_input(directory / "input.csv")
+    fields = [field.getName() for field in evaluator.getInputFields()]
+    worst = 0.0
+    for index, (row, wanted) in enumerate(zip(rows, expected, strict=True)):
+        arguments = {name: float(row[name]) if name in numeric else row[name] for name in fields}
+        result = evaluator.evaluate(arguments)
+        score = float(result["score"])
+        worst = max(worst, abs(score - wanted["score"]))
+        if abs(score - wanted["score"]) > 1e-9:
+            sys.exit(f"check-pmml: row {index}: JPMML-Evaluator scores {score}, scorecardpy {wanted['score']}")
+        codes = [result.get(f"reason_{rank}") for rank in range(1, REASON_RANKS + 1)]
+        codes = [str(code) for code in codes if code is not None]
+        if codes != [reason["code"] for reason in wanted["reasons"]]:
+            sys.exit(f"check-pmml: row {index}: JPMML-Evaluator's reason codes {codes}, expected {wanted['reasons']}")
+    print(f"check-pmml: {len(rows)} rows, JPMML-Evaluator equals scorecardpy (largest difference {worst})", file=sys.stderr)
+
+
+def check_riskserve(binary):
+    """`riskserve score --pipeline ... --output-format json --explain` on each example, compared
+    with expected.jsonl as crates/riskserve-pipeline/tests/examples.rs compares Pipeline's answers."""
+    tolerances = {"probability": 1e-6, "score": 1e-4}
+    for name in ["xgboost", "scorecard"]:
+        directory = OUT / name
+        command = [
+            binary, "score", "--pipeline", str(directory / "pipeline.json"), "--input", str(directory / "input.csv"),
+            "--output-format", "json", "--explain",
+        ]
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            sys.exit(f"check-riskserve: {name}: {' '.join(command)} failed: {result.stderr.strip()}")
+        outcomes = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+        expected = read_expected(directory / "expected.jsonl")
+        if len(outcomes) != len(expected):
+            sys.exit(f"check-riskserve: {name}: {len(outcomes)} outcomes for {len(expected)} rows")
+        worst = {}
+        for index, (outcome, wanted) in enumerate(zip(outcomes, expected)):
+            differences = {key: abs(outcome[key] - wanted[key]) for key in tolerances}
+            wanted_points = wanted.get("contributions") or {**wanted["points"], "bias": wanted["base_points"]}
+            differences["contributions"] = max(
+                abs(value - wanted_points.get(feature, 0.0)) for feature, value in outcome["contributions"].items()
+            )
+            for key, value in differences.items():
+                worst[key] = max(worst.get(key, 0.0), value)
+                if value > tolerances.get(key, 1e-6):
+                    sys.exit(f"check-riskserve: {name}: row {index}: {key} differs by {value}")
+            for key in ["grade", "decision"]:
+                if outcome[key] != wanted[key]:
+                    sys.exit(f"check-riskserve: {name}: row {index}: {key} {outcome[key]}, expected {wanted[key]}")
+        print(f"check-riskserve: {name}: {len(outcomes)} rows agree; largest differences {worst}", file=sys.stderr)
+
+
 def main(argv):
-    which = argv or ["xgboost", "scorecard"]
+    global OUT
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("examples", nargs="*", choices=[[], "xgboost", "scorecard"], default=[])
+    parser.add_argument("--out", type=Path, help="write the examples under this folder")
+    parser.add_argument("--check-pmml", action="store_true")
+    parser.add_argument("--check-riskserve", metavar="BINARY")
+    args = parser.parse_args(argv)
+    if args.out is not None:
+        OUT = args.out
+    if args.check_pmml:
+        check_pmml()
+    if args.check_riskserve:
+        check_riskserve(args.check_riskserve)
+    if args.check_pmml or args.check_riskserve:
+        return
     raw, labels = load_credit()
-    for name in which:
+    for name in args.examples or ["xgboost", "scorecard"]:
         if name == "xgboost":
             build_xgboost(raw, labels)
-        elif name == "scorecard":
-            build_scorecard(raw, labels)
         else:
-            sys.exit(f"unknown example {name} (expected xgboost or scorecard)")
+            build_scorecard(raw, labels)
 
 
 if __name__ == "__main__":

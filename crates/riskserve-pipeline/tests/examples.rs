@@ -12,6 +12,8 @@ const PROBABILITY_TOLERANCE: f64 = 1e-6;
 const SCORE_TOLERANCE: f64 = 1e-4;
 /// Scorecard points, TreeSHAP contributions and the reasons built from them.
 const POINTS_TOLERANCE: f64 = 1e-6;
+/// How far an f32 sum over 100 trees may be from the exact one.
+const F32_MARGIN_TOLERANCE: f64 = 1e-5;
 /// The input files hold a few hundred rows; fewer means the example was not written whole.
 const MIN_ROWS: usize = 100;
 
@@ -245,9 +247,10 @@ fn xgboost_example_contributions_match_shap() {
                 POINTS_TOLERANCE,
             );
         }
-        // Contributions sum to the model's margin (xgboost's, before calibration).
+        // Contributions sum to the model's margin (xgboost's, before calibration). xgboost adds its
+        // margin up in f32, so shap's own contributions miss it by up to 1.3e-6 on these rows.
         let margin = number(&expected["margin"], "margin");
-        check.close(row, "sum of contributions", Some(contributions.values().sum()), margin, POINTS_TOLERANCE);
+        check.close(row, "sum of contributions", Some(contributions.values().sum()), margin, F32_MARGIN_TOLERANCE);
         check.reasons(row, outcome, &expected["reasons"], &table);
     }
     check.finish("xgboost explanations");
