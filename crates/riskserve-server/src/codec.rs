@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use serde_json::Value;
 
 use crate::error::ServiceError;
-use crate::scoring::{Cell, Outcome, RowError};
+use crate::scoring::{Cell, Outcome, RowError, Scorer};
 
 /// At most this many row errors are listed in one answer; the rest are counted.
 const MAX_LISTED_ROW_ERRORS: usize = 20;
@@ -145,7 +145,8 @@ pub fn decode_json(body: &[u8], fields: &[String]) -> Result<Vec<Vec<Cell<'stati
             Value::Array(values) => {
                 if values.len() != fields.len() {
                     return Err(ServiceError::validation(format!(
-                        "instance {index}: expected {} values, found {}",
+                        "row {}: expected {} values, found {}",
+                        index + 1,
                         fields.len(),
                         values.len()
                     )));
@@ -161,7 +162,8 @@ pub fn decode_json(body: &[u8], fields: &[String]) -> Result<Vec<Vec<Cell<'stati
                 for (name, value) in members {
                     let Some(position) = fields.iter().position(|field| field == name) else {
                         return Err(ServiceError::validation(format!(
-                            "instance {index}: unknown field {name:?}; the fields are {}",
+                            "row {}: unknown field {name:?}; the fields are {}",
+                            index + 1,
                             list_fields(fields)
                         )));
                     };
@@ -171,7 +173,8 @@ pub fn decode_json(body: &[u8], fields: &[String]) -> Result<Vec<Vec<Cell<'stati
             }
             _ => {
                 return Err(ServiceError::validation(format!(
-                    "instance {index}: expected a list of values or an object of fields"
+                    "row {}: expected a list of values or an object of fields",
+                    index + 1
                 )));
             }
         };
@@ -188,14 +191,16 @@ fn cell_of(value: &Value, index: usize, field: &str) -> Result<Cell<'static>, Se
             Some(number) => Cell::Number(number),
             None => {
                 return Err(ServiceError::validation(format!(
-                    "instance {index}, field {field:?}: {number} is not a number riskserve can hold"
+                    "row {}, field {field:?}: {number} is not a number riskserve can hold",
+                    index + 1
                 )));
             }
         },
         Value::String(text) => Cell::Text(Cow::Owned(text.clone())),
         Value::Array(_) | Value::Object(_) => {
             return Err(ServiceError::validation(format!(
-                "instance {index}, field {field:?}: expected a number, string, boolean or null"
+                "row {}, field {field:?}: expected a number, string, boolean or null",
+                index + 1
             )));
         }
     })
@@ -210,21 +215,36 @@ fn list_fields(fields: &[String]) -> String {
     }
 }
 
-/// The `invalid_input` error for rows that failed the schema.
+/// The `invalid_input` error for rows that failed the schema; rows count from 1 as in the body.
 pub fn row_errors(errors: &[RowError]) -> ServiceError {
-    let listed: Vec<String> = errors.iter().take(MAX_LISTED_ROW_ERRORS).map(ToString::to_string).collect();
+    let listed: Vec<String> = errors
+        .iter()
+        .take(MAX_LISTED_ROW_ERRORS)
+        .map(|error| {
+            if error.field.is_empty() {
+                format!("row {}: {}", error.row + 1, error.message)
+            } else {
+                format!("row {}, field `{}`: {}", error.row + 1, error.field, error.message)
+            }
+        })
+        .collect();
     let more = errors.len().saturating_sub(listed.len());
     let tail = if more > 0 { format!("; and {more} more") } else { String::new() };
     ServiceError::InvalidInput(format!("{}{tail}", listed.join("; ")))
 }
 
 /// The answer body: CSV, one line per row, or `{"predictions": [...]}`.
-pub fn encode(outcomes: &[Outcome], format: BodyFormat) -> Result<Vec<u8>, ServiceError> {
+pub fn encode(outcomes: &[Outcome], format: BodyFormat, scorer: &Scorer) -> Result<Vec<u8>, ServiceError> {
     match format {
         BodyFormat::Csv => {
             let mut body = String::new();
             for outcome in outcomes {
-                body.push_str(&outcome.csv_values().join(","));
+                for (index, cell) in scorer.csv_cells(outcome).iter().enumerate() {
+                    if index > 0 {
+                        body.push(',');
+                    }
+                    push_csv_cell(&mut body, cell);
+                }
                 body.push('\n');
             }
             Ok(body.into_bytes())
@@ -237,6 +257,17 @@ pub fn encode(outcomes: &[Outcome], format: BodyFormat) -> Result<Vec<u8>, Servi
             serde_json::to_vec(&Predictions { predictions: outcomes })
                 .map_err(|error| ServiceError::internal(format!("cannot encode the answer: {error}")))
         }
+    }
+}
+
+/// Writes a cell, quoted when it holds a comma, a quote or a line break.
+fn push_csv_cell(body: &mut String, cell: &str) {
+    if cell.contains([',', '"', '\n', '\r']) {
+        body.push('"');
+        body.push_str(&cell.replace('"', "\"\""));
+        body.push('"');
+    } else {
+        body.push_str(cell);
     }
 }
 

@@ -20,7 +20,6 @@ use crate::resources::{
     ArtifactDescription, ArtifactInput, ArtifactUploaded, CreateEndpoint, CreateEndpointConfig, CreateModel, Endpoint,
     EndpointConfig, List, Model, UpdateEndpoint, Variant,
 };
-use crate::scoring::{Outcome, Reason};
 use crate::service::{InvocationRequest, Service};
 
 /// The header that picks a variant.
@@ -330,6 +329,32 @@ struct JsonInstances {
 #[allow(dead_code)]
 struct Predictions {
     predictions: Vec<Outcome>,
+}
+
+/// The answer for one row; members the model or pipeline does not produce are absent.
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code)]
+struct Outcome {
+    /// The model's raw output columns, as `riskserve score` prints them.
+    values: Vec<f64>,
+    probability: Option<f64>,
+    score: Option<f64>,
+    grade: Option<String>,
+    decision: Option<String>,
+    /// Feature name to its contribution in margin space, plus `bias` (with explanations).
+    contributions: Option<std::collections::BTreeMap<String, f64>>,
+    /// The principal reasons, most adverse first (with explanations).
+    reasons: Option<Vec<Reason>>,
+}
+
+/// One principal reason for an outcome.
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code)]
+struct Reason {
+    code: String,
+    feature: String,
+    text: String,
+    contribution: f64,
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

@@ -37,7 +37,7 @@ fn run_job(scorer: &Scorer, job: &Job) -> Result<Vec<u8>, ServiceError> {
         BodyFormat::Json => codec::decode_json(&job.body, scorer.inputs())?,
     };
     let outcomes = scorer.score_batch(&rows, &job.options).map_err(|errors| codec::row_errors(&errors))?;
-    codec::encode(&outcomes, job.format)
+    codec::encode(&outcomes, job.format, scorer)
 }
 
 /// A gate the worker threads of a variant pass before each job; tests close it to hold the

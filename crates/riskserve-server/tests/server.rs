@@ -802,3 +802,131 @@ async fn a_restart_serves_again_and_completes_or_rolls_back_what_was_in_flight()
     // Nothing was uploaded again: the model's one artifact is all the store holds.
     assert_eq!(std::fs::read_dir(scratch.0.join("artifacts/sha256")).expect("artifacts").count(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipeline_model_answers_as_its_libraries_with_explanations() {
+    let scratch = Scratch::new("pipeline");
+    let (_service, app) = start(&scratch, ServerConfig { max_body_bytes: 1 << 20, ..scratch.config() }).await;
+    let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/german-credit/xgboost");
+    let upload = |file: &str| {
+        let bytes = std::fs::read(folder.join(file)).expect("an example file");
+        let app = app.clone();
+        async move { call(&app, Method::PUT, "/api/v1/artifacts", &[], bytes).await.json()["digest"].clone() }
+    };
+    let model_digest = upload("model.json").await;
+    let spec_digest = upload("pipeline.json").await;
+
+    // The spec names its model file: an artifact under another name is refused.
+    let message = post_json(
+        &app,
+        "/api/v1/models",
+        json!({
+            "name": "gc", "artifacts": [{"name": "other.json", "digest": model_digest}], "pipeline": spec_digest
+        }),
+    )
+    .await
+    .expect_error(StatusCode::BAD_REQUEST, "invalid_artifact");
+    assert!(message.contains("model.json"), "{message}");
+    let created = post_json(
+        &app,
+        "/api/v1/models",
+        json!({
+            "name": "gc", "artifacts": [{"name": "model.json", "digest": model_digest}], "pipeline": spec_digest
+        }),
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text());
+    let model = created.json();
+    assert_eq!(model["format"], "pipeline");
+    assert_eq!(model["outputs"], json!(["probability", "score", "grade", "decision"]));
+    create_config(&app, "gc", json!([{"name": "only", "model": "gc"}])).await;
+    deploy(&app, "gc", "gc").await;
+
+    // The input file's rows (its header is the pipeline's field order) and the expected outcomes.
+    let input = std::fs::read_to_string(folder.join("input.csv")).expect("input");
+    let (header, body) = input.split_once('\n').expect("a header");
+    let fields: Vec<String> =
+        model["inputs"].as_array().expect("inputs").iter().map(|v| v.as_str().expect("name").to_string()).collect();
+    assert_eq!(header.trim().split(',').collect::<Vec<_>>(), fields);
+    let expected: Vec<Value> = std::fs::read_to_string(folder.join("expected.jsonl"))
+        .expect("expected")
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("JSON"))
+        .collect();
+
+    let answer = invoke_csv(&app, "gc", body, None).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    let text = answer.text();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), expected.len());
+    for (line, expected) in lines.iter().zip(&expected) {
+        let cells: Vec<&str> = line.split(',').collect();
+        assert_eq!(cells.len(), 4, "{line}");
+        assert_close(
+            cells[0].parse().expect("a probability"),
+            expected["probability"].as_f64().expect("p"),
+            "probability",
+        );
+        assert_close(cells[1].parse().expect("a score"), expected["score"].as_f64().expect("score"), "score");
+        assert_eq!(cells[2], expected["grade"], "{line}");
+        assert_eq!(cells[3], expected["decision"], "{line}");
+    }
+
+    // JSON by field name, with explanations asked by the SageMaker header.
+    let instances: Vec<Value> = body
+        .lines()
+        .take(20)
+        .map(|line| {
+            let mut reader = csv_cells(line).into_iter();
+            let members: serde_json::Map<String, Value> = fields
+                .iter()
+                .map(|field| {
+                    let cell = reader.next().expect("a cell");
+                    let value = if cell.is_empty() {
+                        Value::Null
+                    } else {
+                        cell.parse::<f64>().map_or_else(|_| json!(cell), |number| json!(number))
+                    };
+                    (field.clone(), value)
+                })
+                .collect();
+            Value::Object(members)
+        })
+        .collect();
+    let answer = call(
+        &app,
+        Method::POST,
+        "/endpoints/gc/invocations",
+        &[("content-type", "application/json"), ("x-amzn-sagemaker-enable-explanations", "true")],
+        json!({"instances": instances}).to_string(),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    for (prediction, expected) in answer.json()["predictions"].as_array().expect("predictions").iter().zip(&expected) {
+        assert_eq!(prediction["grade"], expected["grade"]);
+        assert_eq!(prediction["decision"], expected["decision"]);
+        for (feature, value) in expected["contributions"].as_object().expect("contributions") {
+            let found =
+                prediction["contributions"][feature].as_f64().unwrap_or_else(|| panic!("no contribution {feature}"));
+            assert_close(found, value.as_f64().expect("a number"), feature);
+        }
+        let codes = |outcome: &Value| -> Vec<Value> {
+            outcome["reasons"].as_array().expect("reasons").iter().map(|reason| reason["code"].clone()).collect()
+        };
+        assert_eq!(codes(prediction), codes(expected));
+    }
+}
+
+/// Splits one CSV line, honouring double quotes.
+fn csv_cells(line: &str) -> Vec<String> {
+    let mut cells = vec![String::new()];
+    let mut quoted = false;
+    for character in line.trim_end().chars() {
+        match (character, quoted) {
+            ('"', _) => quoted = !quoted,
+            (',', false) => cells.push(String::new()),
+            (other, _) => cells.last_mut().expect("a cell").push(other),
+        }
+    }
+    cells
+}
