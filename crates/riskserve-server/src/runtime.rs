@@ -79,7 +79,9 @@ impl WorkerUnit {
             .spawn(move || {
                 while let Ok(job) = receiver.recv() {
                     gate.pass();
-                    let answer = run_job(&scorer, &job);
+                    // A bug in scoring must cost one request, not the unit: the thread lives on.
+                    let answer = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_job(&scorer, &job)))
+                        .unwrap_or_else(|_| Err(ServiceError::internal("scoring panicked on this request")));
                     thread_pending.fetch_sub(1, Ordering::Relaxed);
                     // The client may have gone; its answer is then dropped.
                     let _ = job.reply.send(answer);

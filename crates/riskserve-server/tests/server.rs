@@ -11,6 +11,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use riskserve_server::{ServerConfig, Service, router};
+use riskserve_store::EndpointStatus;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -769,9 +770,13 @@ async fn a_restart_serves_again_and_completes_or_rolls_back_what_was_in_flight()
             model["inputs"].as_array().expect("inputs").iter().map(|v| v.as_str().expect("name").to_string()).collect();
         create_config(&app, "one", json!([{"name": "one", "model": "m"}])).await;
         create_config(&app, "two", json!([{"name": "two", "model": "m", "instances": 2}])).await;
-        for endpoint in ["serving", "updating", "deleting"] {
+        for endpoint in ["serving", "updating", "deleting", "rolling-back"] {
             deploy(&app, endpoint, "one").await;
         }
+        // An endpoint whose model file will be damaged on disk while the server is down.
+        create_model(&app, "fragile", case("xgb3_binary_logitraw_json").model).await;
+        create_config(&app, "fragile", json!([{"name": "fragile", "model": "fragile"}])).await;
+        deploy(&app, "fragile", "fragile").await;
         service.set_instances("serving", "one", 3).await.expect("instances");
         service.shutdown().await;
     }
@@ -782,6 +787,12 @@ async fn a_restart_serves_again_and_completes_or_rolls_back_what_was_in_flight()
         store.metadata.insert_endpoint("creating", "two", &BTreeMap::new()).await.expect("creating");
         store.metadata.begin_update("updating", "two").await.expect("updating");
         store.metadata.begin_delete("deleting").await.expect("deleting");
+        let rolling = store.metadata.begin_update("rolling-back", "two").await.expect("updating");
+        store.metadata.fail_deploy("rolling-back", rolling.generation, "it broke").await.expect("rolling back");
+        assert_eq!(store.metadata.get_endpoint("rolling-back").await.expect("get").status, EndpointStatus::RollingBack);
+        let fragile = store.metadata.get_model("fragile").await.expect("fragile").artifacts[0].digest.clone();
+        let hex = fragile.trim_start_matches("sha256:");
+        std::fs::write(scratch.0.join("artifacts/sha256").join(hex), b"damaged").expect("damage");
         store.metadata.close().await;
         std::fs::create_dir_all(scratch.0.join("artifacts/tmp")).expect("tmp");
         std::fs::write(scratch.0.join("artifacts/tmp/half-1-1"), b"half").expect("half");
@@ -798,9 +809,18 @@ async fn a_restart_serves_again_and_completes_or_rolls_back_what_was_in_flight()
     wait_for_config(&app, "updating", "two").await;
     assert_eq!(invoke_csv(&app, "updating", &row, None).await.variant(), "two");
     wait_for(&app, "deleting", "gone").await;
+    // A rollback that was under way ends on the old config, with its reason.
+    let rolled_back = get(&app, "/api/v1/endpoints/rolling-back").await.json();
+    assert_eq!((&rolled_back["status"], &rolled_back["config"]), (&json!("InService"), &json!("one")));
+    assert_eq!(rolled_back["failure_reason"], "it broke");
+    assert_eq!(invoke_csv(&app, "rolling-back", &row, None).await.variant(), "one");
+    // A damaged artifact is never served: that endpoint is Failed and says why.
+    let fragile = get(&app, "/api/v1/endpoints/fragile").await.json();
+    assert_eq!(fragile["status"], "Failed");
+    assert!(fragile["failure_reason"].as_str().expect("a reason").contains("does not match its digest"), "{fragile}");
     assert!(!scratch.0.join("artifacts/tmp/half-1-1").exists());
-    // Nothing was uploaded again: the model's one artifact is all the store holds.
-    assert_eq!(std::fs::read_dir(scratch.0.join("artifacts/sha256")).expect("artifacts").count(), 1);
+    // Nothing was uploaded again: the two models' artifacts are all the store holds.
+    assert_eq!(std::fs::read_dir(scratch.0.join("artifacts/sha256")).expect("artifacts").count(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
