@@ -276,7 +276,7 @@ impl Service {
         })
         .await
         .map_err(|error| ServiceError::internal(format!("the file reader stopped: {error}")))?
-        .map_err(|error| ServiceError::validation(format!("cannot read {shown}: {error}")))?;
+        .map_err(|error| ServiceError::InvalidArtifact(format!("cannot read {shown}: {error}")))?;
         let name = path.file_name().map_or_else(|| "model".to_string(), |name| name.to_string_lossy().into_owned());
         Ok((name, Bytes::from(bytes)))
     }

@@ -396,6 +396,14 @@ async fn every_client_error_code_names_the_problem() {
     )
     .await
     .expect_error(StatusCode::BAD_REQUEST, "invalid_artifact");
+    let message =
+        post_json(&app, "/api/v1/models", json!({"name": "junk", "artifact_url": "file:///no/such/model.json"}))
+            .await
+            .expect_error(StatusCode::BAD_REQUEST, "invalid_artifact");
+    assert!(message.contains("/no/such/model.json"), "{message}");
+    post_json(&app, "/api/v1/models", json!({"name": "junk", "artifact_url": "s3://bucket/model.json"}))
+        .await
+        .expect_error(StatusCode::BAD_REQUEST, "validation_error");
     get(&app, "/api/v1/models/junk").await.expect_error(StatusCode::NOT_FOUND, "not_found");
 
     // not_found: references to what does not exist.
