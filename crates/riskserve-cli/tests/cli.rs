@@ -175,3 +175,132 @@ fn bench_prints_a_json_report_last() {
     assert_eq!(output.status.code(), Some(1));
     assert!(stderr(&output).contains("--batch-size"), "{}", stderr(&output));
 }
+
+/// A pipeline over the XGBoost fixture's 20 numeric inputs, written beside a copy of the model so
+/// that the model file is found relative to the pipeline file: (pipeline path, input, expected).
+fn xgboost_pipeline(dir: &Scratch, extra: serde_json::Value) -> (PathBuf, String, String) {
+    let (model, input, expected) = case("xgboost-json");
+    std::fs::copy(&model, dir.join("model.json")).unwrap();
+    let text = std::fs::read_to_string(&input).unwrap();
+    let header = text.lines().next().unwrap();
+    let features: Vec<serde_json::Value> =
+        header.split(',').map(|name| serde_json::json!({"name": name, "type": "numeric", "required": false})).collect();
+    let mut spec = serde_json::json!({"version": 1, "features": features, "model": {"artifact": "model.json"}});
+    for (key, value) in extra.as_object().unwrap() {
+        spec[key] = value.clone();
+    }
+    let path = dir.join("pipeline.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&spec).unwrap()).unwrap();
+    (path, input, expected)
+}
+
+#[test]
+fn score_pipeline_writes_csv_and_json_lines() {
+    let dir = scratch("pipeline");
+    let extra = serde_json::json!({
+        "scaling": {"pdo": 20, "reference_score": 600, "reference_odds": 50},
+        "master_scale": {"bands": [{"grade": "A", "min": 0, "max": 0.3}, {"grade": "B", "min": 0.3, "max": 1}]},
+        "decision": {"approve": 0.3, "decline": 0.6}
+    });
+    let (pipeline, input, expected) = xgboost_pipeline(&dir, extra);
+    // Run from another folder: the model is found beside the pipeline, not in the working folder.
+    let output = Command::new(env!("CARGO_BIN_EXE_riskserve"))
+        .args(["score", "--pipeline", pipeline.to_str().unwrap(), "--input", &input])
+        .current_dir(std::env::temp_dir())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let csv = read_csv(&String::from_utf8(output.stdout).unwrap());
+    assert_eq!(csv[0], ["probability", "score", "grade", "decision"]);
+    let expected = read_csv(&std::fs::read_to_string(&expected).unwrap());
+    assert_eq!(csv.len(), expected.len());
+    for (line, (actual, expected)) in csv.iter().zip(&expected).enumerate().skip(1) {
+        let probability: f64 = actual[0].parse().unwrap();
+        let library: f64 = expected[0].parse().unwrap();
+        assert!((probability - library).abs() <= 1e-6, "line {line}: {probability} vs {library}");
+        assert_eq!(actual[2], if probability < 0.3 { "A" } else { "B" }, "line {line}");
+    }
+
+    let output = riskserve(&[
+        "score",
+        "--pipeline",
+        pipeline.to_str().unwrap(),
+        "--input",
+        &input,
+        "--output-format",
+        "json",
+        "--explain",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert_eq!(text.lines().count(), expected.len() - 1, "one line per row");
+    for line in text.lines() {
+        let outcome: serde_json::Value = serde_json::from_str(line).unwrap();
+        for member in ["probability", "score", "grade", "decision", "contributions", "reasons"] {
+            assert!(outcome.get(member).is_some(), "{member} missing from {line}");
+        }
+        let probability = outcome["probability"].as_f64().unwrap();
+        let sum: f64 = outcome["contributions"].as_object().unwrap().values().map(|v| v.as_f64().unwrap()).sum();
+        let margin = (probability / (1.0 - probability)).ln();
+        assert!((sum - margin).abs() < 1e-4, "contributions sum to {sum}, the margin is {margin}");
+        assert!(outcome["contributions"].get("bias").is_some());
+        for reason in outcome["reasons"].as_array().unwrap() {
+            for member in ["code", "feature", "text", "contribution"] {
+                assert!(reason.get(member).is_some(), "{member} missing from a reason");
+            }
+            assert!(reason["contribution"].as_f64().unwrap() > 0.0);
+        }
+    }
+}
+
+#[test]
+fn score_model_explains_with_the_models_feature_names() {
+    let (model, input, _) = case("xgboost-json");
+    let output = riskserve(&["score", "--model", &model, "--input", &input, "--output-format", "json", "--explain"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let header = std::fs::read_to_string(&input).unwrap().lines().next().unwrap().to_string();
+    let text = String::from_utf8(output.stdout).unwrap();
+    let first: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    let contributions = first["contributions"].as_object().unwrap();
+    for name in header.split(',') {
+        assert!(contributions.contains_key(name), "no contribution for {name}");
+    }
+    let probability = first["values"][0].as_f64().unwrap();
+    let sum: f64 = contributions.values().map(|v| v.as_f64().unwrap()).sum();
+    assert!((sum - (probability / (1.0 - probability)).ln()).abs() < 1e-4);
+    assert!(first.get("reasons").is_some());
+    assert!(first.get("probability").is_none(), "a bare model gives its values only");
+}
+
+#[test]
+fn score_pipeline_reports_every_bad_row_naming_row_and_field() {
+    let dir = scratch("pipeline-bad-rows");
+    let (pipeline, input, _) = xgboost_pipeline(&dir, serde_json::json!({}));
+    let text = std::fs::read_to_string(&input).unwrap();
+    let mut lines = text.lines();
+    let header = lines.next().unwrap();
+    let good = lines.next().unwrap();
+    let columns: Vec<&str> = header.split(',').collect();
+    let mut bad: Vec<&str> = good.split(',').collect();
+    bad[1] = "twelve";
+    let path = dir.join("bad.csv");
+    std::fs::write(&path, format!("{header}\n{good}\n{}\n1,2\n{}\n", bad.join(","), bad.join(","))).unwrap();
+    let output = riskserve(&["score", "--pipeline", pipeline.to_str().unwrap(), "--input", path.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let message = stderr(&output);
+    assert!(message.contains("3 errors"), "{message}");
+    assert!(message.contains(&format!("row 2: field {:?}: \"twelve\" is not a number", columns[1])), "{message}");
+    assert!(message.contains(&format!("row 3: expected {} columns, found 2", columns.len())), "{message}");
+    assert!(message.contains(&format!("row 4: field {:?}", columns[1])), "{message}");
+}
+
+#[test]
+fn an_invalid_pipeline_is_refused_naming_the_place() {
+    let dir = scratch("pipeline-invalid");
+    let extra = serde_json::json!({"steps": [{"step": "clip", "input": "income", "max": 1}]});
+    let (pipeline, input, _) = xgboost_pipeline(&dir, extra);
+    let output = riskserve(&["score", "--pipeline", pipeline.to_str().unwrap(), "--input", &input]);
+    assert_eq!(output.status.code(), Some(1));
+    let message = stderr(&output);
+    assert!(message.contains("steps[0].input: feature \"income\" is not declared"), "{message}");
+}

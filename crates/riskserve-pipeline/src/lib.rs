@@ -114,6 +114,30 @@ impl Pipeline {
         .collect()
     }
 
+    /// The CSV cells of an outcome, one per [`Pipeline::output_columns`]: a bare model's values,
+    /// else its probability, score, grade and decision (empty where an outcome lacks one).
+    pub fn output_cells(&self, outcome: &Outcome) -> Vec<String> {
+        if self.program.bare {
+            return outcome.values.iter().map(|value| value.to_string()).collect();
+        }
+        let outputs = self.program.outputs;
+        let number = |value: Option<f64>| value.map(|value| value.to_string()).unwrap_or_default();
+        let mut cells = Vec::with_capacity(4);
+        if outputs.probability {
+            cells.push(number(outcome.probability));
+        }
+        if outputs.score {
+            cells.push(number(outcome.score));
+        }
+        if outputs.grade {
+            cells.push(outcome.grade.clone().unwrap_or_default());
+        }
+        if outputs.decision {
+            cells.push(outcome.decision.clone().unwrap_or_default());
+        }
+        cells
+    }
+
     /// Scores a batch; every invalid row and field is reported together (row index 0-based in
     /// the batch, and the field's name).
     pub fn score_batch(&self, rows: &[Vec<Cell<'_>>], options: &ScoreOptions) -> Result<Vec<Outcome>, Vec<RowError>> {
