@@ -845,3 +845,120 @@ fn run_ops(ops: &[Op], slots: &mut [f64]) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(op: Op, inputs: &[f64], width: usize) -> Vec<f64> {
+        let mut slots = inputs.to_vec();
+        slots.resize(inputs.len() + width, -99.0);
+        run_ops(&[op], &mut slots);
+        slots[inputs.len()..].to_vec()
+    }
+
+    #[test]
+    fn bins_are_closed_on_the_declared_side() {
+        let bin = |x: f64, right_closed: bool| {
+            let op = Op::Bin {
+                input: 0,
+                output: 1,
+                edges: vec![10.0, 20.0].into(),
+                values: vec![-1.0, 0.0, 1.0].into(),
+                right_closed,
+                missing: 7.0,
+            };
+            run(op, &[x], 1)[0]
+        };
+        assert_eq!([bin(9.9, false), bin(10.0, false), bin(20.0, false), bin(25.0, false)], [-1.0, 0.0, 1.0, 1.0]);
+        assert_eq!([bin(10.0, true), bin(10.1, true), bin(20.0, true), bin(20.1, true)], [-1.0, 0.0, 0.0, 1.0]);
+        assert_eq!(bin(f64::NAN, false), 7.0);
+    }
+
+    #[test]
+    fn one_hot_sets_one_column_and_follows_the_missing_rule() {
+        let op = |missing: f64| Op::OneHot {
+            input: 0,
+            first_output: 1,
+            columns: 2,
+            column_of: vec![0, u32::MAX, 1].into(),
+            missing,
+        };
+        assert_eq!(run(op(0.0), &[2.0], 2), [0.0, 1.0]);
+        assert_eq!(run(op(0.0), &[1.0], 2), [0.0, 0.0], "a category without a column sets none");
+        assert_eq!(run(op(0.0), &[f64::NAN], 2), [0.0, 0.0]);
+        assert!(run(op(f64::NAN), &[f64::NAN], 2).iter().all(|value| value.is_nan()));
+    }
+
+    #[test]
+    fn derived_features_that_are_not_finite_are_missing() {
+        let derive = |op: DeriveOp, a: f64, b: f64| {
+            run(Op::Derive { op, left: Operand::Slot(0), right: Operand::Slot(1), output: 2 }, &[a, b], 1)[0]
+        };
+        assert_eq!(derive(DeriveOp::Ratio, 6.0, 3.0), 2.0);
+        assert!(derive(DeriveOp::Ratio, 6.0, 0.0).is_nan());
+        assert!(derive(DeriveOp::Log, -1.0, 0.0).is_nan());
+        assert!(derive(DeriveOp::Log, 0.0, 0.0).is_nan());
+        assert_eq!(derive(DeriveOp::Log1p, 0.0, 0.0), 0.0);
+        assert_eq!(derive(DeriveOp::Difference, 5.0, 7.0), -2.0);
+        assert!(derive(DeriveOp::Min, f64::NAN, 1.0).is_nan(), "a missing operand gives a missing result");
+        assert!(derive(DeriveOp::Sum, f64::NAN, 1.0).is_nan());
+        assert_eq!(derive(DeriveOp::Abs, -3.0, 0.0), 3.0);
+    }
+
+    #[test]
+    fn impute_clip_lookup_and_standardize() {
+        assert_eq!(run(Op::Impute { input: 0, output: 1, value: 4.0 }, &[f64::NAN], 1), [4.0]);
+        assert_eq!(run(Op::Impute { input: 0, output: 1, value: 4.0 }, &[2.0], 1), [2.0]);
+        assert_eq!(run(Op::Clip { input: 0, output: 1, min: 0.0, max: 1.0 }, &[3.0], 1), [1.0]);
+        assert!(run(Op::Clip { input: 0, output: 1, min: 0.0, max: 1.0 }, &[f64::NAN], 1)[0].is_nan());
+        let lookup =
+            |x: f64| run(Op::Lookup { input: 0, output: 1, table: vec![10.0, 20.0].into(), missing: -1.0 }, &[x], 1)[0];
+        assert_eq!([lookup(1.0), lookup(f64::NAN)], [20.0, -1.0]);
+        assert_eq!(run(Op::Standardize { input: 0, output: 1, mean: 3.0, scale: 2.0 }, &[7.0], 1), [2.0]);
+    }
+
+    #[test]
+    fn isotonic_interpolation_clips_at_both_ends() {
+        let x = [0.1, 0.5, 0.5, 0.9];
+        let y = [0.0, 0.2, 0.4, 1.0];
+        assert_eq!(interpolate(&x, &y, 0.0), 0.0);
+        assert_eq!(interpolate(&x, &y, 1.0), 1.0);
+        assert!((interpolate(&x, &y, 0.3) - 0.1).abs() < 1e-15);
+        assert!((interpolate(&x, &y, 0.7) - 0.7).abs() < 1e-15);
+        assert!(interpolate(&x, &y, f64::NAN).is_nan());
+    }
+
+    #[test]
+    fn scaling_reads_backwards() {
+        let scaling = Scaling {
+            reference_score: 600.0,
+            factor: 20.0 / std::f64::consts::LN_2,
+            reference_log_odds: 50f64.ln(),
+            sign: 1.0,
+            decimals: None,
+        };
+        for p in [0.01, 0.2, 0.5, 0.93] {
+            assert!((scaling.probability_bad(scaling.score(p)) - p).abs() < 1e-12);
+        }
+        // Doubling the good:bad odds adds the points to double the odds.
+        let odds = |p: f64| (1.0 - p) / p;
+        let (p1, p2) = (0.2, 1.0 / (1.0 + 2.0 * odds(0.2)));
+        assert!((scaling.score(p2) - scaling.score(p1) - 20.0).abs() < 1e-9);
+        let rounded = Scaling { decimals: Some(0), ..scaling };
+        assert_eq!(rounded.score(0.2).fract(), 0.0);
+    }
+
+    #[test]
+    fn knockouts_never_hold_on_a_missing_value_except_missing() {
+        let rule = |test: KnockoutTest| Knockout { slot: 0, test, decision: Decision::Decline };
+        assert!(knockout_holds(&rule(KnockoutTest::Lt(18.0)), &[17.0]));
+        assert!(!knockout_holds(&rule(KnockoutTest::Lt(18.0)), &[f64::NAN]));
+        assert!(!knockout_holds(&rule(KnockoutTest::Ne(1.0)), &[f64::NAN]));
+        assert!(!knockout_holds(&rule(KnockoutTest::NotIn(vec![1.0].into())), &[f64::NAN]));
+        assert!(knockout_holds(&rule(KnockoutTest::Missing), &[f64::NAN]));
+        assert!(knockout_holds(&rule(KnockoutTest::In(vec![1.0, 3.0].into())), &[3.0]));
+        assert!(!knockout_holds(&rule(KnockoutTest::Missing), &[0.0]));
+        assert!(Decision::Decline > Decision::Refer && Decision::Refer > Decision::Approve);
+    }
+}

@@ -273,6 +273,111 @@ mod scoring {
     }
 
     #[test]
+    fn a_pipeline_is_shared_across_threads() {
+        fn shared<T: Send + Sync>() {}
+        shared::<Pipeline>();
+    }
+
+    /// Scores the XGBoost fixture's rows through `spec` with explanations.
+    fn outcomes(spec: &Value) -> Vec<riskserve_pipeline::Outcome> {
+        let (_, rows) = read_csv(XGB_INPUT);
+        let pipeline = load(spec).expect("loads");
+        pipeline.score_batch(&cells(&rows), &ScoreOptions { explain: true, top_reasons: 4 }).expect("scores")
+    }
+
+    fn logit(p: f64) -> f64 {
+        (p / (1.0 - p)).ln()
+    }
+
+    #[test]
+    fn models_combined_in_margin_space_keep_exact_contributions() {
+        let single = outcomes(&xgb_spec());
+        let member = json!({"artifact": XGB_MODEL});
+        for combine in [
+            json!({"method": "average", "space": "margin"}),
+            json!({"method": "stacking", "intercept": 0.25, "coefficients": [0.5, 0.5], "space": "margin"}),
+        ] {
+            let mut spec = xgb_spec();
+            spec["model"] = json!({"models": [member, member], "combine": combine});
+            let shift = combine.get("intercept").and_then(Value::as_f64).unwrap_or(0.0);
+            for (combined, single) in outcomes(&spec).iter().zip(&single) {
+                let p = single.probability.expect("probability");
+                let q = combined.probability.expect("probability");
+                assert!((logit(q) - (logit(p) + shift)).abs() < 1e-9, "{combine}");
+                let (a, b) = (combined.contributions.as_ref().expect("c"), single.contributions.as_ref().expect("c"));
+                for (name, value) in b {
+                    let expected = if name == "bias" { value + shift } else { *value };
+                    assert!((a[name] - expected).abs() < 1e-9, "{combine}: {name}");
+                }
+                assert_eq!(combined.values.len(), 2, "every model's values");
+            }
+        }
+    }
+
+    #[test]
+    fn models_averaged_in_probability_space_sum_to_the_margin() {
+        let mut spec = xgb_spec();
+        let other = "fixtures/xgb3/xgb3_base_score_user.json";
+        spec["model"] = json!({"models": [{"artifact": XGB_MODEL, "weight": 3}, {"artifact": other, "weight": 1}],
+            "combine": {"method": "weighted_average"}});
+        for outcome in outcomes(&spec) {
+            let expected = 0.75 * outcome.values[0] + 0.25 * outcome.values[1];
+            let p = outcome.probability.expect("probability");
+            assert!((p - expected).abs() < 1e-12);
+            let sum: f64 = outcome.contributions.as_ref().expect("contributions").values().sum();
+            assert!((sum - logit(p)).abs() < 1e-9);
+        }
+    }
+
+    #[test]
+    fn calibration_steps_apply_in_order() {
+        let mut spec = xgb_spec();
+        spec["calibration"] = json!([
+            {"method": "intercept_shift", "training_base_rate": 0.3, "target_base_rate": 0.1},
+            {"method": "platt", "a": -1.2, "b": 0.1},
+            {"method": "isotonic", "x": [0.0, 0.2, 0.6, 1.0], "y": [0.0, 0.1, 0.7, 0.9]}
+        ]);
+        let single = outcomes(&xgb_spec());
+        for (calibrated, raw) in outcomes(&spec).iter().zip(&single) {
+            let margin = logit(raw.probability.expect("p")) + (logit(0.1) - logit(0.3));
+            let p = 1.0 / (1.0 + (-1.2 * margin + 0.1).exp());
+            let xs = [0.0, 0.2, 0.6, 1.0];
+            let ys = [0.0, 0.1, 0.7, 0.9];
+            let segment = xs.windows(2).position(|pair| p >= pair[0] && p <= pair[1]).expect("in [0, 1]");
+            let expected =
+                ys[segment] + (p - xs[segment]) * (ys[segment + 1] - ys[segment]) / (xs[segment + 1] - xs[segment]);
+            assert!((calibrated.probability.expect("p") - expected).abs() < 1e-12);
+            // Contributions explain the model's margin, before calibration.
+            assert_eq!(calibrated.contributions, raw.contributions);
+        }
+    }
+
+    #[test]
+    fn a_good_positive_class_turns_the_adverse_direction() {
+        let mut spec = xgb_spec();
+        spec["positive_class"] = json!("good");
+        spec["scaling"] = json!({"pdo": 20, "reference_score": 600, "reference_odds": 1, "higher_is_better": true});
+        spec["decision"] = json!({"approve": 0.8, "decline": 0.5});
+        for outcome in outcomes(&spec) {
+            let p_good = outcome.probability.expect("p");
+            // At 1:1 reference odds the score is 600 + factor · ln(good:bad odds).
+            let expected = 600.0 + 20.0 / std::f64::consts::LN_2 * logit(p_good);
+            assert!((outcome.score.expect("score") - expected).abs() < 1e-9);
+            let decision = if p_good >= 0.8 {
+                "approve"
+            } else if p_good < 0.5 {
+                "decline"
+            } else {
+                "refer"
+            };
+            assert_eq!(outcome.decision.as_deref(), Some(decision));
+            let reasons = outcome.reasons.as_ref().expect("reasons");
+            assert!(reasons.iter().all(|reason| reason.contribution < 0.0), "adverse means lowering P(good)");
+            assert!(reasons.windows(2).all(|pair| pair[0].contribution <= pair[1].contribution));
+        }
+    }
+
+    #[test]
     fn contributions_group_one_hot_and_derived_features_back_to_raw_fields() {
         // A scorecard over two one-hot columns of one field and a ratio of two other fields.
         let pmml = r#"<PMML xmlns="http://www.dmg.org/PMML-4_4" version="4.4">
