@@ -16,6 +16,52 @@ pub struct Scorer {
     format: String,
     /// A bare model answers CSV with its raw values; a pipeline with its named outputs.
     bare: bool,
+    /// A row the pipeline's schema allows, for the smoke test.
+    schema_row: Option<Vec<SchemaCell>>,
+}
+
+/// One cell of a row built from a pipeline's declared schema.
+#[derive(Debug, Clone)]
+enum SchemaCell {
+    Number(f64),
+    Text(String),
+    Bool(bool),
+}
+
+impl SchemaCell {
+    fn cell(self) -> Cell<'static> {
+        match self {
+            SchemaCell::Number(number) => Cell::Number(number),
+            SchemaCell::Text(text) => Cell::Text(text.into()),
+            SchemaCell::Bool(flag) => Cell::Bool(flag),
+        }
+    }
+}
+
+/// For each field, a value the spec declares valid: its first category, `false`, or 0 clamped
+/// to the declared `min`/`max`. `None` when the spec cannot be read as JSON.
+fn schema_row(spec: &[u8], fields: &[String]) -> Option<Vec<SchemaCell>> {
+    let spec: serde_json::Value = serde_json::from_slice(spec).ok()?;
+    let features = spec.get("features")?.as_array()?;
+    fields
+        .iter()
+        .map(|field| {
+            let feature =
+                features.iter().find(|feature| feature.get("name").and_then(|name| name.as_str()) == Some(field))?;
+            let first_category =
+                feature.get("categories").and_then(|list| list.get(0)).and_then(|first| first.as_str());
+            Some(match (feature.get("type").and_then(|kind| kind.as_str()), first_category) {
+                (_, Some(category)) => SchemaCell::Text(category.to_string()),
+                (Some("boolean"), None) => SchemaCell::Bool(false),
+                _ => {
+                    let bound = |key: &str| feature.get(key).and_then(serde_json::Value::as_f64);
+                    let low = bound("min").unwrap_or(f64::NEG_INFINITY);
+                    let high = bound("max").unwrap_or(f64::INFINITY).max(low);
+                    SchemaCell::Number(0.0_f64.clamp(low, high))
+                }
+            })
+        })
+        .collect()
 }
 
 /// A named model file handed to [`Scorer::load`].
@@ -70,9 +116,10 @@ impl Scorer {
                 (pipeline, PIPELINE_FORMAT.to_string(), false)
             }
         };
-        let inputs = pipeline.fields().iter().map(|field| field.name.clone()).collect();
+        let inputs: Vec<String> = pipeline.fields().iter().map(|field| field.name.clone()).collect();
         let outputs = pipeline.output_columns();
-        Ok(Scorer { pipeline, inputs, outputs, format, bare })
+        let schema_row = spec.and_then(|spec| schema_row(spec, &inputs));
+        Ok(Scorer { pipeline, inputs, outputs, format, bare, schema_row })
     }
 
     /// The name of the format the model was read as (`pipeline` with a spec).
@@ -90,19 +137,25 @@ impl Scorer {
         &self.outputs
     }
 
-    /// Scores one row of missing values, else one of zeros: a model that can score neither is
-    /// refused before it is stored.
+    /// Scores one row of missing values, else one of zeros, else one that the pipeline's schema
+    /// allows (first category, `false`, 0 clamped to the declared range): a model that can score
+    /// none of them is refused before it is stored.
     pub fn smoke_test(&self) -> Result<(), String> {
-        let missing = vec![vec![Cell::Missing; self.inputs.len()]];
-        let Err(first) = self.score_batch(&missing, &ScoreOptions::default()) else { return Ok(()) };
-        let zeros = vec![vec![Cell::Number(0.0); self.inputs.len()]];
-        match self.score_batch(&zeros, &ScoreOptions::default()) {
-            Ok(_) => Ok(()),
-            Err(_) => Err(format!(
-                "the model cannot score a row of missing values nor a row of zeros: {}",
-                first.first().map(|error| format!("field `{}`: {}", error.field, error.message)).unwrap_or_default()
-            )),
+        let mut candidates = vec![vec![Cell::Missing; self.inputs.len()], vec![Cell::Number(0.0); self.inputs.len()]];
+        if let Some(row) = &self.schema_row {
+            candidates.push(row.iter().cloned().map(SchemaCell::cell).collect());
         }
+        let mut last_error = None;
+        for row in candidates {
+            match self.score_batch(&[row], &ScoreOptions::default()) {
+                Ok(_) => return Ok(()),
+                Err(errors) => last_error = errors.into_iter().next(),
+            }
+        }
+        Err(format!(
+            "the model cannot score a row of missing values, of zeros, nor one its schema allows: {}",
+            last_error.map(|error| format!("field `{}`: {}", error.field, error.message)).unwrap_or_default()
+        ))
     }
 
     /// Scores a batch; every invalid row is reported (the caller caps how many it shows).

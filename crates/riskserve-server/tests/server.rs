@@ -958,3 +958,62 @@ fn csv_cells(line: &str) -> Vec<String> {
     }
     cells
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scorecard_pipeline_with_required_fields_loads_and_answers() {
+    let scratch = Scratch::new("scorecard");
+    let (_service, app) = start(&scratch, ServerConfig { max_body_bytes: 1 << 20, ..scratch.config() }).await;
+    let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/german-credit/scorecard");
+    let mut digests = Vec::new();
+    for file in ["scorecard.pmml", "pipeline.json"] {
+        let bytes = std::fs::read(folder.join(file)).expect("an example file");
+        digests.push(call(&app, Method::PUT, "/api/v1/artifacts", &[], bytes).await.json()["digest"].clone());
+    }
+    // Every field is required and range-checked: the smoke test has to use a row the schema allows.
+    let created = post_json(
+        &app,
+        "/api/v1/models",
+        json!({
+            "name": "card", "artifacts": [{"name": "scorecard.pmml", "digest": digests[0]}], "pipeline": digests[1]
+        }),
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text());
+    let outputs: Vec<String> = created.json()["outputs"]
+        .as_array()
+        .expect("outputs")
+        .iter()
+        .map(|name| name.as_str().expect("a name").to_string())
+        .collect();
+    create_config(&app, "card", json!([{"name": "only", "model": "card"}])).await;
+    deploy(&app, "card", "card").await;
+
+    let input = std::fs::read_to_string(folder.join("input.csv")).expect("input");
+    let (_, body) = input.split_once('\n').expect("a header");
+    let expected: Vec<Value> = std::fs::read_to_string(folder.join("expected.jsonl"))
+        .expect("expected")
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("JSON"))
+        .collect();
+    let answer = invoke_csv(&app, "card", body, None).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    let text = answer.text();
+    assert_eq!(text.lines().count(), expected.len());
+    for (line, expected) in text.lines().zip(&expected) {
+        for (cell, output) in line.split(',').zip(&outputs) {
+            match &expected[output] {
+                Value::Number(number) => {
+                    assert_close(cell.parse().expect("a number"), number.as_f64().expect("f64"), output);
+                }
+                other => assert_eq!(cell, other.as_str().expect("text"), "{output}"),
+            }
+        }
+    }
+    // A row outside the schema is refused with its row and field.
+    let mut cells: Vec<String> = csv_cells(body.lines().next().expect("a row"));
+    cells[12] = "7".to_string();
+    let quoted: Vec<String> = cells.iter().map(|cell| format!("\"{cell}\"")).collect();
+    let message =
+        invoke_csv(&app, "card", &quoted.join(","), None).await.expect_error(StatusCode::BAD_REQUEST, "invalid_input");
+    assert!(message.contains("row 1") && message.contains("age_in_years"), "{message}");
+}
