@@ -78,7 +78,7 @@ RAW_FEATURES = {
     ),
     "installment_rate_in_percentage_of_disposable_income": (
         "Installment rate in percentage of disposable income (1 lowest to 4 highest)",
-        "Installment too high compared with income",
+        "Installment rate relative to disposable income",
         (1, 4),
     ),
     "personal_status_and_sex": (
@@ -88,7 +88,7 @@ RAW_FEATURES = {
     ),
     "other_debtors_or_guarantors": (
         "Other debtors or guarantors",
-        "No guarantor or co-applicant",
+        "Guarantors or co-applicants",
         None,
     ),
     "present_residence_since": (
@@ -115,7 +115,7 @@ RAW_FEATURES = {
         "Number of dependants",
         (0, 20),
     ),
-    "telephone": ("Telephone registered under the applicant's name", "No telephone", None),
+    "telephone": ("Telephone registered under the applicant's name", "Telephone registration", None),
     "foreign_worker": (
         "Foreign worker (not used by the models: national origin is a prohibited basis under "
         "Regulation B)",
