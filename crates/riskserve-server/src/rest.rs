@@ -135,6 +135,7 @@ fn json_body<T: DeserializeOwned>(headers: &HeaderMap, body: Result<Bytes, Bytes
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ListQuery {
     /// At most this many items (1 to 100, default 100).
@@ -186,7 +187,7 @@ async fn unknown_route() -> Response {
 
 /// Uploads a model file or pipeline spec; content addressed and idempotent.
 #[utoipa::path(put, path = "/api/v1/artifacts", request_body(content = Vec<u8>, content_type = "application/octet-stream"),
-    responses((status = 201, body = ArtifactUploaded), (status = 413, body = ErrorBody)))]
+    responses((status = 201, description = "Created", body = ArtifactUploaded), (status = 413, description = "payload_too_large", body = ErrorBody)))]
 async fn upload_artifact(State(service): State<Service>, body: Result<Bytes, BytesRejection>) -> Response {
     respond(async { Ok(created(service.upload_artifact(body_bytes(body)?).await?)) }.await)
 }
@@ -195,8 +196,8 @@ async fn upload_artifact(State(service): State<Service>, body: Result<Bytes, Byt
 
 /// Creates a model once its artifact loads and scores a row.
 #[utoipa::path(post, path = "/api/v1/models", request_body = CreateModel,
-    responses((status = 201, body = Model), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
-              (status = 409, body = ErrorBody), (status = 415, body = ErrorBody)))]
+    responses((status = 201, description = "Created", body = Model), (status = 400, description = "validation_error, invalid_artifact or invalid_input", body = ErrorBody), (status = 404, description = "not_found", body = ErrorBody),
+              (status = 409, description = "already_exists, in_use or invalid_state", body = ErrorBody), (status = 415, description = "unsupported_media_type", body = ErrorBody)))]
 async fn create_model(
     State(service): State<Service>,
     headers: HeaderMap,
@@ -205,19 +206,19 @@ async fn create_model(
     respond(async { Ok(created(service.create_model(json_body(&headers, body)?).await?)) }.await)
 }
 
-#[utoipa::path(get, path = "/api/v1/models", params(ListQuery), responses((status = 200, body = List<Model>)))]
+#[utoipa::path(get, path = "/api/v1/models", params(ListQuery), responses((status = 200, description = "Success", body = List<Model>)))]
 async fn list_models(State(service): State<Service>, query: Result<Query<ListQuery>, QueryRejection>) -> Response {
     respond(async { Ok(ok(service.list_models(&page_request(query)?).await?)) }.await)
 }
 
 #[utoipa::path(get, path = "/api/v1/models/{name}", params(("name" = String, Path)),
-    responses((status = 200, body = Model), (status = 404, body = ErrorBody)))]
+    responses((status = 200, description = "Success", body = Model), (status = 404, description = "not_found", body = ErrorBody)))]
 async fn get_model(State(service): State<Service>, Path(name): Path<String>) -> Response {
     respond(async { Ok(ok(service.get_model(&name).await?)) }.await)
 }
 
 #[utoipa::path(delete, path = "/api/v1/models/{name}", params(("name" = String, Path)),
-    responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 204, description = "Deleted"), (status = 404, description = "not_found", body = ErrorBody), (status = 409, description = "already_exists, in_use or invalid_state", body = ErrorBody)))]
 async fn delete_model(State(service): State<Service>, Path(name): Path<String>) -> Response {
     respond(
         async {
@@ -231,8 +232,8 @@ async fn delete_model(State(service): State<Service>, Path(name): Path<String>) 
 // ---- endpoint configs ----
 
 #[utoipa::path(post, path = "/api/v1/endpoint-configs", request_body = CreateEndpointConfig,
-    responses((status = 201, body = EndpointConfig), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
-              (status = 409, body = ErrorBody)))]
+    responses((status = 201, description = "Created", body = EndpointConfig), (status = 400, description = "validation_error, invalid_artifact or invalid_input", body = ErrorBody), (status = 404, description = "not_found", body = ErrorBody),
+              (status = 409, description = "already_exists, in_use or invalid_state", body = ErrorBody)))]
 async fn create_endpoint_config(
     State(service): State<Service>,
     headers: HeaderMap,
@@ -242,7 +243,7 @@ async fn create_endpoint_config(
 }
 
 #[utoipa::path(get, path = "/api/v1/endpoint-configs", params(ListQuery),
-    responses((status = 200, body = List<EndpointConfig>)))]
+    responses((status = 200, description = "Success", body = List<EndpointConfig>)))]
 async fn list_endpoint_configs(
     State(service): State<Service>,
     query: Result<Query<ListQuery>, QueryRejection>,
@@ -251,13 +252,13 @@ async fn list_endpoint_configs(
 }
 
 #[utoipa::path(get, path = "/api/v1/endpoint-configs/{name}", params(("name" = String, Path)),
-    responses((status = 200, body = EndpointConfig), (status = 404, body = ErrorBody)))]
+    responses((status = 200, description = "Success", body = EndpointConfig), (status = 404, description = "not_found", body = ErrorBody)))]
 async fn get_endpoint_config(State(service): State<Service>, Path(name): Path<String>) -> Response {
     respond(async { Ok(ok(service.get_endpoint_config(&name).await?)) }.await)
 }
 
 #[utoipa::path(delete, path = "/api/v1/endpoint-configs/{name}", params(("name" = String, Path)),
-    responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 204, description = "Deleted"), (status = 404, description = "not_found", body = ErrorBody), (status = 409, description = "already_exists, in_use or invalid_state", body = ErrorBody)))]
 async fn delete_endpoint_config(State(service): State<Service>, Path(name): Path<String>) -> Response {
     respond(
         async {
@@ -272,8 +273,8 @@ async fn delete_endpoint_config(State(service): State<Service>, Path(name): Path
 
 /// Creates an endpoint; it deploys in the background (status `Creating`, then `InService` or `Failed`).
 #[utoipa::path(post, path = "/api/v1/endpoints", request_body = CreateEndpoint,
-    responses((status = 201, body = Endpoint), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
-              (status = 409, body = ErrorBody)))]
+    responses((status = 201, description = "Created", body = Endpoint), (status = 400, description = "validation_error, invalid_artifact or invalid_input", body = ErrorBody), (status = 404, description = "not_found", body = ErrorBody),
+              (status = 409, description = "already_exists, in_use or invalid_state", body = ErrorBody)))]
 async fn create_endpoint(
     State(service): State<Service>,
     headers: HeaderMap,
@@ -282,20 +283,20 @@ async fn create_endpoint(
     respond(async { Ok(created(service.create_endpoint(json_body(&headers, body)?).await?)) }.await)
 }
 
-#[utoipa::path(get, path = "/api/v1/endpoints", params(ListQuery), responses((status = 200, body = List<Endpoint>)))]
+#[utoipa::path(get, path = "/api/v1/endpoints", params(ListQuery), responses((status = 200, description = "Success", body = List<Endpoint>)))]
 async fn list_endpoints(State(service): State<Service>, query: Result<Query<ListQuery>, QueryRejection>) -> Response {
     respond(async { Ok(ok(service.list_endpoints(&page_request(query)?).await?)) }.await)
 }
 
 #[utoipa::path(get, path = "/api/v1/endpoints/{name}", params(("name" = String, Path)),
-    responses((status = 200, body = Endpoint), (status = 404, body = ErrorBody)))]
+    responses((status = 200, description = "Success", body = Endpoint), (status = 404, description = "not_found", body = ErrorBody)))]
 async fn get_endpoint(State(service): State<Service>, Path(name): Path<String>) -> Response {
     respond(async { Ok(ok(service.get_endpoint(&name).await?)) }.await)
 }
 
 /// Moves an endpoint to another config blue/green (status `Updating`); a failure rolls back.
 #[utoipa::path(put, path = "/api/v1/endpoints/{name}", params(("name" = String, Path)), request_body = UpdateEndpoint,
-    responses((status = 200, body = Endpoint), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 200, description = "Success", body = Endpoint), (status = 404, description = "not_found", body = ErrorBody), (status = 409, description = "already_exists, in_use or invalid_state", body = ErrorBody)))]
 async fn update_endpoint(
     State(service): State<Service>,
     Path(name): Path<String>,
@@ -307,7 +308,7 @@ async fn update_endpoint(
 
 /// Deletes an endpoint (status `Deleting`, then gone).
 #[utoipa::path(delete, path = "/api/v1/endpoints/{name}", params(("name" = String, Path)),
-    responses((status = 202, body = Endpoint), (status = 404, body = ErrorBody)))]
+    responses((status = 202, description = "Accepted: the endpoint is Deleting", body = Endpoint), (status = 404, description = "not_found", body = ErrorBody)))]
 async fn delete_endpoint(State(service): State<Service>, Path(name): Path<String>) -> Response {
     respond(
         async { Ok((StatusCode::ACCEPTED, axum::Json(service.delete_endpoint(&name).await?)).into_response()) }.await,
@@ -358,6 +359,7 @@ struct Reason {
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct InvokeQuery {
     /// `true` asks for explanations (as the `X-Amzn-SageMaker-Enable-Explanations` header does).
     explain: Option<bool>,
@@ -422,8 +424,8 @@ async fn invoke(
 #[utoipa::path(post, path = "/endpoints/{name}/invocations", params(("name" = String, Path), InvokeQuery),
     request_body(content((String = "text/csv"), (JsonInstances = "application/json"))),
     responses((status = 200, description = "One answer per row", content((String = "text/csv"), (Predictions = "application/json"))),
-              (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
-              (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 503, body = ErrorBody)))]
+              (status = 400, description = "validation_error, invalid_artifact or invalid_input", body = ErrorBody), (status = 404, description = "not_found", body = ErrorBody), (status = 409, description = "already_exists, in_use or invalid_state", body = ErrorBody),
+              (status = 413, description = "payload_too_large", body = ErrorBody), (status = 415, description = "unsupported_media_type", body = ErrorBody), (status = 503, description = "overloaded (with Retry-After)", body = ErrorBody)))]
 async fn invoke_endpoint(
     State(service): State<Service>,
     Path(name): Path<String>,
@@ -437,7 +439,7 @@ async fn invoke_endpoint(
 /// The container contract's invocation path: the only endpoint in service answers.
 #[utoipa::path(post, path = "/invocations", params(InvokeQuery),
     request_body(content((String = "text/csv"), (JsonInstances = "application/json"))),
-    responses((status = 200, description = "One answer per row"), (status = 400, body = ErrorBody)))]
+    responses((status = 200, description = "One answer per row"), (status = 400, description = "validation_error, invalid_artifact or invalid_input", body = ErrorBody)))]
 async fn invoke_only(
     State(service): State<Service>,
     query: Result<Query<InvokeQuery>, QueryRejection>,

@@ -239,6 +239,28 @@ async fn health_routes_and_openapi_document() {
         assert!(document["paths"].get(path).is_some(), "{path} is not documented");
     }
     assert!(document["components"]["schemas"].get("Endpoint").is_some());
+    // Every reference resolves to a schema of the document.
+    fn references(value: &Value, found: &mut Vec<String>) {
+        match value {
+            Value::Object(members) => {
+                for (key, member) in members {
+                    match (key.as_str(), member) {
+                        ("$ref", Value::String(target)) => found.push(target.clone()),
+                        _ => references(member, found),
+                    }
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|item| references(item, found)),
+            _ => {}
+        }
+    }
+    let mut found = Vec::new();
+    references(&document, &mut found);
+    assert!(!found.is_empty());
+    for target in found {
+        let name = target.strip_prefix("#/components/schemas/").unwrap_or_else(|| panic!("odd reference {target}"));
+        assert!(document["components"]["schemas"].get(name).is_some(), "{target} does not resolve");
+    }
     get(&app, "/no/such/route").await.expect_error(StatusCode::NOT_FOUND, "not_found");
 }
 
