@@ -128,8 +128,18 @@ fn split_csv_line(line: &str, line_number: usize) -> Result<Vec<Cow<'_, str>>, S
 
 /// Decodes `{"instances": [[v, ...], ...]}` or `{"instances": [{"field": v, ...}, ...]}`.
 pub fn decode_json(body: &[u8], fields: &[String]) -> Result<Vec<Vec<Cell<'static>>>, ServiceError> {
-    let document: Value = serde_json::from_slice(body)
-        .map_err(|error| ServiceError::validation(format!("the JSON body is malformed: {error}")))?;
+    let document: Value = serde_json::from_slice(body).map_err(|error| {
+        // JSON's grammar allows 1e999, but no value is infinite: that is the row's fault, not the syntax's.
+        if error.to_string().starts_with("number out of range") {
+            ServiceError::InvalidInput(format!(
+                "a value at line {} column {} is out of range: values must be finite numbers",
+                error.line(),
+                error.column()
+            ))
+        } else {
+            ServiceError::validation(format!("the JSON body is malformed: {error}"))
+        }
+    })?;
     let Some(instances) = document.get("instances") else {
         return Err(ServiceError::validation("the JSON body has no \"instances\" member"));
     };
@@ -299,6 +309,9 @@ mod tests {
         assert_eq!(rows, vec![vec![Cell::Number(1.0), Cell::Missing], vec![Cell::Bool(true), Cell::Text("x".into())]]);
         let error = decode_json(b"{\"instances\": [[1, 2]\n", &fields()).expect_err("malformed");
         assert!(error.to_string().contains("line 2"), "{error}");
+        let error = decode_json(br#"{"instances": [[1e999, 1]]}"#, &fields()).expect_err("infinite");
+        assert_eq!(error.code(), "invalid_input", "{error}");
+        assert!(error.to_string().contains("line 1 column"), "{error}");
         let error = decode_json(br#"{"instances": [{"c": 1}]}"#, &fields()).expect_err("unknown");
         assert!(error.to_string().contains("unknown field \"c\""), "{error}");
     }
