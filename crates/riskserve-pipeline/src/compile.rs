@@ -273,6 +273,7 @@ fn compile_fields(spec: &PipelineSpec) -> Result<(Vec<Field>, Vec<FieldRule>)> {
             (None, None) => !matches!(feature.missing, Some(MissingPolicy::Keep)),
         };
         rule.impute = impute.unwrap_or(f64::NAN);
+        rule.category_list = categories.clone();
         fields.push(Field {
             name: feature.name.clone(),
             kind: feature.kind,
@@ -1321,6 +1322,7 @@ pub(crate) fn bare(model: Model) -> Result<Program> {
             for (position, category) in known.iter().enumerate() {
                 rule.category_index.entry(category.clone()).or_insert(position as u32);
             }
+            rule.category_list = known.clone();
             match unknown {
                 UnknownCategory::Missing => rule.out_of_range = OutOfRangePolicy::Missing,
                 UnknownCategory::Error => rule.out_of_range = OutOfRangePolicy::Reject,

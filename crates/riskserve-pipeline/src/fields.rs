@@ -32,6 +32,9 @@ pub struct Field {
 /// `riskserve score --model` reads as missing too).
 const MISSING_WORDS: [&str; 5] = ["NaN", "nan", "NA", "null", "None"];
 
+/// Category lists up to this long are searched one by one rather than hashed.
+const SHORT_CATEGORY_LIST: usize = 16;
+
 /// What the readers return for a value outside the range that the field's policy reads as
 /// missing; no valid value is infinite, so it cannot be confused with one.
 const OUT_OF_RANGE: f64 = f64::NEG_INFINITY;
@@ -48,6 +51,8 @@ pub(crate) struct FieldRule {
     pub max: f64,
     pub out_of_range: OutOfRangePolicy,
     pub category_index: HashMap<String, u32>,
+    /// The categories in order; short lists are searched directly, which is faster than hashing.
+    pub category_list: Vec<String>,
     /// For a bare model's categorical input whose unknown categories are valid values (PMML's
     /// open value lists): the code an unknown category gets.
     pub unlisted_code: Option<f64>,
@@ -63,6 +68,7 @@ impl FieldRule {
             max: f64::INFINITY,
             out_of_range: OutOfRangePolicy::Reject,
             category_index: HashMap::new(),
+            category_list: Vec::new(),
             unlisted_code: None,
         }
     }
@@ -136,8 +142,13 @@ impl FieldRule {
         if text.is_empty() {
             return Ok(f64::NAN);
         }
-        match self.category_index.get(text) {
-            Some(index) => Ok(f64::from(*index)),
+        let found = if self.category_list.len() <= SHORT_CATEGORY_LIST {
+            self.category_list.iter().position(|category| category == text).map(|position| position as u32)
+        } else {
+            self.category_index.get(text).copied()
+        };
+        match found {
+            Some(index) => Ok(f64::from(index)),
             None => {
                 if let Some(code) = self.unlisted_code {
                     return Ok(code);
