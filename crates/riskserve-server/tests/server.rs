@@ -1039,3 +1039,26 @@ async fn the_scorecard_pipeline_with_required_fields_loads_and_answers() {
         invoke_csv(&app, "card", &quoted.join(","), None).await.expect_error(StatusCode::BAD_REQUEST, "invalid_input");
     assert!(message.contains("row 1") && message.contains("age_in_years"), "{message}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn artifacts_have_their_own_size_limit() {
+    let scratch = Scratch::new("artifact-limit");
+    let config = ServerConfig { max_body_bytes: 64 * 1024, max_artifact_bytes: 2 * 1024 * 1024, ..scratch.config() };
+    let (_service, app) = start(&scratch, config).await;
+    // A model file above the body limit uploads (1,000 trees, about 1.1 MB), and deploys.
+    let model = std::fs::read(fixtures().join("xgb3/xgb3_1000_trees.ubj")).expect("the model");
+    assert!(model.len() > 64 * 1024);
+    create_model(&app, "big", model).await;
+    create_config(&app, "big", json!([{"name": "only", "model": "big"}])).await;
+    deploy(&app, "big", "big").await;
+    // Above the artifact limit: 413, and the server goes on.
+    call(&app, Method::PUT, "/api/v1/artifacts", &[], vec![b'x'; 3 * 1024 * 1024])
+        .await
+        .expect_error(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large");
+    let body = json!({"name": "n", "variants": [{"name": "v", "model": "big"}], "tags": {"pad": "x".repeat(100)}});
+    let padded = format!("{}{}", " ".repeat(70 * 1024), body);
+    call(&app, Method::POST, "/api/v1/endpoint-configs", &[("content-type", "application/json")], padded)
+        .await
+        .expect_error(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large");
+    assert_eq!(get(&app, "/healthz").await.status, StatusCode::OK);
+}
