@@ -314,6 +314,36 @@ fn interpolate(x: &[f64], y: &[f64], value: f64) -> f64 {
     }
 }
 
+/// Applies calibration steps in order to a (margin, probability) pair.
+pub(crate) fn calibrate(
+    steps: &[Calibration],
+    isotonic: &[IsotonicPoints],
+    mut margin: f64,
+    mut probability: f64,
+) -> (f64, f64) {
+    for step in steps {
+        match *step {
+            Calibration::Platt { a, b, on_margin } => {
+                let x = if on_margin { margin } else { probability };
+                probability = 1.0 / (1.0 + (a * x + b).exp());
+                margin = logit(probability);
+            }
+            Calibration::Shift { shift } => {
+                margin += shift;
+                probability = sigmoid(margin);
+            }
+            Calibration::Isotonic { index, on_margin } => {
+                let x = if on_margin { margin } else { probability };
+                if let Some((xs, ys)) = isotonic.get(index) {
+                    probability = interpolate(xs, ys, x);
+                    margin = logit(probability);
+                }
+            }
+        }
+    }
+    (margin, probability)
+}
+
 impl Program {
     fn num_reason_codes(&self) -> usize {
         self.members
@@ -462,27 +492,8 @@ impl Program {
 
     fn postprocess(&self, combined: Combined, _scratch: &mut BatchScratch, outcome: &mut Outcome) {
         let (probability, score) = match combined {
-            Combined::Probabilistic { mut margin, mut probability } => {
-                for step in &self.calibration {
-                    match *step {
-                        Calibration::Platt { a, b, on_margin } => {
-                            let x = if on_margin { margin } else { probability };
-                            probability = 1.0 / (1.0 + (a * x + b).exp());
-                            margin = logit(probability);
-                        }
-                        Calibration::Shift { shift } => {
-                            margin += shift;
-                            probability = sigmoid(margin);
-                        }
-                        Calibration::Isotonic { index, on_margin } => {
-                            let x = if on_margin { margin } else { probability };
-                            if let Some((xs, ys)) = self.isotonic.get(index) {
-                                probability = interpolate(xs, ys, x);
-                                margin = logit(probability);
-                            }
-                        }
-                    }
-                }
+            Combined::Probabilistic { margin, probability } => {
+                let (_, probability) = calibrate(&self.calibration, &self.isotonic, margin, probability);
                 let probability_bad = if self.positive_is_bad { probability } else { 1.0 - probability };
                 (Some(probability), self.scaling.map(|scaling| scaling.score(probability_bad)))
             }
@@ -927,6 +938,41 @@ mod tests {
         assert!((interpolate(&x, &y, 0.3) - 0.1).abs() < 1e-15);
         assert!((interpolate(&x, &y, 0.7) - 0.7).abs() < 1e-15);
         assert!(interpolate(&x, &y, f64::NAN).is_nan());
+    }
+
+    /// scikit-learn's own calibrators (scripts/fixtures_pipeline.py) on a grid of margins.
+    #[test]
+    fn calibration_matches_scikit_learn() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/pipeline/calibration.json");
+        let fixture: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).expect("fixture")).expect("json");
+        let numbers = |value: &serde_json::Value| -> Vec<f64> {
+            value.as_array().expect("list").iter().map(|v| v.as_f64().expect("number")).collect()
+        };
+        let margins = numbers(&fixture["margins"]);
+        let platt = Calibration::Platt {
+            a: fixture["platt"]["a"].as_f64().expect("a"),
+            b: fixture["platt"]["b"].as_f64().expect("b"),
+            on_margin: true,
+        };
+        let points: IsotonicPoints = (
+            numbers(&fixture["isotonic"]["x"]).into_boxed_slice(),
+            numbers(&fixture["isotonic"]["y"]).into_boxed_slice(),
+        );
+        let isotonic = Calibration::Isotonic { index: 0, on_margin: false };
+        let tables = [points];
+        for ((margin, platt_expected), isotonic_expected) in
+            margins.iter().zip(numbers(&fixture["platt_on_margin"])).zip(numbers(&fixture["isotonic_on_probability"]))
+        {
+            let probability = sigmoid(*margin);
+            let (_, by_platt) = calibrate(&[platt], &tables, *margin, probability);
+            assert!((by_platt - platt_expected).abs() < 1e-12, "platt at {margin}: {by_platt} vs {platt_expected}");
+            let (_, by_isotonic) = calibrate(&[isotonic], &tables, *margin, probability);
+            assert!(
+                (by_isotonic - isotonic_expected).abs() < 1e-12,
+                "isotonic at {margin}: {by_isotonic} vs {isotonic_expected}"
+            );
+        }
     }
 
     #[test]
