@@ -273,6 +273,48 @@ mod scoring {
     }
 
     #[test]
+    fn categorical_fields_reach_a_model_with_its_own_categories_by_name() {
+        // LightGBM on pandas categories: the model knows each category string; the pipeline
+        // declares the same strings in another order, and an unknown string becomes missing,
+        // which LightGBM also does.
+        let model_path = "fixtures/lgbm/lgbm_categorical_pandas.txt";
+        let bytes = std::fs::read(repository_root().join(model_path)).expect("model");
+        let model = riskserve_model::load_model(&bytes, None).expect("loads");
+        let features: Vec<Value> = model
+            .inputs
+            .iter()
+            .map(|input| match &input.kind {
+                riskserve_model::ir::FeatureKind::Categorical { categories: Some(known), .. } => {
+                    let mut categories: Vec<String> = known.iter().rev().cloned().collect();
+                    categories.push("a category the model never saw".into());
+                    json!({"name": input.name, "type": "categorical", "categories": categories,
+                           "required": false, "out_of_range": "missing"})
+                }
+                _ => json!({"name": input.name, "type": "numeric", "required": false}),
+            })
+            .collect();
+        let spec = json!({"version": 1, "features": features, "model": {"artifact": model_path}});
+        let pipeline = load(&spec).expect("loads");
+        let (_, rows) = read_csv("fixtures/lgbm/lgbm_categorical_pandas.input.csv");
+        let outcomes = pipeline.score_batch(&cells(&rows), &ScoreOptions::default()).expect("scores");
+        let expected = expected_column("fixtures/lgbm/lgbm_categorical_pandas.expected.csv", 0);
+        for (outcome, expected) in outcomes.iter().zip(&expected) {
+            assert!((outcome.probability.expect("probability") - expected).abs() < 1e-9);
+        }
+        let mut unknown = rows[0].clone();
+        let position = model
+            .inputs
+            .iter()
+            .position(|input| matches!(input.kind, riskserve_model::ir::FeatureKind::Categorical { .. }))
+            .expect("a categorical input");
+        unknown[position] = "a category the model never saw".into();
+        let mut missing = rows[0].clone();
+        missing[position] = String::new();
+        let answers = pipeline.score_batch(&cells(&[unknown, missing]), &ScoreOptions::default()).expect("scores");
+        assert_eq!(answers[0].values, answers[1].values, "a category the model never saw reads as missing");
+    }
+
+    #[test]
     fn a_pipeline_is_shared_across_threads() {
         fn shared<T: Send + Sync>() {}
         shared::<Pipeline>();
