@@ -134,6 +134,16 @@ pub struct Endpoint {
     pub updated_at: String,
 }
 
+/// A change to a serving variant, applied in place: its weight, its instance count, or both.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VariantChange {
+    #[serde(default)]
+    pub weight: Option<f64>,
+    #[serde(default)]
+    pub instances: Option<u32>,
+}
+
 /// A page of a list.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct List<T> {

@@ -8,7 +8,7 @@ use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{get, patch, post, put};
 use riskserve_store::PageRequest;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -18,7 +18,7 @@ use crate::codec::BodyFormat;
 use crate::error::{ErrorBody, ErrorDetail, ServiceError};
 use crate::resources::{
     ArtifactDescription, ArtifactInput, ArtifactUploaded, CreateEndpoint, CreateEndpointConfig, CreateModel, Endpoint,
-    EndpointConfig, List, Model, UpdateEndpoint, Variant,
+    EndpointConfig, List, Model, UpdateEndpoint, Variant, VariantChange,
 };
 use crate::service::{InvocationRequest, Service};
 
@@ -46,6 +46,7 @@ const ENABLE_EXPLANATIONS: &str = "x-amzn-sagemaker-enable-explanations";
         get_endpoint,
         update_endpoint,
         delete_endpoint,
+        update_variant,
         invoke_endpoint,
         invoke_only,
         ping,
@@ -64,6 +65,7 @@ const ENABLE_EXPLANATIONS: &str = "x-amzn-sagemaker-enable-explanations";
         EndpointConfig,
         CreateEndpoint,
         UpdateEndpoint,
+        VariantChange,
         Endpoint,
         Outcome,
         Reason,
@@ -94,6 +96,7 @@ pub fn router(service: Service) -> Router {
         .route("/api/v1/endpoint-configs/{name}", get(get_endpoint_config).delete(delete_endpoint_config))
         .route("/api/v1/endpoints", post(create_endpoint).get(list_endpoints))
         .route("/api/v1/endpoints/{name}", get(get_endpoint).put(update_endpoint).delete(delete_endpoint))
+        .route("/api/v1/endpoints/{name}/variants/{variant}", patch(update_variant))
         .route("/endpoints/{name}/invocations", post(invoke_endpoint))
         .route("/invocations", post(invoke_only))
         .layer(DefaultBodyLimit::max(max_body))
@@ -313,6 +316,22 @@ async fn delete_endpoint(State(service): State<Service>, Path(name): Path<String
     respond(
         async { Ok((StatusCode::ACCEPTED, axum::Json(service.delete_endpoint(&name).await?)).into_response()) }.await,
     )
+}
+
+/// Changes a serving variant's weight and/or instance count in place, without a deployment.
+#[utoipa::path(patch, path = "/api/v1/endpoints/{name}/variants/{variant}",
+    params(("name" = String, Path), ("variant" = String, Path)), request_body = VariantChange,
+    responses((status = 200, description = "Success", body = Endpoint),
+              (status = 400, description = "validation_error", body = ErrorBody),
+              (status = 404, description = "not_found", body = ErrorBody),
+              (status = 409, description = "invalid_state: the endpoint is not InService", body = ErrorBody)))]
+async fn update_variant(
+    State(service): State<Service>,
+    Path((name, variant)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    respond(async { Ok(ok(service.update_variant(&name, &variant, json_body(&headers, body)?).await?)) }.await)
 }
 
 // ---- invocations ----

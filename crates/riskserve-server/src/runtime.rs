@@ -95,7 +95,6 @@ impl WorkerUnit {
 /// A production variant at run time.
 pub struct VariantRuntime {
     pub name: String,
-    pub weight: f64,
     scorer: Arc<Scorer>,
     units: ArcSwap<Vec<Arc<WorkerUnit>>>,
     /// Serialises instance-count changes.
@@ -109,14 +108,12 @@ impl VariantRuntime {
     pub fn start(
         endpoint: &str,
         name: &str,
-        weight: f64,
         instances: u32,
         scorer: Arc<Scorer>,
         queue_depth: usize,
     ) -> Result<VariantRuntime, String> {
         let variant = VariantRuntime {
             name: name.to_string(),
-            weight,
             scorer,
             units: ArcSwap::from_pointee(Vec::new()),
             resize: Mutex::new(()),
@@ -189,26 +186,41 @@ impl VariantRuntime {
     }
 }
 
-/// An endpoint's serving variants and the traffic split between them.
+/// An endpoint's serving variants and the traffic split between them. Immutable: a weight change
+/// installs a new one that shares the same variants (nothing restarts, nothing drains).
 pub struct EndpointRuntime {
     pub name: String,
     pub variants: Vec<Arc<VariantRuntime>>,
+    /// The variants' current weights, in order.
+    weights: Vec<f64>,
     /// Running sums of the weights, for weighted picks.
     cumulative: Vec<f64>,
     picks: AtomicU64,
 }
 
 impl EndpointRuntime {
-    pub fn new(name: &str, variants: Vec<Arc<VariantRuntime>>) -> EndpointRuntime {
+    /// `weights` holds one weight per variant, in order.
+    pub fn new(name: &str, variants: Vec<Arc<VariantRuntime>>, weights: Vec<f64>) -> EndpointRuntime {
         let mut total = 0.0;
-        let cumulative = variants
+        let cumulative = weights
             .iter()
-            .map(|variant| {
-                total += variant.weight.max(0.0);
+            .map(|weight| {
+                total += weight.max(0.0);
                 total
             })
             .collect();
-        EndpointRuntime { name: name.to_string(), variants, cumulative, picks: AtomicU64::new(0) }
+        EndpointRuntime { name: name.to_string(), variants, weights, cumulative, picks: AtomicU64::new(0) }
+    }
+
+    /// The same variants with other weights.
+    pub fn with_weights(&self, weights: Vec<f64>) -> EndpointRuntime {
+        let runtime = EndpointRuntime::new(&self.name, self.variants.clone(), weights);
+        runtime.picks.store(self.picks.load(Ordering::Relaxed), Ordering::Relaxed);
+        runtime
+    }
+
+    pub fn weights(&self) -> &[f64] {
+        &self.weights
     }
 
     /// The variant a request goes to: the one it names, else one drawn by weight.

@@ -18,7 +18,7 @@ use crate::config::ServerConfig;
 use crate::error::ServiceError;
 use crate::resources::{
     ArtifactDescription, ArtifactUploaded, CreateEndpoint, CreateEndpointConfig, CreateModel, Endpoint, EndpointConfig,
-    List, Model, UpdateEndpoint, Variant,
+    List, Model, UpdateEndpoint, Variant, VariantChange,
 };
 use crate::runtime::{EndpointRuntime, Job, Runtimes, VariantRuntime};
 use crate::scoring::{ArtifactBytes, ScoreOptions, Scorer};
@@ -419,20 +419,70 @@ impl Service {
 
     /// Changes a serving variant's instance count at run time (the autoscaler's call).
     pub async fn set_instances(&self, endpoint: &str, variant: &str, instances: u32) -> Result<(), ServiceError> {
-        if instances == 0 || instances > self.inner.config.max_instances {
+        self.update_variant(endpoint, variant, VariantChange { weight: None, instances: Some(instances) }).await?;
+        Ok(())
+    }
+
+    /// Changes a serving variant's weight and instance count in place, without a deployment
+    /// (SageMaker's UpdateEndpointWeightsAndCapacities): new units start, removed ones drain, and
+    /// traffic follows the new weights from the next request.
+    pub async fn update_variant(
+        &self,
+        endpoint: &str,
+        variant: &str,
+        change: VariantChange,
+    ) -> Result<Endpoint, ServiceError> {
+        if change.weight.is_none() && change.instances.is_none() {
+            return Err(ServiceError::validation("give a weight, instances or both"));
+        }
+        let max_instances = self.inner.config.max_instances;
+        if let Some(instances) = change.instances
+            && (instances == 0 || instances > max_instances)
+        {
             return Err(ServiceError::validation(format!(
-                "instances must be between 1 and {}, got {instances}",
-                self.inner.config.max_instances
+                "instances must be between 1 and {max_instances}, got {instances}"
+            )));
+        }
+        if let Some(weight) = change.weight
+            && (!weight.is_finite() || weight < 0.0)
+        {
+            return Err(ServiceError::validation(format!(
+                "the weight must be a finite number not below 0, got {weight}"
             )));
         }
         let _switch = self.inner.switch.lock().await;
-        let runtime = self.serving(Some(endpoint)).await?;
-        let target = runtime
+        let record = self.inner.store.metadata.get_endpoint(endpoint).await?;
+        let runtime = self.inner.runtimes.get(endpoint).filter(|_| record.status == EndpointStatus::InService);
+        let (Some(runtime), Some(live)) = (runtime, record.live_variants.as_ref()) else {
+            return Err(ServiceError::InvalidState(format!(
+                "endpoint {endpoint:?} is {}; variants change once it is InService",
+                record.status.as_str()
+            )));
+        };
+        let Some(position) = live.iter().position(|candidate| candidate.name == variant) else {
+            return Err(ServiceError::NotFound(format!("endpoint {endpoint:?} has no variant {variant:?}")));
+        };
+        let mut weights = runtime.weights().to_vec();
+        if let Some(weight) = change.weight {
+            if let Some(slot) = weights.get_mut(position) {
+                *slot = weight;
+            }
+            if weights.iter().sum::<f64>() <= 0.0 {
+                return Err(ServiceError::validation("the variants' weights would sum to 0; one must stay positive"));
+            }
+        }
+        let serving = runtime
             .variant(variant)
-            .ok_or_else(|| ServiceError::NotFound(format!("endpoint {endpoint:?} has no variant {variant:?}")))?;
-        target.set_instances(instances).map_err(ServiceError::Internal)?;
-        self.inner.store.metadata.set_live_instances(endpoint, variant, instances).await?;
-        Ok(())
+            .ok_or_else(|| ServiceError::internal(format!("variant {variant:?} of {endpoint:?} does not serve")))?;
+        self.inner.store.metadata.set_live_variant(endpoint, variant, change.weight, change.instances).await?;
+        if let Some(instances) = change.instances {
+            serving.set_instances(instances).map_err(ServiceError::Internal)?;
+        }
+        if change.weight.is_some() {
+            self.inner.runtimes.install(Arc::new(runtime.with_weights(weights)));
+        }
+        let record = self.inner.store.metadata.get_endpoint(endpoint).await?;
+        self.endpoint_of(record).await
     }
 
     /// The number of worker units a serving variant runs now, or `None` when it does not serve.
@@ -513,14 +563,13 @@ impl Service {
             let runtime = VariantRuntime::start(
                 endpoint,
                 &variant.name,
-                variant.weight,
                 variant.instances,
                 scorer,
                 self.inner.config.queue_depth,
             )?;
             runtimes.push(Arc::new(runtime));
         }
-        Ok(Arc::new(EndpointRuntime::new(endpoint, runtimes)))
+        Ok(Arc::new(EndpointRuntime::new(endpoint, runtimes, variants.iter().map(|variant| variant.weight).collect())))
     }
 
     async fn scorer_for(&self, model_name: &str) -> Result<Arc<Scorer>, String> {

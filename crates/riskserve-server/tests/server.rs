@@ -622,6 +622,37 @@ async fn traffic_follows_weights_and_the_target_variant_header() {
             assert_eq!(invoke_csv(&app, "e", &row, Some(target)).await.variant(), target);
         }
     }
+    // Weights change in place: all traffic to the weight-0 variant, none to the others.
+    for (variant, weight) in [("dark", 1.0), ("heavy", 0.0), ("light", 0.0)] {
+        let changed = call(
+            &app,
+            Method::PATCH,
+            &format!("/api/v1/endpoints/e/variants/{variant}"),
+            &[("content-type", "application/json")],
+            json!({"weight": weight}).to_string(),
+        )
+        .await;
+        assert_eq!(changed.status, StatusCode::OK, "{}", changed.text());
+    }
+    let described = get(&app, "/api/v1/endpoints/e").await.json();
+    let weights: Vec<f64> =
+        described["variants"].as_array().expect("variants").iter().map(|v| v["weight"].as_f64().expect("w")).collect();
+    assert_eq!(weights, [0.0, 0.0, 1.0]);
+    for _ in 0..20 {
+        assert_eq!(invoke_csv(&app, "e", &row, None).await.variant(), "dark");
+    }
+    let patch = |variant: &str, body: Value| {
+        let app = app.clone();
+        let uri = format!("/api/v1/endpoints/e/variants/{variant}");
+        async move { call(&app, Method::PATCH, &uri, &[("content-type", "application/json")], body.to_string()).await }
+    };
+    patch("dark", json!({"weight": 0.0})).await.expect_error(StatusCode::BAD_REQUEST, "validation_error");
+    patch("dark", json!({})).await.expect_error(StatusCode::BAD_REQUEST, "validation_error");
+    patch("dark", json!({"instances": 0})).await.expect_error(StatusCode::BAD_REQUEST, "validation_error");
+    patch("nope", json!({"weight": 1.0})).await.expect_error(StatusCode::NOT_FOUND, "not_found");
+    let changed = patch("dark", json!({"instances": 2, "weight": 2.0})).await;
+    assert_eq!(changed.json()["variants"][2], json!({"name": "dark", "model": "m", "weight": 2.0, "instances": 2}));
+
     // The only endpoint also answers on the container contract's path.
     let answer = call(&app, Method::POST, "/invocations", &[("content-type", "text/csv")], row.clone()).await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());

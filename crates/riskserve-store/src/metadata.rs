@@ -547,8 +547,14 @@ impl Metadata {
         Ok(())
     }
 
-    /// Records a serving variant's new instance count (the runtime changed it).
-    pub async fn set_live_instances(&self, name: &str, variant: &str, instances: u32) -> Result<(), StoreError> {
+    /// Records a serving variant's new weight and/or instance count (the runtime changed them).
+    pub async fn set_live_variant(
+        &self,
+        name: &str,
+        variant: &str,
+        weight: Option<f64>,
+        instances: Option<u32>,
+    ) -> Result<(), StoreError> {
         let mut transaction = self.write().await?;
         let endpoint = Self::endpoint_in(&mut transaction, name).await?;
         let mut variants = endpoint
@@ -558,7 +564,12 @@ impl Metadata {
             .iter_mut()
             .find(|candidate| candidate.name == variant)
             .ok_or_else(|| StoreError::NotFound(format!("endpoint {name:?} has no variant {variant:?}")))?;
-        slot.instances = instances;
+        if let Some(weight) = weight {
+            slot.weight = weight;
+        }
+        if let Some(instances) = instances {
+            slot.instances = instances;
+        }
         sqlx::query("UPDATE endpoints SET live_variants = ?, updated_at = ? WHERE name = ?")
             .bind(json_text(&variants))
             .bind(now_rfc3339())

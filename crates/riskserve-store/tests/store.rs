@@ -220,7 +220,7 @@ fn endpoint_transitions_are_stored_and_survive_a_reopen() {
         let updating = metadata.begin_update("e", "new").await.expect("update");
         let new_variants = metadata.get_config("new").await.expect("config").variants;
         assert!(metadata.finish_deploy("e", updating.generation, &new_variants).await.expect("finish"));
-        metadata.set_live_instances("e", "v1", 5).await.expect("instances");
+        metadata.set_live_variant("e", "v1", Some(0.5), Some(5)).await.expect("variant");
         metadata.close().await;
     });
     // A new process sees exactly what was committed.
@@ -231,8 +231,10 @@ fn endpoint_transitions_are_stored_and_survive_a_reopen() {
         assert_eq!(endpoint.live_config.as_deref(), Some("new"));
         assert_eq!(endpoint.failure_reason, None);
         let instances: Vec<u32> =
-            endpoint.live_variants.expect("variants").iter().map(|variant| variant.instances).collect();
+            endpoint.live_variants.as_ref().expect("variants").iter().map(|variant| variant.instances).collect();
         assert_eq!(instances, [2, 5]);
+        let weights: Vec<f64> = endpoint.live_variants.iter().flatten().map(|variant| variant.weight).collect();
+        assert_eq!(weights, [1.0, 0.5]);
     });
 }
 
