@@ -2,6 +2,7 @@
 
 mod bench;
 mod client;
+mod demo;
 mod rows;
 mod score;
 mod serve;
@@ -33,6 +34,8 @@ enum Command {
     EndpointConfig(client::endpoint_config::EndpointConfigArgs),
     /// Deploy, update, delete, describe and invoke endpoints on a riskserve server.
     Endpoint(client::endpoint::EndpointArgs),
+    /// Run the server with the German Credit examples deployed, and print how to invoke them.
+    Demo(demo::DemoArgs),
 }
 
 /// Arguments every command that loads a model shares.
@@ -58,6 +61,7 @@ fn main() -> ExitCode {
         Command::Model(args) => client::model::run(args),
         Command::EndpointConfig(args) => client::endpoint_config::run(args),
         Command::Endpoint(args) => client::endpoint::run(args),
+        Command::Demo(args) => demo::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -296,6 +296,28 @@ impl Server {
         created.json()
     }
 
+    /// Uploads a model file and a pipeline spec and registers them as one model; panics unless 201.
+    fn create_pipeline_model(&self, name: &str, file: &Path, pipeline: &Path) -> Value {
+        let mut digests = Vec::new();
+        for path in [file, pipeline] {
+            let upload = self.send(
+                "PUT",
+                "/api/v1/artifacts",
+                Some("application/octet-stream"),
+                &std::fs::read(path).unwrap(),
+                &[],
+            );
+            assert_eq!(upload.status, 201, "{}", upload.text());
+            digests.push(upload.json()["digest"].clone());
+        }
+        let file_name = file.file_name().unwrap().to_str().unwrap();
+        let body =
+            json!({"name": name, "artifacts": [{"name": file_name, "digest": digests[0]}], "pipeline": digests[1]});
+        let created = self.post_json("/api/v1/models", &body);
+        assert_eq!(created.status, 201, "{}", created.text());
+        created.json()
+    }
+
     fn create_config(&self, name: &str, variants: &[(&str, &str, f64)]) -> Value {
         let variants: Vec<Value> = variants
             .iter()
@@ -1114,7 +1136,16 @@ fn malformed_requests_get_stable_json_errors_and_the_server_keeps_serving() {
     server.create_config("cfg", &[("a", "m-logistic", 1.0)]);
     server.create_config("cfg-categorical", &[("a", "m-categorical", 1.0)]);
     server.create_config("cfg-unused", &[("a", "m-logistic", 1.0)]);
-    for (endpoint, config) in [("credit", "cfg"), ("categorical", "cfg-categorical")] {
+    // The German Credit scorecard example: every field required, out-of-range values and unknown categories
+    // rejected by its pipeline.
+    let scorecard_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/german-credit/scorecard");
+    server.create_pipeline_model(
+        "m-scorecard",
+        &scorecard_dir.join("scorecard.pmml"),
+        &scorecard_dir.join("pipeline.json"),
+    );
+    server.create_config("cfg-scorecard", &[("a", "m-scorecard", 1.0)]);
+    for (endpoint, config) in [("credit", "cfg"), ("categorical", "cfg-categorical"), ("scorecard", "cfg-scorecard")] {
         let created = server.post_json("/api/v1/endpoints", &json!({"name": endpoint, "config": config}));
         assert_eq!(created.status, 201, "{}", created.text());
         server.wait_in_service(endpoint, config);
@@ -1140,6 +1171,32 @@ fn malformed_requests_get_stable_json_errors_and_the_server_keeps_serving() {
         row[purpose] = "spaceship".into();
         row.join(",")
     };
+    // A good scorecard row in the pipeline's field order, and variants of it with one cell changed.
+    let scorecard_fields = server.inputs("m-scorecard");
+    let scorecard_row: Vec<String> = {
+        let mut reader = csv::Reader::from_path(scorecard_dir.join("input.csv")).unwrap();
+        let header: Vec<String> = reader.headers().unwrap().iter().map(str::to_string).collect();
+        let first = reader.records().next().unwrap().unwrap();
+        scorecard_fields
+            .iter()
+            .map(|field| first[header.iter().position(|name| name == field).unwrap()].to_string())
+            .collect()
+    };
+    let scorecard_with = |field: &str, value: &str| -> String {
+        let mut row = scorecard_row.clone();
+        row[scorecard_fields.iter().position(|name| name == field).unwrap()] = value.to_string();
+        let mut writer = csv::Writer::from_writer(Vec::new());
+        writer.write_record(&row).unwrap();
+        String::from_utf8(writer.into_inner().unwrap()).unwrap()
+    };
+    let scorecard_invocations = "/endpoints/scorecard/invocations";
+    let pipeline_digest = |bytes: &[u8]| {
+        let reply = server.send("PUT", "/api/v1/artifacts", Some("application/octet-stream"), bytes, &[]);
+        assert_eq!(reply.status, 201, "{}", reply.text());
+        reply.json()["digest"].as_str().unwrap().to_string()
+    };
+    let scorecard_pipeline = pipeline_digest(&std::fs::read(scorecard_dir.join("pipeline.json")).unwrap());
+    let garbage_pipeline = pipeline_digest(b"{\"version\": 1, \"features\": ");
     let long_name = "a".repeat(64);
     let model_body =
         |name: &str| json!({"name": name, "artifacts": [{"name": "model.json", "digest": digest}]}).to_string();
@@ -1239,6 +1296,14 @@ fn malformed_requests_get_stable_json_errors_and_the_server_keeps_serving() {
         case("invoke: JSON with a word for a number", "POST", invocations, &[JSON], json!({"instances": [vec!["abc"; width]]}).to_string(), 400, "invalid_input"),
         case("invoke: JSON NaN literal", "POST", invocations, &[JSON], format!("{{\"instances\": [[{}]]}}", vec!["NaN"; width].join(",")), 400, "validation_error"),
         case("invoke: unknown category", "POST", "/endpoints/categorical/invocations", &[CSV], &unknown_category, 400, "invalid_input"),
+        case("pipeline invoke: infinity in a numeric field", "POST", scorecard_invocations, &[CSV], scorecard_with("duration_in_month", "inf"), 400, "invalid_input"),
+        case("pipeline invoke: NaN in a numeric field", "POST", scorecard_invocations, &[CSV], scorecard_with("credit_amount", "NaN"), 400, "invalid_input"),
+        case("pipeline invoke: number out of range", "POST", scorecard_invocations, &[CSV], scorecard_with("duration_in_month", "500"), 400, "invalid_input"),
+        case("pipeline invoke: required field empty", "POST", scorecard_invocations, &[CSV], scorecard_with("age_in_years", ""), 400, "invalid_input"),
+        case("pipeline invoke: unknown category", "POST", scorecard_invocations, &[CSV], scorecard_with("purpose", "spaceship"), 400, "invalid_input"),
+        case("pipeline invoke: JSON with infinity (1e999)", "POST", scorecard_invocations, &[JSON], "{\"instances\": [{\"duration_in_month\": 1e999}]}", 400, "invalid_input"),
+        case("pipeline model: spec names a file not uploaded", "POST", "/api/v1/models", &[JSON], json!({"name": "x", "pipeline": scorecard_pipeline, "artifacts": [{"name": "other.pmml", "digest": digest}]}).to_string(), 400, "invalid_artifact"),
+        case("pipeline model: spec is not a pipeline", "POST", "/api/v1/models", &[JSON], json!({"name": "x", "pipeline": garbage_pipeline, "artifacts": [{"name": "scorecard.pmml", "digest": digest}]}).to_string(), 400, "invalid_artifact"),
         case("invoke: unknown target variant", "POST", invocations, &[CSV, ("X-Amzn-SageMaker-Target-Variant", "nothing")], &good_row, 400, "validation_error"),
         case("invoke: empty target variant", "POST", invocations, &[CSV, ("X-Amzn-SageMaker-Target-Variant", "")], &good_row, 400, "validation_error"),
     ];
@@ -1306,5 +1371,169 @@ fn malformed_requests_get_stable_json_errors_and_the_server_keeps_serving() {
         .iter()
         .map(|endpoint| (endpoint["name"].as_str().unwrap(), endpoint["status"].as_str().unwrap()))
         .collect();
-    assert_eq!(names, BTreeMap::from([("categorical", "InService"), ("credit", "InService")]));
+    assert_eq!(
+        names,
+        BTreeMap::from([("categorical", "InService"), ("credit", "InService"), ("scorecard", "InService")])
+    );
+    let reply = server.send(
+        "POST",
+        scorecard_invocations,
+        Some("text/csv"),
+        scorecard_with("age_in_years", "40").as_bytes(),
+        &[],
+    );
+    assert_eq!(reply.status, 200, "{}", reply.text());
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The demo.
+
+/// Splits a POSIX shell command line made of plain words and single-quoted parts (what the demo prints).
+fn shell_words(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word: Option<String> = None;
+    let mut characters = line.chars();
+    while let Some(character) = characters.next() {
+        match character {
+            '\'' => {
+                let word = word.get_or_insert_with(String::new);
+                for quoted in characters.by_ref() {
+                    if quoted == '\'' {
+                        break;
+                    }
+                    word.push(quoted);
+                }
+            }
+            '\\' => word.get_or_insert_with(String::new).extend(characters.next()),
+            ' ' | '\t' => words.extend(word.take()),
+            other => word.get_or_insert_with(String::new).push(other),
+        }
+    }
+    words.extend(word);
+    words
+}
+
+/// Runs `riskserve demo` until it prints that it serves; returns the process and the lines it printed.
+fn start_demo(port: u16, data_dir: &Path) -> (Child, Vec<String>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_riskserve"))
+        .args(["demo", "--listen", &format!("127.0.0.1:{port}"), "--data-dir", path_str(data_dir)])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("riskserve demo starts");
+    let (sender, receiver) = mpsc::channel();
+    let stream = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines() {
+            let Ok(line) = line else { break };
+            if sender.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut lines = Vec::new();
+    loop {
+        match receiver.recv_timeout(Duration::from_secs(120)) {
+            Ok(line) => {
+                let done = line.starts_with("Serving until Ctrl-C");
+                lines.push(line);
+                if done {
+                    return (child, lines);
+                }
+            }
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("riskserve demo did not say it serves; it printed:\n{}", lines.join("\n"));
+            }
+        }
+    }
+}
+
+/// Ctrl-C: the demo must stop cleanly.
+fn interrupt(mut child: Child) {
+    let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill runs");
+    assert!(status.success());
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "the demo exited with {status} on Ctrl-C");
+            return;
+        }
+        if start.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            panic!("the demo did not stop within 30 s of Ctrl-C");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn the_demo_serves_the_german_credit_examples_and_its_printed_invocations_work() {
+    let scratch = Scratch::new("demo");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let expected: Value = {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/german-credit/xgboost/expected.jsonl");
+        serde_json::from_str(std::fs::read_to_string(path).unwrap().lines().next().unwrap()).unwrap()
+    };
+    let agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .new_agent();
+    // The second start finds everything deployed in the data dir and serves it again.
+    for start in 0..2 {
+        let (child, lines) = start_demo(port, &scratch.join("data"));
+        let text = lines.join("\n");
+        assert!(text.contains(&format!("http://127.0.0.1:{port}")), "{text}");
+        let curls: Vec<Vec<String>> =
+            lines.iter().filter(|line| line.trim_start().starts_with("curl ")).map(|line| shell_words(line)).collect();
+        assert_eq!(curls.len(), 2, "{text}");
+        for words in &curls {
+            let url = words.iter().find(|word| word.starts_with("http://")).expect("a URL");
+            let header = &words[words.iter().position(|word| word == "-H").expect("a header") + 1];
+            let content_type = header.strip_prefix("Content-Type: ").expect("a Content-Type header");
+            let body_flag = words.iter().position(|word| word == "--data-binary" || word == "-d").expect("a body");
+            let body = &words[body_flag + 1];
+            let (base, path) = url.split_at(url.find("/endpoints/").unwrap());
+            let reply = send(&agent, base, "POST", path, Some(content_type), body.as_bytes(), &[])
+                .unwrap_or_else(|error| panic!("start {start}: {url}: {error}"));
+            assert_eq!(reply.status, 200, "start {start}: {}", reply.text());
+            let probability = expected["probability"].as_f64().unwrap();
+            if content_type == "text/csv" {
+                let answer = reply.text();
+                let cells: Vec<&str> = answer.trim().split(',').collect();
+                assert_eq!(cells.len(), 4, "probability, score, grade, decision: {answer}");
+                assert!((cells[0].parse::<f64>().unwrap() - probability).abs() < 1e-6, "{answer} vs {expected}");
+                assert_eq!(cells[2], expected["grade"].as_str().unwrap(), "{answer}");
+                assert_eq!(cells[3], expected["decision"].as_str().unwrap(), "{answer}");
+            } else {
+                let answer = reply.json();
+                let prediction = &answer["predictions"][0];
+                assert!((prediction["probability"].as_f64().unwrap() - probability).abs() < 1e-6, "{answer}");
+                assert_eq!(prediction["grade"], expected["grade"]);
+                assert!(!prediction["reasons"].as_array().expect("reason codes").is_empty(), "{answer}");
+            }
+        }
+        let endpoints = send(&agent, &format!("http://127.0.0.1:{port}"), "GET", "/api/v1/endpoints", None, b"", &[])
+            .unwrap()
+            .json();
+        let names: BTreeMap<&str, &str> = endpoints["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|endpoint| (endpoint["name"].as_str().unwrap(), endpoint["status"].as_str().unwrap()))
+            .collect();
+        assert_eq!(
+            names,
+            BTreeMap::from([("german-credit-scorecard", "InService"), ("german-credit-xgboost", "InService")])
+        );
+        interrupt(child);
+    }
+}
+
+#[test]
+fn shell_words_split_like_a_shell() {
+    assert_eq!(shell_words("curl -s 'a b' -d 'it'\\''s'"), ["curl", "-s", "a b", "-d", "it's"]);
 }
