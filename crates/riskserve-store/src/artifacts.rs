@@ -59,7 +59,8 @@ impl ArtifactStore {
         std::fs::create_dir_all(root).map_err(|error| {
             StoreError::Io(format!("cannot create the artifact folder {}: {error}", root.display()))
         })?;
-        let objects = LocalFileSystem::new_with_prefix(root)?;
+        // Uploads are rare and acknowledged ones must survive a power loss too: fsync files and folders.
+        let objects = LocalFileSystem::new_with_prefix(root)?.with_fsync(true);
         Ok(ArtifactStore { objects: Arc::new(objects), local_root: Some(root.to_path_buf()) })
     }
 
