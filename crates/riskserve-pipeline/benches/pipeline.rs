@@ -140,6 +140,14 @@ fn benchmark(c: &mut Criterion) {
     group.bench_function("pipeline_score_batch", |b| {
         b.iter(|| black_box(pipeline.score_batch(black_box(&cells), &options).expect("scores")))
     });
+    // A server answers many one-row requests: one batch per row.
+    group.bench_function("pipeline_one_row_batches", |b| {
+        b.iter(|| {
+            for row in cells.chunks(1) {
+                black_box(pipeline.score_batch(black_box(row), &options).expect("scores"));
+            }
+        })
+    });
     group.bench_function("pipeline_score_batch_explain", |b| {
         let explain = ScoreOptions { explain: true, top_reasons: 4 };
         b.iter(|| black_box(pipeline.score_batch(black_box(&cells), &explain).expect("scores")))

@@ -1051,6 +1051,7 @@ pub(crate) fn compile(
         slot_shares: scope.shares,
         reason_codes,
         bare: false,
+        scratch_pool: Default::default(),
     })
 }
 
@@ -1366,5 +1367,6 @@ pub(crate) fn bare(model: Model) -> Result<Program> {
         slot_shares,
         reason_codes: None,
         bare: true,
+        scratch_pool: Default::default(),
     })
 }

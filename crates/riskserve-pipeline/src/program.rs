@@ -253,9 +253,15 @@ pub(crate) struct Program {
     pub reason_codes: Option<Vec<ReasonCode>>,
     /// True for a bare model: no postprocessing, values only.
     pub bare: bool,
+    /// Scratches of finished batches, reused by the next ones.
+    pub scratch_pool: std::sync::Mutex<Vec<BatchScratch>>,
 }
 
+/// The most scratches kept for reuse (about one per thread scoring at once).
+const MAX_POOLED_SCRATCH: usize = 64;
+
 /// One thread's buffers for scoring a batch.
+#[derive(Debug)]
 pub(crate) struct BatchScratch {
     slots: Vec<f64>,
     member_rows: Vec<Vec<f64>>,
@@ -354,25 +360,30 @@ impl Program {
             .unwrap_or(0)
     }
 
+    /// A scratch from the pool, or a new one: a server scores many small batches, and making
+    /// every buffer anew for each would cost more than the pipeline itself.
+    fn take_scratch(&self) -> BatchScratch {
+        let pooled = self.scratch_pool.lock().ok().and_then(|mut pool| pool.pop());
+        pooled.unwrap_or_else(|| self.scratch())
+    }
+
+    fn return_scratch(&self, scratch: BatchScratch) {
+        if let Ok(mut pool) = self.scratch_pool.lock()
+            && pool.len() < MAX_POOLED_SCRATCH
+        {
+            pool.push(scratch);
+        }
+    }
+
     pub fn scratch(&self) -> BatchScratch {
         BatchScratch {
             slots: vec![f64::NAN; self.num_slots],
             member_rows: self.members.iter().map(|member| vec![0.0; member.inputs.len()]).collect(),
             member_scratch: self.members.iter().map(|member| member.predictor.scratch()).collect(),
             member_out: self.members.iter().map(|member| vec![0.0; member.num_values]).collect(),
-            explain_scratch: self
-                .members
-                .iter()
-                .map(|member| member.explainer.as_ref().ok().map(Explainer::scratch))
-                .collect(),
-            explain_out: self
-                .members
-                .iter()
-                .map(|member| match &member.explainer {
-                    Ok(explainer) => vec![0.0; explainer.num_groups() * (explainer.num_features() + 1)],
-                    Err(_) => Vec::new(),
-                })
-                .collect(),
+            // Explanation buffers (TreeSHAP's path buffers can be large) are made on first use.
+            explain_scratch: self.members.iter().map(|_| None).collect(),
+            explain_out: self.members.iter().map(|_| Vec::new()).collect(),
             contributions: vec![0.0; self.fields.len()],
             reason_points: vec![0.0; self.fields.len()],
             code_points: vec![0.0; self.num_reason_codes()],
@@ -387,7 +398,7 @@ impl Program {
     ) -> Result<Vec<Outcome>, Vec<RowError>> {
         let mut errors = Vec::new();
         let mut outcomes = Vec::with_capacity(rows.len());
-        let mut scratch = self.scratch();
+        let mut scratch = self.take_scratch();
         for (index, row) in rows.iter().enumerate() {
             if row.len() != self.fields.len() {
                 errors.push(RowError::new(
@@ -416,6 +427,7 @@ impl Program {
                 Err((field, message)) => errors.push(RowError::new(index, field, message)),
             }
         }
+        self.return_scratch(scratch);
         if errors.is_empty() { Ok(outcomes) } else { Err(errors) }
     }
 
@@ -646,10 +658,12 @@ impl Program {
                 Ok(explainer) => explainer,
                 Err(message) => return Err((String::new(), message.clone())),
             };
-            let (Some(Some(explain_scratch)), Some(out)) = (explain_scratch.get_mut(index), explain_out.get_mut(index))
+            let (Some(explain_scratch), Some(out)) = (explain_scratch.get_mut(index), explain_out.get_mut(index))
             else {
                 return Err((String::new(), "no explanation buffers".into()));
             };
+            let explain_scratch = explain_scratch.get_or_insert_with(|| explainer.scratch());
+            out.resize(explainer.num_groups() * (explainer.num_features() + 1), 0.0);
             explainer.explain_row(row, explain_scratch, out).map_err(|error| (String::new(), error.to_string()))?;
             let width = explainer.num_features() + 1;
             let groups = explainer.num_groups();
