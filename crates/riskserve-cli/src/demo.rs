@@ -185,8 +185,10 @@ fn named_row(header: &[&str], row: &str) -> Value {
             if cell.is_empty() {
                 continue;
             }
-            let value = match cell.parse::<f64>() {
-                Ok(number) if number.is_finite() => json!(number),
+            // Whole numbers print as integers (`67`, not `67.0`): the line is read by people before a server.
+            let value = match (cell.parse::<i64>(), cell.parse::<f64>()) {
+                (Ok(whole), _) => json!(whole),
+                (_, Ok(number)) if number.is_finite() => json!(number),
                 _ => json!(cell),
             };
             object.insert(field.to_string(), value);
@@ -212,9 +214,9 @@ mod tests {
 
     #[test]
     fn rows_become_named_objects() {
-        let row = named_row(&["a", "b", "c"], "x y,12,\"p, q\"");
-        assert_eq!(row, json!({"a": "x y", "b": 12.0, "c": "p, q"}));
-        assert_eq!(named_row(&["a", "b"], ",1"), json!({"b": 1.0}));
+        let row = named_row(&["a", "b", "c", "d"], "x y,12,\"p, q\",0.5");
+        assert_eq!(row, json!({"a": "x y", "b": 12, "c": "p, q", "d": 0.5}));
+        assert_eq!(named_row(&["a", "b"], ",1"), json!({"b": 1}));
     }
 
     #[test]

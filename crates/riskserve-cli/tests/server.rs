@@ -762,7 +762,16 @@ fn updates_under_load_fail_no_request_and_switch_variants() {
         };
         assert_eq!(got, want, "row {} from variant {variant}", seen.row);
     }
-    eprintln!("{} invocations during {UPDATES} updates, none failed", seen.len());
+    let during_switches = seen
+        .iter()
+        .filter(|seen| {
+            timeline.iter().skip(1).any(|(_, sent, switched)| seen.started >= *sent && seen.started <= *switched)
+        })
+        .count();
+    eprintln!(
+        "{} invocations during {UPDATES} updates ({during_switches} begun while an update was deploying), none failed",
+        seen.len()
+    );
 }
 
 // ---------------------------------------------------------------------------------------------------------------
