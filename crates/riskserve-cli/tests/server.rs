@@ -557,6 +557,23 @@ fn a_model_goes_from_upload_to_invocations_to_deletion_through_the_cli() {
         server.cli(&["endpoint", "invoke", "credit", "--body", path_str(&scratch.join("rows.csv")), "--show-variant"]);
     assert_eq!(stderr(&output).trim(), "variant: c");
     assert_eq!(csv_values(&stdout(&output)), &expected("m-logistic")[..count]);
+    // A serving variant's weight and instance count change in place.
+    let changed = server.cli_json(&[
+        "endpoint",
+        "update-variant",
+        "--name",
+        "credit",
+        "--variant",
+        "c",
+        "--weight",
+        "2",
+        "--instances",
+        "2",
+    ]);
+    assert_eq!(
+        (changed["variants"][0]["weight"].as_f64(), changed["variants"][0]["instances"].as_u64()),
+        (Some(2.0), Some(2))
+    );
 
     // What is in use cannot be deleted; errors print the server's code and exit non-zero.
     let refused = server.cli(&["model", "delete", "m-logistic"]);

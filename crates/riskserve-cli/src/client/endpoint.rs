@@ -37,6 +37,24 @@ pub enum EndpointCommand {
     },
     /// Send rows to an endpoint and print its answer as it comes.
     Invoke(InvokeArgs),
+    /// Change a serving variant's weight or instance count in place, without a new deployment.
+    UpdateVariant(UpdateVariantArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct UpdateVariantArgs {
+    /// The endpoint's name.
+    #[arg(long)]
+    pub name: String,
+    /// The production variant to change.
+    #[arg(long)]
+    pub variant: String,
+    /// Its new weight (share of the traffic split by weight).
+    #[arg(long, required_unless_present = "instances")]
+    pub weight: Option<f64>,
+    /// Its new instance count.
+    #[arg(long)]
+    pub instances: Option<u32>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -171,6 +189,17 @@ pub fn run(args: EndpointArgs) -> anyhow::Result<()> {
             print_endpoint(output, &endpoint);
         }
         EndpointCommand::Invoke(invoke) => run_invoke(&client, &invoke)?,
+        EndpointCommand::UpdateVariant(update) => {
+            let mut body = json!({});
+            if let Some(weight) = update.weight {
+                body["weight"] = json!(weight);
+            }
+            if let Some(instances) = update.instances {
+                body["instances"] = json!(instances);
+            }
+            let path = format!("{}/variants/{}", path(&update.name), segment(&update.variant));
+            print_endpoint(output, &client.patch_json(&path, &body)?);
+        }
     }
     Ok(())
 }
@@ -317,6 +346,48 @@ fn run_invoke(client: &Client, args: &InvokeArgs) -> anyhow::Result<()> {
 mod tests {
     use super::*;
     use std::path::Path;
+
+    /// The endpoint commands as the binary parses them.
+    #[derive(Debug, clap::Parser)]
+    struct Command {
+        #[command(flatten)]
+        endpoint: EndpointArgs,
+    }
+
+    fn parse(arguments: &[&str]) -> Result<EndpointArgs, clap::Error> {
+        use clap::Parser;
+        Command::try_parse_from(std::iter::once("endpoint").chain(arguments.iter().copied()))
+            .map(|parsed| parsed.endpoint)
+    }
+
+    #[test]
+    fn the_contract_commands_parse() {
+        let parsed = parse(&["describe", "credit", "--output", "json", "--url", "http://h:1"]).unwrap();
+        assert_eq!(parsed.connection.output, Output::Json);
+        assert_eq!(parsed.connection.url, "http://h:1");
+        assert!(matches!(parsed.command, EndpointCommand::Describe { name } if name == "credit"));
+        let parsed = parse(&["create", "--name", "credit", "--config", "c1", "--wait"]).unwrap();
+        let EndpointCommand::Create(create) = parsed.command else { panic!("create") };
+        assert_eq!((create.name.as_str(), create.config.as_str(), create.wait.wait), ("credit", "c1", true));
+        assert_eq!(create.wait.wait_timeout, 600.0);
+        let parsed = parse(&["update", "--name", "credit", "--config", "c2"]).unwrap();
+        assert!(matches!(parsed.command, EndpointCommand::Update(update) if !update.wait.wait));
+        let parsed = parse(&["delete", "credit", "--wait", "--wait-timeout", "5"]).unwrap();
+        assert!(matches!(parsed.command, EndpointCommand::Delete(delete) if delete.wait.wait_timeout == 5.0));
+        let parsed = parse(&["invoke", "credit", "--content-type", "text/csv", "--body", "rows.csv"]).unwrap();
+        let EndpointCommand::Invoke(invoke) = parsed.command else { panic!("invoke") };
+        assert_eq!(invoke.content_type.as_deref(), Some("text/csv"));
+        assert_eq!(invoke.body, PathBuf::from("rows.csv"));
+        assert_eq!(parse(&["list"]).unwrap().connection.output, Output::Table);
+    }
+
+    #[test]
+    fn bad_command_lines_are_refused() {
+        assert!(parse(&["create", "--name", "credit"]).is_err(), "no --config");
+        assert!(parse(&["describe"]).is_err(), "no name");
+        assert!(parse(&["list", "--output", "yaml"]).is_err());
+        assert!(parse(&["update-variant", "--name", "e", "--variant", "v"]).is_err(), "nothing to change");
+    }
 
     #[test]
     fn body_extensions_imply_media_types() {

@@ -82,6 +82,12 @@ impl Client {
         json_or_error(answer, &self.url(path))
     }
 
+    pub fn patch_json(&self, path: &str, body: &Value) -> Result<Value, ClientError> {
+        let bytes = body.to_string().into_bytes();
+        let answer = self.send(Method::Patch, path, Some(("application/json", &bytes)), &[])?;
+        json_or_error(answer, &self.url(path))
+    }
+
     pub fn put_bytes(&self, path: &str, content_type: &str, body: &[u8]) -> Result<Value, ClientError> {
         let answer = self.send(Method::Put, path, Some((content_type, body)), &[])?;
         json_or_error(answer, &self.url(path))
@@ -115,8 +121,12 @@ impl Client {
                 }
                 request.call()
             }
-            Method::Post | Method::Put => {
-                let mut request = if method == Method::Post { self.agent.post(&url) } else { self.agent.put(&url) };
+            Method::Post | Method::Put | Method::Patch => {
+                let mut request = match method {
+                    Method::Post => self.agent.post(&url),
+                    Method::Put => self.agent.put(&url),
+                    _ => self.agent.patch(&url),
+                };
                 if let Some(authorization) = &authorization {
                     request = request.header("Authorization", authorization);
                 }
@@ -144,6 +154,7 @@ pub enum Method {
     Get,
     Post,
     Put,
+    Patch,
     Delete,
 }
 
@@ -245,6 +256,32 @@ mod tests {
         let client = Client::new("http://127.0.0.1:9/", Some(String::new()), Duration::from_secs(1));
         assert_eq!(client.url("/api/v1/models"), "http://127.0.0.1:9/api/v1/models");
         assert!(client.token.is_none());
+    }
+
+    #[test]
+    fn requests_carry_the_bearer_token_and_their_body() {
+        let (url, server) = super::super::fake_server::serve(vec![(201, r#"{"name": "m"}"#), (204, "")]);
+        let client = Client::new(&url, Some("t0k3n".into()), Duration::from_secs(10));
+        let created = client.post_json("/api/v1/models", &serde_json::json!({"name": "m"})).unwrap();
+        assert_eq!(created["name"], "m");
+        assert_eq!(client.delete("/api/v1/models/m").unwrap(), Value::Null);
+        let requests = server.join().unwrap();
+        assert_eq!((requests[0].method.as_str(), requests[0].path.as_str()), ("POST", "/api/v1/models"));
+        assert_eq!(requests[0].header("authorization"), Some("Bearer t0k3n"));
+        assert_eq!(requests[0].header("content-type"), Some("application/json"));
+        assert_eq!(requests[0].json(), serde_json::json!({"name": "m"}));
+        assert_eq!((requests[1].method.as_str(), requests[1].path.as_str()), ("DELETE", "/api/v1/models/m"));
+        assert_eq!(requests[1].header("authorization"), Some("Bearer t0k3n"));
+    }
+
+    #[test]
+    fn no_token_no_authorization_header() {
+        let (url, server) =
+            super::super::fake_server::serve(vec![(404, r#"{"error": {"code": "not_found", "message": "no"}}"#)]);
+        let client = Client::new(&url, None, Duration::from_secs(10));
+        let error = client.get_json("/api/v1/endpoints/x").unwrap_err();
+        assert!(error.is_not_found());
+        assert_eq!(server.join().unwrap()[0].header("authorization"), None);
     }
 
     #[test]

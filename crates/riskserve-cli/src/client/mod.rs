@@ -2,6 +2,8 @@
 
 pub mod endpoint;
 pub mod endpoint_config;
+#[cfg(test)]
+mod fake_server;
 mod http;
 pub mod model;
 mod table;

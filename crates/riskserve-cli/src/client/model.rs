@@ -188,6 +188,63 @@ mod tests {
     use super::*;
 
     #[test]
+    fn create_uploads_every_file_then_names_them_by_digest() {
+        let directory = std::env::temp_dir().join(format!("riskserve-client-model-{}", std::process::id()));
+        std::fs::create_dir_all(&directory).unwrap();
+        std::fs::write(directory.join("model.json"), b"model bytes").unwrap();
+        std::fs::write(directory.join("pipeline.json"), b"pipeline bytes").unwrap();
+        let (url, server) = super::super::fake_server::serve(vec![
+            (201, r#"{"digest": "sha256:aa", "size": 11}"#),
+            (201, r#"{"digest": "sha256:bb", "size": 14}"#),
+        ]);
+        let client = Client::new(&url, None, std::time::Duration::from_secs(10));
+        let args = CreateArgs {
+            name: "credit".into(),
+            artifact: vec![directory.join("model.json")],
+            artifact_url: None,
+            format: Some("xgboost-json".into()),
+            pipeline: Some(directory.join("pipeline.json")),
+            tag: vec!["team=risk".into()],
+            description: Some("text".into()),
+        };
+        let body = create_request(&client, &args).unwrap();
+        let uploads = server.join().unwrap();
+        std::fs::remove_dir_all(&directory).unwrap();
+        assert_eq!(uploads.len(), 2);
+        for (upload, bytes) in uploads.iter().zip([&b"model bytes"[..], &b"pipeline bytes"[..]]) {
+            assert_eq!((upload.method.as_str(), upload.path.as_str()), ("PUT", "/api/v1/artifacts"));
+            assert_eq!(upload.body, bytes);
+        }
+        assert_eq!(
+            body,
+            json!({
+                "name": "credit",
+                "artifacts": [{"name": "model.json", "digest": "sha256:aa"}],
+                "format": "xgboost-json",
+                "pipeline": "sha256:bb",
+                "tags": {"team": "risk"},
+                "description": "text",
+            })
+        );
+    }
+
+    #[test]
+    fn an_artifact_url_uploads_nothing() {
+        let client = Client::new("http://127.0.0.1:9", None, std::time::Duration::from_secs(1));
+        let args = CreateArgs {
+            name: "credit".into(),
+            artifact: Vec::new(),
+            artifact_url: Some("file:///models/credit.json".into()),
+            format: None,
+            pipeline: None,
+            tag: Vec::new(),
+            description: None,
+        };
+        let body = create_request(&client, &args).unwrap();
+        assert_eq!(body, json!({"name": "credit", "artifact_url": "file:///models/credit.json"}));
+    }
+
+    #[test]
     fn artifacts_are_stored_under_their_file_names() {
         assert_eq!(file_name(Path::new("/tmp/models/credit.json")).unwrap(), "credit.json");
         assert!(file_name(Path::new("/")).is_err());
