@@ -712,6 +712,76 @@ mod validation {
         assert!(failures.is_empty(), "{}", failures.join("\n"));
     }
 
+    /// Every leaf of a full pipeline replaced by odd values, one at a time: loading answers
+    /// with a pipeline or an error, never a panic, and what loads scores odd rows without one.
+    #[test]
+    fn odd_values_anywhere_never_panic() {
+        let mut spec = base();
+        spec["steps"] = json!([
+            {"step": "impute", "input": "age_in_years", "value": 30},
+            {"step": "clip", "input": "duration_in_month", "min": 1, "max": 72},
+            {"step": "one_hot", "input": "region"},
+            {"step": "bin", "input": "credit_amount", "edges": [1000, 5000], "values": [0.5, 0, -0.5], "missing": 0, "output": "amount_woe"},
+            {"step": "standardize", "input": "housing", "mean": 1, "scale": 2},
+            {"step": "derive", "output": "per_month", "op": "ratio", "args": ["credit_amount", "duration_in_month"]}
+        ]);
+        spec["calibration"] =
+            json!([{"method": "platt", "a": -1, "b": 0}, {"method": "isotonic", "x": [0, 1], "y": [0, 1]}]);
+        spec["decision"]["knockouts"] = json!([{"feature": "region", "op": "in", "value": ["north"]}]);
+        load(&spec).expect("the full pipeline is valid");
+        fn leaves(value: &Value, path: &mut Vec<Value>, out: &mut Vec<Vec<Value>>) {
+            match value {
+                Value::Object(map) => {
+                    for (key, child) in map {
+                        path.push(json!(key));
+                        leaves(child, path, out);
+                        path.pop();
+                    }
+                }
+                Value::Array(items) => {
+                    for (index, child) in items.iter().enumerate() {
+                        path.push(json!(index));
+                        leaves(child, path, out);
+                        path.pop();
+                    }
+                }
+                _ => out.push(path.clone()),
+            }
+        }
+        let mut paths = Vec::new();
+        leaves(&spec, &mut Vec::new(), &mut paths);
+        let odd = [json!(null), json!(-1), json!(0), json!(1e308), json!(-1e308), json!("north"), json!([]), json!({})];
+        let cells: Vec<Vec<riskserve_pipeline::Cell<'static>>> = vec![
+            vec![riskserve_pipeline::Cell::Missing; 21],
+            vec![riskserve_pipeline::Cell::Number(1e300); 21],
+            vec![riskserve_pipeline::Cell::Text("north".into()); 21],
+            vec![riskserve_pipeline::Cell::Bool(true); 21],
+        ];
+        let mut loaded = 0;
+        for path in &paths {
+            for value in &odd {
+                let mut changed = spec.clone();
+                let mut target = &mut changed;
+                for key in path {
+                    target = match key {
+                        Value::String(key) => &mut target[key.as_str()],
+                        Value::Number(index) => &mut target[index.as_u64().expect("index") as usize],
+                        _ => unreachable!(),
+                    };
+                }
+                *target = value.clone();
+                if let Ok(pipeline) = load(&changed) {
+                    loaded += 1;
+                    let options = riskserve_pipeline::ScoreOptions { explain: true, top_reasons: 4 };
+                    for row in &cells {
+                        let _ = pipeline.score_batch(std::slice::from_ref(row), &options);
+                    }
+                }
+            }
+        }
+        assert!(loaded > 0);
+    }
+
     #[test]
     fn artifact_names_lists_every_model_file() {
         let mut spec = base();
