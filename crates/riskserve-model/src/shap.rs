@@ -75,6 +75,36 @@ enum Engine {
     Linear(LinearModel),
 }
 
+/// The recursion's buffers for one precision.
+#[derive(Debug, Default, Clone)]
+struct WalkScratch<T> {
+    path: Vec<PathElement<T>>,
+    terms: Vec<(T, T)>,
+    pending: Vec<Option<T>>,
+    lists: Vec<u32>,
+}
+
+impl<T: Real> WalkScratch<T> {
+    fn for_depth(max_depth: usize) -> WalkScratch<T> {
+        // XGBoost's (d + 2)(d + 3) / 2 elements, plus room for the sibling leaf's path.
+        let longest = max_depth + 2;
+        WalkScratch {
+            path: vec![
+                PathElement {
+                    feature: NO_FEATURE,
+                    zero_fraction: T::ZERO,
+                    one_fraction: T::ZERO,
+                    pweight: T::ZERO
+                };
+                longest * (longest + 1) / 2 + longest + 1
+            ],
+            terms: vec![(T::ZERO, T::ZERO); longest],
+            pending: vec![None; longest + 1],
+            lists: vec![0; 4 * (longest + 1)],
+        }
+    }
+}
+
 /// Buffers one explaining thread reuses, so that explaining a row allocates nothing.
 #[derive(Debug, Default, Clone)]
 pub struct ExplainScratch {
@@ -82,8 +112,8 @@ pub struct ExplainScratch {
     program: Vec<f64>,
     features: Vec<f64>,
     features32: Vec<f32>,
-    path32: Vec<PathElement<f32>>,
-    path64: Vec<PathElement<f64>>,
+    walk32: WalkScratch<f32>,
+    walk64: WalkScratch<f64>,
     /// Per group: totals of the contributions, then the bias (F32 models).
     totals32: Vec<f32>,
     /// One tree's contributions before they join the totals (F32 models).
@@ -167,25 +197,25 @@ impl Explainer {
 
     /// A scratch sized for this model; reuse it for every row a thread explains.
     pub fn scratch(&self) -> ExplainScratch {
-        let (path32, path64, totals32, tree_phi32) = match &self.engine {
+        let (walk32, walk64, totals32, tree_phi32) = match &self.engine {
             Engine::Trees32(shap) => (
-                vec![PathElement::default(); shap.path_len()],
-                Vec::new(),
+                WalkScratch::for_depth(shap.max_depth),
+                WalkScratch::default(),
                 vec![0.0; self.num_groups * (self.num_features + 1)],
                 vec![0.0; self.num_features],
             ),
             Engine::Trees64(shap) => {
-                (Vec::new(), vec![PathElement::default(); shap.path_len()], Vec::new(), Vec::new())
+                (WalkScratch::default(), WalkScratch::for_depth(shap.max_depth), Vec::new(), Vec::new())
             }
-            Engine::Linear(_) => (Vec::new(), Vec::new(), Vec::new(), Vec::new()),
+            Engine::Linear(_) => (WalkScratch::default(), WalkScratch::default(), Vec::new(), Vec::new()),
         };
         ExplainScratch {
             rewritten: vec![0.0; if self.missing_rules.is_some() { self.num_inputs } else { 0 }],
             program: vec![0.0; self.preprocess.as_ref().map_or(0, FeatureProgram::scratch_len)],
             features: vec![0.0; if self.preprocess.is_some() { self.num_features } else { 0 }],
             features32: vec![0.0; if matches!(self.engine, Engine::Trees32(_)) { self.num_features } else { 0 }],
-            path32,
-            path64,
+            walk32,
+            walk64,
             totals32,
             tree_phi32,
         }
@@ -210,7 +240,7 @@ impl Explainer {
             self.num_groups * (self.num_features + 1),
             "out must hold num_groups * (num_features + 1)"
         );
-        let ExplainScratch { rewritten, program, features, features32, path32, path64, totals32, tree_phi32 } = scratch;
+        let ExplainScratch { rewritten, program, features, features32, walk32, walk64, totals32, tree_phi32 } = scratch;
         let mut row = row;
         if let Some(rules) = &self.missing_rules {
             for ((slot, value), rule) in rewritten.iter_mut().zip(row).zip(rules) {
@@ -227,14 +257,14 @@ impl Explainer {
                 for (slot, value) in features32.iter_mut().zip(row) {
                     *slot = *value as f32;
                 }
-                shap.explain_per_tree(features32, path32, totals32, tree_phi32);
+                shap.explain_per_tree(features32, walk32, totals32, tree_phi32);
                 for (slot, value) in out.iter_mut().zip(totals32.iter()) {
                     *slot = f64::from(*value);
                 }
                 shap.finish(out);
             }
             Engine::Trees64(shap) => {
-                shap.explain_direct(row, path64, out);
+                shap.explain_direct(row, walk64, out);
                 shap.finish(out);
             }
             Engine::Linear(linear) => linear_contributions(linear, row, out),
@@ -307,7 +337,7 @@ impl Real for f64 {
 /// One element of the unique path: a feature, the fraction of "zero" (feature unknown: follow
 /// the cover) and "one" (feature known: follow the row) paths through it, and the permutation
 /// weight of paths with that many ones.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 struct PathElement<T> {
     feature: u32,
     zero_fraction: T,
@@ -363,6 +393,8 @@ struct TreeShap<T> {
     /// For [`Aggregation::Mean`], the number of trees of each group.
     divisors: Option<Vec<f64>>,
     max_depth: usize,
+    /// `(d - i) / (d + 1)` for every depth `d` up to `max_depth + 1` and `i < d`, by depth.
+    ratios: Vec<T>,
 }
 
 impl<T: Real> TreeShap<T> {
@@ -376,6 +408,7 @@ impl<T: Real> TreeShap<T> {
             base_margin: ensemble.base_margin.iter().map(|value| T::from_f64(*value)).collect(),
             divisors: None,
             max_depth: 0,
+            ratios: Vec::new(),
         };
         let mut counts = vec![0usize; ensemble.num_outputs];
         let mut order: Vec<usize> = (0..ensemble.trees.len()).collect();
@@ -396,7 +429,23 @@ impl<T: Real> TreeShap<T> {
             let cover_of = |node: u32| cover.get(node as usize).copied().unwrap_or(0.0);
             let offset = shap.nodes.len() as u32;
             let first_feature = shap.tree_features.len() as u32;
-            for (position, node) in tree.nodes.iter().enumerate() {
+            // Pre-order (a left child right after its parent, every subtree contiguous): the walk
+            // visits every node of the tree, and this keeps its loads within a small range.
+            let mut order = Vec::with_capacity(tree.nodes.len());
+            let mut stack = vec![0u32];
+            while let Some(position) = stack.pop() {
+                order.push(position);
+                if let Node::Split { left, right, .. } = &tree.nodes[position as usize] {
+                    stack.push(*right);
+                    stack.push(*left);
+                }
+            }
+            let mut new_index = vec![0u32; tree.nodes.len()];
+            for (placed, position) in order.iter().enumerate() {
+                new_index[*position as usize] = placed as u32;
+            }
+            for position in order {
+                let node = &tree.nodes[position as usize];
                 let compiled = match node {
                     Node::Leaf { value } => ShapNode {
                         value: T::from_f64(*value),
@@ -409,7 +458,7 @@ impl<T: Real> TreeShap<T> {
                         flags: 0,
                     },
                     Node::Split { feature, test, left, right, missing } => {
-                        let own = cover_of(position as u32);
+                        let own = cover_of(position);
                         let (left_cover, right_cover) = (cover_of(*left), cover_of(*right));
                         if !(own.is_finite() && own > 0.0) {
                             return Err(format!(
@@ -447,8 +496,8 @@ impl<T: Real> TreeShap<T> {
                             value,
                             left_fraction: T::from_f64(left_cover) / own,
                             right_fraction: T::from_f64(right_cover) / own,
-                            left: offset + left,
-                            right: offset + right,
+                            left: offset + new_index[*left as usize],
+                            right: offset + new_index[*right as usize],
                             feature: *feature,
                             set,
                             flags,
@@ -472,21 +521,19 @@ impl<T: Real> TreeShap<T> {
                 single_leaf: tree.nodes.len() == 1,
             });
         }
+        for depth in 0..=shap.max_depth + 1 {
+            let next = T::from_u32(depth as u32 + 1);
+            shap.ratios.extend((0..depth).map(|i| T::from_u32((depth - i) as u32) / next));
+        }
         if ensemble.aggregation == Aggregation::Mean {
             shap.divisors = Some(counts.into_iter().map(|count| count.max(1) as f64).collect());
         }
         Ok(shap)
     }
 
-    /// Length of the path buffer: XGBoost's `(d + 2)(d + 3) / 2` for the deepest tree `d`.
-    fn path_len(&self) -> usize {
-        let longest = self.max_depth + 2;
-        longest * (longest + 1) / 2
-    }
-
     /// XGBoost's accumulation: each tree into its own buffer, then into the group's totals;
     /// the bias is the sum of the trees' mean values, then the base margin.
-    fn explain_per_tree(&self, x: &[T], path: &mut [PathElement<T>], totals: &mut [T], tree_phi: &mut [T]) {
+    fn explain_per_tree(&self, x: &[T], scratch: &mut WalkScratch<T>, totals: &mut [T], tree_phi: &mut [T]) {
         totals.fill(T::ZERO);
         let stride = self.num_features + 1;
         for tree in &self.trees {
@@ -495,7 +542,15 @@ impl<T: Real> TreeShap<T> {
             if tree.single_leaf {
                 continue;
             }
-            self.walk(x, tree_phi, path, tree.root, 0, 0, T::ONE, T::ONE, NO_FEATURE);
+            let WalkScratch { path, terms, pending, lists } = scratch;
+            Walk { shap: self, x, phi: tree_phi, path, terms, pending, lists }.visit(
+                tree.root,
+                0,
+                0,
+                T::ONE,
+                T::ONE,
+                NO_FEATURE,
+            );
             for feature in &self.tree_features[tree.features.0 as usize..tree.features.1 as usize] {
                 let feature = *feature as usize;
                 group[feature] += tree_phi[feature];
@@ -527,14 +582,16 @@ impl<T: Real> TreeShap<T> {
 impl TreeShap<f64> {
     /// LightGBM's accumulation: every tree straight into the output, expected values into the
     /// bias in tree order.
-    fn explain_direct(&self, x: &[f64], path: &mut [PathElement<f64>], out: &mut [f64]) {
+    fn explain_direct(&self, x: &[f64], scratch: &mut WalkScratch<f64>, out: &mut [f64]) {
         out.fill(0.0);
         let stride = self.num_features + 1;
         for tree in &self.trees {
             let group = &mut out[tree.group as usize * stride..][..stride];
             group[self.num_features] += tree.expected;
             if !tree.single_leaf {
-                self.walk(x, &mut group[..self.num_features], path, tree.root, 0, 0, 1.0, 1.0, NO_FEATURE);
+                let phi = &mut group[..self.num_features];
+                let WalkScratch { path, terms, pending, lists } = scratch;
+                Walk { shap: self, x, phi, path, terms, pending, lists }.visit(tree.root, 0, 0, 1.0, 1.0, NO_FEATURE);
             }
         }
         for (group, base) in out.chunks_mut(stride).zip(&self.base_margin) {
@@ -588,15 +645,32 @@ impl<T: Real> TreeShap<T> {
         value < node.value
     }
 
+    /// `(depth - i) / (depth + 1)` for `i < depth`.
+    #[inline(always)]
+    fn ratios(&self, depth: usize) -> &[T] {
+        &self.ratios[depth * depth.saturating_sub(1) / 2..][..depth]
+    }
+}
+
+/// The state of one tree's recursion.
+struct Walk<'a, T> {
+    shap: &'a TreeShap<T>,
+    x: &'a [T],
+    phi: &'a mut [T],
+    path: &'a mut [PathElement<T>],
+    terms: &'a mut [(T, T)],
+    /// The cold leaf's shares while the hot leaf's are added (sibling leaves), by path element.
+    pending: &'a mut [Option<T>],
+    /// Element indices sorted by unwound-sum formula, at a leaf.
+    lists: &'a mut [u32],
+}
+
+impl<T: Real> Walk<'_, T> {
     /// One step of the recursion (XGBoost's `TreeShap`, LightGBM's `Tree::TreeSHAP`): the path
     /// of the parent starts at `parent`, holds `depth + 1` elements, and is extended here by the
     /// parent's split with the given fractions.
-    #[allow(clippy::too_many_arguments, reason = "the recursion's state, as in the paper")]
-    fn walk(
-        &self,
-        x: &[T],
-        phi: &mut [T],
-        path: &mut [PathElement<T>],
+    fn visit(
+        &mut self,
         node_index: u32,
         parent: usize,
         mut depth: usize,
@@ -605,19 +679,19 @@ impl<T: Real> TreeShap<T> {
         parent_feature: u32,
     ) {
         let start = parent + depth + 1;
-        path.copy_within(parent..start, start);
-        let unique = &mut path[start..];
-        extend_path(unique, depth, parent_zero_fraction, parent_one_fraction, parent_feature);
-        let node = &self.nodes[node_index as usize];
+        copy_path(self.path, parent, start, depth + 1);
+        let unique = &mut self.path[start..];
+        extend_path(unique, depth, parent_zero_fraction, parent_one_fraction, parent_feature, self.terms);
+        let shap = self.shap;
+        let node = &shap.nodes[node_index as usize];
         if node.left == LEAF {
-            for i in 1..=depth {
-                let weight = unwound_path_sum(unique, depth, i);
-                let element = &unique[i];
-                phi[element.feature as usize] += weight * (element.one_fraction - element.zero_fraction) * node.value;
-            }
+            let phi = &mut *self.phi;
+            leaf_shares([&*unique], depth, [node.value], shap.ratios(depth), self.lists, |_, index, share| {
+                phi[unique[index].feature as usize] += share;
+            });
             return;
         }
-        let (hot, cold, hot_fraction, cold_fraction) = if self.goes_left(node, x[node.feature as usize]) {
+        let (hot, cold, hot_fraction, cold_fraction) = if shap.goes_left(node, self.x[node.feature as usize]) {
             (node.left, node.right, node.left_fraction, node.right_fraction)
         } else {
             (node.right, node.left, node.right_fraction, node.left_fraction)
@@ -630,22 +704,96 @@ impl<T: Real> TreeShap<T> {
             unwind_path(unique, depth, found);
             depth -= 1;
         }
-        self.walk(x, phi, path, hot, start, depth + 1, hot_fraction * incoming_zero, incoming_one, node.feature);
-        self.walk(x, phi, path, cold, start, depth + 1, cold_fraction * incoming_zero, T::ZERO, node.feature);
+        let (hot_node, cold_node) = (&shap.nodes[hot as usize], &shap.nodes[cold as usize]);
+        if hot_node.left == LEAF && cold_node.left == LEAF {
+            // Both children are leaves (half the leaves of a full tree): their paths are built
+            // side by side and their shares computed together; the hot leaf's go to phi first,
+            // as the recursion would add them.
+            let length = depth + 2;
+            let hot_start = start + depth + 1;
+            let cold_start = hot_start + length;
+            copy_path(self.path, start, hot_start, depth + 1);
+            copy_path(self.path, start, cold_start, depth + 1);
+            let (hot_path, cold_path) = self.path[hot_start..cold_start + length].split_at_mut(length);
+            let child_depth = depth + 1;
+            extend_path(hot_path, child_depth, hot_fraction * incoming_zero, incoming_one, node.feature, self.terms);
+            extend_path(cold_path, child_depth, cold_fraction * incoming_zero, T::ZERO, node.feature, self.terms);
+            let (phi, pending) = (&mut *self.phi, &mut *self.pending);
+            leaf_shares(
+                [&*hot_path, &*cold_path],
+                child_depth,
+                [hot_node.value, cold_node.value],
+                shap.ratios(child_depth),
+                self.lists,
+                |p, index, share| {
+                    if p == 0 {
+                        phi[hot_path[index].feature as usize] += share;
+                    } else {
+                        pending[index] = Some(share);
+                    }
+                },
+            );
+            for (element, share) in cold_path.iter().zip(pending.iter_mut()).skip(1) {
+                if let Some(share) = share.take() {
+                    phi[element.feature as usize] += share;
+                }
+            }
+            return;
+        }
+        self.visit(hot, start, depth + 1, hot_fraction * incoming_zero, incoming_one, node.feature);
+        self.visit(cold, start, depth + 1, cold_fraction * incoming_zero, T::ZERO, node.feature);
     }
 }
 
-/// Extends the path by one feature (XGBoost's `ExtendPath`, same order of operations).
+/// Copies `length` path elements from `from` to the non-overlapping `to` (an element loop: paths
+/// are short, and a `memmove` call per node costs more than the copy).
 #[inline(always)]
-fn extend_path<T: Real>(path: &mut [PathElement<T>], depth: usize, zero_fraction: T, one_fraction: T, feature: u32) {
+fn copy_path<T: Real>(path: &mut [PathElement<T>], from: usize, to: usize, length: usize) {
+    let (source, target) = path.split_at_mut(to);
+    for (target, source) in target[..length].iter_mut().zip(&source[from..from + length]) {
+        *target = *source;
+    }
+}
+
+/// Extends the path by one feature (XGBoost's `ExtendPath`): element `j` gets
+/// `zero · pw[j] · (depth - j) / (depth + 1) + one · pw[j - 1] · j / (depth + 1)`, with XGBoost's
+/// operations in XGBoost's order; the terms are computed for all elements first (independent
+/// lanes the compiler vectorizes), then summed.
+#[inline(always)]
+fn extend_path<T: Real>(
+    path: &mut [PathElement<T>],
+    depth: usize,
+    zero_fraction: T,
+    one_fraction: T,
+    feature: u32,
+    terms: &mut [(T, T)],
+) {
     path[depth] =
         PathElement { feature, zero_fraction, one_fraction, pweight: if depth == 0 { T::ONE } else { T::ZERO } };
-    let next = T::from_u32(depth as u32 + 1);
-    for i in (0..depth).rev() {
-        let carried = one_fraction * path[i].pweight * T::from_u32(i as u32 + 1) / next;
-        path[i + 1].pweight += carried;
-        path[i].pweight = zero_fraction * path[i].pweight * T::from_u32((depth - i) as u32) / next;
+    if depth == 0 {
+        return;
     }
+    let next = T::from_u32(depth as u32 + 1);
+    if one_fraction == T::ZERO {
+        // A cold branch: every `one` term is an exact 0 (the weights are never negative), and
+        // adding it changes nothing, so only the `zero` terms are computed.
+        for (i, element) in path[..depth].iter_mut().enumerate() {
+            element.pweight = zero_fraction * element.pweight * T::from_u32((depth - i) as u32) / next;
+        }
+        return;
+    }
+    for (i, (element, term)) in path[..depth].iter().zip(terms[..depth].iter_mut()).enumerate() {
+        let pweight = element.pweight;
+        *term = (
+            zero_fraction * pweight * T::from_u32((depth - i) as u32) / next,
+            one_fraction * pweight * T::from_u32(i as u32 + 1) / next,
+        );
+    }
+    path[0].pweight = terms[0].0;
+    for i in 1..depth {
+        path[i].pweight = terms[i].0 + terms[i - 1].1;
+    }
+    path[depth].pweight += terms[depth - 1].1;
 }
 
 /// Undoes the extension by the element at `index` (XGBoost's `UnwindPath`).
@@ -671,24 +819,145 @@ fn unwind_path<T: Real>(path: &mut [PathElement<T>], depth: usize, index: usize)
     }
 }
 
-/// The total permutation weight if the element at `index` were unwound (XGBoost's
-/// `UnwoundPathSum`).
+/// Path elements whose unwound sums are computed side by side at a leaf (one SSE register of
+/// f32; the compiler vectorizes the fixed-width lane loops).
+const LANES: usize = 4;
+
+/// At the leaves ending `paths` (all of `depth` unique features, with leaf values `values`):
+/// the share of each path feature (elements `1..=depth`) of each leaf,
+/// `unwound_sum · (one_fraction - zero_fraction) · leaf_value`, where `unwound_sum` is the total
+/// permutation weight with the element unwound (XGBoost's `UnwoundPathSum`). `emit(p, index,
+/// share)` receives them, every share of path 0 before any of path 1.
+///
+/// XGBoost computes one element at a time, with one formula for elements the row follows
+/// (`one_fraction != 0`: a chain of dependent divisions), another for the others
+/// (`zero_fraction != 0`), and nothing for elements with both fractions 0 (their weight is 0).
+/// Here the elements are sorted by formula, [`LANES`] of a formula are computed side by side, and
+/// the chains of two sibling leaves run in the same loop, so that their latencies overlap; every
+/// lane does exactly the scalar operations in the scalar order, so the results are bit for bit
+/// the libraries'. `ratios[i]` is `(depth - i) / (depth + 1)`, computed once per depth. `lists`
+/// holds at least `2 · P · (depth + 1)` indices.
 #[inline(always)]
-fn unwound_path_sum<T: Real>(path: &[PathElement<T>], depth: usize, index: usize) -> T {
-    let one_fraction = path[index].one_fraction;
-    let zero_fraction = path[index].zero_fraction;
-    let mut next_one_portion = path[depth].pweight;
-    let mut total = T::ZERO;
-    let next = T::from_u32(depth as u32 + 1);
-    if one_fraction != T::ZERO {
-        for i in (0..depth).rev() {
-            let share = next_one_portion * next / (T::from_u32(i as u32 + 1) * one_fraction);
-            total += share;
-            next_one_portion = path[i].pweight - share * zero_fraction * (T::from_u32((depth - i) as u32) / next);
+fn leaf_shares<T: Real, const P: usize>(
+    paths: [&[PathElement<T>]; P],
+    depth: usize,
+    values: [T; P],
+    ratios: &[T],
+    lists: &mut [u32],
+    mut emit: impl FnMut(usize, usize, T),
+) {
+    let stride = depth + 1;
+    let (followed_lists, other_lists) = lists[..2 * P * stride].split_at_mut(P * stride);
+    let mut followed_counts = [0usize; P];
+    let mut other_counts = [0usize; P];
+    for p in 0..P {
+        let followed = &mut followed_lists[p * stride..][..stride];
+        let other = &mut other_lists[p * stride..][..stride];
+        let (mut followed_count, mut other_count) = (0, 0);
+        // Branch-free: each index is written to both lists and kept by one or neither.
+        for (index, element) in paths[p].iter().enumerate().take(depth + 1).skip(1) {
+            let is_followed = element.one_fraction != T::ZERO;
+            let is_other = !is_followed & (element.zero_fraction != T::ZERO);
+            followed[followed_count] = index as u32;
+            other[other_count] = index as u32;
+            followed_count += usize::from(is_followed);
+            other_count += usize::from(is_other);
         }
-    } else if zero_fraction != T::ZERO {
-        for i in (0..depth).rev() {
-            total += (path[i].pweight / zero_fraction) / (T::from_u32((depth - i) as u32) / next);
+        followed_counts[p] = followed_count;
+        other_counts[p] = other_count;
+    }
+    let next = T::from_u32(depth as u32 + 1);
+    for followed in [true, false] {
+        let (lists, counts) =
+            if followed { (&*followed_lists, followed_counts) } else { (&*other_lists, other_counts) };
+        let mut first = 0;
+        while counts.iter().any(|count| first < *count) {
+            let mut indices = [[0usize; LANES]; P];
+            let mut lanes = [0usize; P];
+            for p in 0..P {
+                lanes[p] = counts[p].saturating_sub(first).min(LANES);
+                for (slot, index) in indices[p].iter_mut().zip(&lists[p * stride + first..][..lanes[p]]) {
+                    *slot = *index as usize;
+                }
+            }
+            let totals = if followed {
+                followed_sums(paths, depth, next, ratios, &indices, &lanes)
+            } else {
+                other_sums(paths, depth, ratios, &indices, &lanes)
+            };
+            for p in 0..P {
+                for lane in 0..lanes[p] {
+                    let element = &paths[p][indices[p][lane]];
+                    let share = totals[p][lane] * (element.one_fraction - element.zero_fraction) * values[p];
+                    emit(p, indices[p][lane], share);
+                }
+            }
+            first += LANES;
+        }
+    }
+}
+
+/// Unwound sums of elements with `one_fraction != 0`, [`LANES`] per path.
+#[inline(always)]
+fn followed_sums<T: Real, const P: usize>(
+    paths: [&[PathElement<T>]; P],
+    depth: usize,
+    next: T,
+    ratios: &[T],
+    indices: &[[usize; LANES]; P],
+    counts: &[usize; P],
+) -> [[T; LANES]; P] {
+    // Padding lanes compute with finite stand-ins and are not used.
+    let mut one = [[T::ONE; LANES]; P];
+    let mut zero = [[T::ZERO; LANES]; P];
+    let mut next_one_portion = [[T::ZERO; LANES]; P];
+    for p in 0..P {
+        for lane in 0..counts[p] {
+            one[p][lane] = paths[p][indices[p][lane]].one_fraction;
+            zero[p][lane] = paths[p][indices[p][lane]].zero_fraction;
+        }
+        next_one_portion[p] = [paths[p][depth].pweight; LANES];
+    }
+    let mut total = [[T::ZERO; LANES]; P];
+    for i in (0..depth).rev() {
+        let position = T::from_u32(i as u32 + 1);
+        let ratio = ratios[i];
+        for p in 0..P {
+            let pweight = paths[p][i].pweight;
+            for lane in 0..LANES {
+                let share = next_one_portion[p][lane] * next / (position * one[p][lane]);
+                total[p][lane] += share;
+                next_one_portion[p][lane] = pweight - share * zero[p][lane] * ratio;
+            }
+        }
+    }
+    total
+}
+
+/// Unwound sums of elements with `one_fraction == 0` and `zero_fraction != 0`, [`LANES`] per
+/// path.
+#[inline(always)]
+fn other_sums<T: Real, const P: usize>(
+    paths: [&[PathElement<T>]; P],
+    depth: usize,
+    ratios: &[T],
+    indices: &[[usize; LANES]; P],
+    counts: &[usize; P],
+) -> [[T; LANES]; P] {
+    let mut zero = [[T::ONE; LANES]; P];
+    for p in 0..P {
+        for lane in 0..counts[p] {
+            zero[p][lane] = paths[p][indices[p][lane]].zero_fraction;
+        }
+    }
+    let mut total = [[T::ZERO; LANES]; P];
+    for i in (0..depth).rev() {
+        let ratio = ratios[i];
+        for p in 0..P {
+            let pweight = paths[p][i].pweight;
+            for lane in 0..LANES {
+                total[p][lane] += (pweight / zero[p][lane]) / ratio;
+            }
         }
     }
     total
