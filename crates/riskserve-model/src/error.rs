@@ -27,6 +27,15 @@ impl Format {
         }
     }
 
+    /// How an error message names the model: "xgboost-json model", or "the model" for the
+    /// representation itself.
+    pub fn subject(self) -> String {
+        match self {
+            Format::Model => "the model".to_owned(),
+            other => format!("{} model", other.name()),
+        }
+    }
+
     /// Parses a `--format` value.
     pub fn from_name(name: &str) -> Option<Format> {
         Some(match name {
@@ -51,14 +60,14 @@ impl fmt::Display for Format {
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum ModelError {
     /// The bytes are not a well-formed file of the format (truncated, bad syntax, wrong types).
-    #[error("{format} model is malformed: {message}")]
+    #[error("{} is malformed: {message}", format.subject())]
     Malformed { format: Format, message: String },
     /// The file is well formed but describes a model that cannot be scored (bad indices, cycles,
     /// NaN thresholds, counts that disagree).
-    #[error("{format} model is invalid: {message}")]
+    #[error("{} is invalid: {message}", format.subject())]
     Invalid { format: Format, message: String },
     /// The file uses a feature riskserve does not support; the message names it.
-    #[error("{format} model uses an unsupported feature: {message}")]
+    #[error("{} uses an unsupported feature: {message}", format.subject())]
     Unsupported { format: Format, message: String },
     /// The format could not be told from the content.
     #[error("cannot detect the model format: {0}")]
