@@ -158,10 +158,10 @@ pub fn run(args: EndpointArgs) -> anyhow::Result<()> {
             let answer = client.delete(&path(&delete.name))?;
             if delete.wait.wait {
                 let timeout = seconds(delete.wait.wait_timeout, "--wait-timeout")?;
+                // The progress lines on stderr already end with `deleted`.
                 wait(&client, &delete.name, &Goal::Gone, timeout)?;
-                match output {
-                    Output::Json => print_json(&json!({"name": delete.name, "deleted": true})),
-                    Output::Table => eprintln!("endpoint `{}` deleted", delete.name),
+                if output == Output::Json {
+                    print_json(&json!({"name": delete.name, "deleted": true}));
                 }
             } else {
                 match output {
