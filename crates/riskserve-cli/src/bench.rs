@@ -1,9 +1,13 @@
-//! `riskserve bench`: score rows repeatedly after loading and report throughput as JSON.
+//! `riskserve bench`: score (or, with the hidden `--explain`, explain) rows repeatedly after
+//! loading and report throughput as JSON.
 
+use std::io::Write;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use riskserve_model::Predictor;
+use riskserve_model::shap::Explainer;
 
 use crate::ModelArgs;
 use crate::rows;
@@ -21,6 +25,14 @@ pub struct BenchArgs {
     /// How long to measure, after a short warm-up.
     #[arg(long, default_value_t = 3.0)]
     pub seconds: f64,
+    /// Time exact explanations (TreeSHAP, one row per call) instead of scoring; for
+    /// scripts/bench_shap.sh.
+    #[arg(long, hide = true)]
+    pub explain: bool,
+    /// With --explain: first write every input row's explanation to this CSV (per group, each
+    /// feature's contribution then the bias), for the benchmark's check against shap.
+    #[arg(long, hide = true, value_name = "FILE", requires = "explain")]
+    pub explain_out: Option<PathBuf>,
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
@@ -36,6 +48,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let rows = rows::read_csv(&args.model.input, &model)?;
     if rows.count == 0 {
         bail!("the input {} has no rows", args.model.input.display());
+    }
+    if args.explain {
+        return explain(&args, &model, &rows.values, rows.count, load_started);
     }
     let predictor = Predictor::new(model).context("cannot compile the model")?;
     let load_seconds = load_started.elapsed().as_secs_f64();
@@ -119,4 +134,90 @@ fn score_for(
     };
     run(warm_up)?;
     run(measure)
+}
+
+/// `--explain`: writes the explanations when asked, then explains rows one at a time (cycling
+/// through the input) on each thread and reports the time per row.
+fn explain(
+    args: &BenchArgs,
+    model: &riskserve_model::Model,
+    rows: &[f64],
+    count: usize,
+    load_started: Instant,
+) -> anyhow::Result<()> {
+    let explainer = Explainer::new(model).context("cannot explain the model")?;
+    let load_seconds = load_started.elapsed().as_secs_f64();
+    let width = explainer.num_inputs();
+    let values = explainer.num_groups() * (explainer.num_features() + 1);
+    if let Some(path) = &args.explain_out {
+        let file = std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+        let mut file = std::io::BufWriter::new(file);
+        let mut header = Vec::with_capacity(values);
+        for group in 0..explainer.num_groups() {
+            let prefix = if explainer.num_groups() > 1 { format!("{group}:") } else { String::new() };
+            header.extend(explainer.feature_names().iter().map(|name| format!("{prefix}{name}")));
+            header.push(format!("{prefix}bias"));
+        }
+        writeln!(file, "{}", header.join(","))?;
+        let mut scratch = explainer.scratch();
+        let mut out = vec![0.0; values];
+        for (index, row) in rows.chunks(width.max(1)).take(count).enumerate() {
+            explainer.explain_row(row, &mut scratch, &mut out).with_context(|| format!("row {}", index + 1))?;
+            let cells: Vec<String> = out.iter().map(f64::to_string).collect();
+            writeln!(file, "{}", cells.join(","))?;
+        }
+        file.flush()?;
+    }
+    let measure = Duration::from_secs_f64(args.seconds);
+    let warm_up = Duration::from_secs_f64((args.seconds / 10.0).min(0.5));
+    let explain_for = |length: Duration| -> anyhow::Result<(usize, Duration)> {
+        let mut scratch = explainer.scratch();
+        let mut out = vec![0.0; values];
+        let mut next_row = 0;
+        let mut explained = 0;
+        let started = Instant::now();
+        while started.elapsed() < length {
+            for _ in 0..16 {
+                let row = &rows[next_row * width..(next_row + 1) * width];
+                explainer.explain_row(row, &mut scratch, &mut out)?;
+                next_row = (next_row + 1) % count;
+                explained += 1;
+            }
+        }
+        Ok((explained, started.elapsed()))
+    };
+    let (explained, elapsed) = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..args.threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    explain_for(warm_up)?;
+                    explain_for(measure)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| handle.join().expect("a bench thread panicked"))
+            .try_fold((0usize, Duration::ZERO), |(rows, longest), result| {
+                result.map(|(explained, elapsed)| (rows + explained, longest.max(elapsed)))
+            })
+    })?;
+    let seconds = elapsed.as_secs_f64();
+    let rows_per_second = explained as f64 / seconds;
+    eprintln!(
+        "explained {explained} rows in {seconds:.2} s on {} thread(s): {rows_per_second:.0} rows/s",
+        args.threads
+    );
+    let report = serde_json::json!({
+        "rows_per_second": rows_per_second,
+        "ns_per_row": 1e9 * args.threads as f64 / rows_per_second,
+        "threads": args.threads,
+        "rows_explained": explained,
+        "seconds": seconds,
+        "load_seconds": load_seconds,
+        "format": model.source.name(),
+        "model": args.model.model.display().to_string(),
+    });
+    println!("{report}");
+    Ok(())
 }
