@@ -1479,7 +1479,8 @@ fn start_demo(port: u16, data_dir: &Path) -> (Child, Vec<String>) {
 
 /// Ctrl-C: the demo must stop cleanly.
 fn interrupt(mut child: Child) {
-    let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill runs");
+    // The shell's own `kill`, so that no procps package is needed.
+    let status = Command::new("sh").args(["-c", &format!("kill -INT {}", child.id())]).status().expect("sh runs");
     assert!(status.success());
     let start = Instant::now();
     loop {
