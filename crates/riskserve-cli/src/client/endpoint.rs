@@ -261,7 +261,9 @@ fn wait(client: &Client, name: &str, goal: &Goal, timeout: Duration) -> anyhow::
         };
         last_status = status;
         if start.elapsed() >= timeout {
-            bail!("endpoint `{name}` is still {last_status} after {:.0} s (--wait-timeout)", timeout.as_secs_f64());
+            let seconds = timeout.as_secs_f64();
+            let seconds = if seconds < 10.0 { format!("{seconds:.1}") } else { format!("{seconds:.0}") };
+            bail!("endpoint `{name}` is still {last_status} after {seconds} s (--wait-timeout)");
         }
         std::thread::sleep(pause.min(timeout.saturating_sub(start.elapsed())));
         pause = (pause * 2).min(Duration::from_millis(250));
@@ -387,6 +389,65 @@ mod tests {
         assert!(parse(&["describe"]).is_err(), "no name");
         assert!(parse(&["list", "--output", "yaml"]).is_err());
         assert!(parse(&["update-variant", "--name", "e", "--variant", "v"]).is_err(), "nothing to change");
+    }
+
+    /// `wait` against a server that answers `answers` to its successive GETs.
+    fn wait_on(answers: Vec<(u16, &'static str)>, goal: &Goal, timeout: Duration) -> anyhow::Result<Option<Value>> {
+        let (url, server) = super::super::fake_server::serve(answers.clone());
+        let client = Client::new(&url, None, Duration::from_secs(10));
+        let result = wait(&client, "credit", goal, timeout);
+        // A timeout leaves answers unasked for; the server thread then waits for them, so it is not joined.
+        if result.is_ok() {
+            let requests = server.join().unwrap();
+            assert!(
+                requests.iter().all(|request| request.method == "GET" && request.path == "/api/v1/endpoints/credit")
+            );
+        }
+        result
+    }
+
+    #[test]
+    fn waiting_ends_in_service_on_the_wanted_config() {
+        let answers = vec![
+            (200, r#"{"name": "credit", "status": "Creating", "config": "c1"}"#),
+            (200, r#"{"name": "credit", "status": "InService", "config": "c1"}"#),
+        ];
+        let endpoint = wait_on(answers, &Goal::Serving { config: "c1" }, Duration::from_secs(10)).unwrap().unwrap();
+        assert_eq!(endpoint["status"], "InService");
+    }
+
+    #[test]
+    fn an_update_that_rolled_back_is_an_error_naming_the_reason() {
+        let answers = vec![
+            (200, r#"{"name": "credit", "status": "Updating", "config": "c1"}"#),
+            (200, r#"{"name": "credit", "status": "RollingBack", "config": "c1"}"#),
+            (200, r#"{"name": "credit", "status": "InService", "config": "c1", "failure_reason": "model m: boom"}"#),
+        ];
+        let error = wait_on(answers, &Goal::Serving { config: "c2" }, Duration::from_secs(10)).unwrap_err();
+        assert_eq!(error.to_string(), "endpoint `credit` rolled back to config `c1`: model m: boom");
+    }
+
+    #[test]
+    fn a_failed_endpoint_is_an_error_naming_the_reason() {
+        let answers = vec![(200, r#"{"name": "credit", "status": "Failed", "config": "c1", "failure_reason": "no"}"#)];
+        let error = wait_on(answers, &Goal::Serving { config: "c1" }, Duration::from_secs(10)).unwrap_err();
+        assert_eq!(error.to_string(), "endpoint `credit` failed: no");
+    }
+
+    #[test]
+    fn waiting_for_a_deletion_ends_at_not_found() {
+        let answers = vec![
+            (200, r#"{"name": "credit", "status": "Deleting", "config": "c1"}"#),
+            (404, r#"{"error": {"code": "not_found", "message": "endpoint \"credit\" does not exist"}}"#),
+        ];
+        assert!(wait_on(answers, &Goal::Gone, Duration::from_secs(10)).unwrap().is_none());
+    }
+
+    #[test]
+    fn waiting_gives_up_after_its_timeout() {
+        let answers = vec![(200, r#"{"name": "credit", "status": "Creating", "config": "c1"}"#); 1000];
+        let error = wait_on(answers, &Goal::Serving { config: "c1" }, Duration::from_millis(100)).unwrap_err();
+        assert_eq!(error.to_string(), "endpoint `credit` is still Creating after 0.1 s (--wait-timeout)");
     }
 
     #[test]
