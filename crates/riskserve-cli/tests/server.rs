@@ -547,6 +547,13 @@ fn a_model_goes_from_upload_to_invocations_to_deletion_through_the_cli() {
     assert!(variant == "a" || variant == "b", "{variant}");
     assert_eq!(csv_values(&stdout(&output)), &expected(model)[..count]);
 
+    // The default body limit is 6 MiB.
+    let line = format!("{}\n", rows().csv_line(0, &fields));
+    let oversized = line.repeat(6 * 1024 * 1024 / line.len() + 1);
+    let request = http_request("POST", "/endpoints/credit/invocations", &[CSV], oversized.as_bytes());
+    let (status, _, body) = raw_exchange(&server.address, &request).unwrap();
+    assert_eq!(status, 413, "{}", String::from_utf8_lossy(&body));
+
     // Update to a one-variant config; the answers then come from it.
     server.cli_ok(&["endpoint-config", "create", "--name", "one-variant", "--variant", "name=c,model=m-logistic"]);
     let updated = server.cli_json(&["endpoint", "update", "--name", "credit", "--config", "one-variant", "--wait"]);
