@@ -809,7 +809,7 @@ const CRASH_BLOB_BYTES: usize = 8 << 20;
 
 /// The scripted sequence of the crash test, counting the requests sent in `steps_done`; it stops at the first
 /// request that gets no answer (the kill).
-fn crash_script(url: &str, upload: &[(String, Vec<u8>)], steps_done: &AtomicUsize) {
+fn crash_script(url: &str, upload: &[(String, Vec<u8>)], steps_done: &AtomicUsize, observed: &Mutex<Observed>) {
     let agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(Duration::from_secs(10)))
@@ -867,6 +867,9 @@ fn crash_script(url: &str, upload: &[(String, Vec<u8>)], steps_done: &AtomicUsiz
     ];
     assert_eq!(upload.len() + sequence.len(), CRASH_SCRIPT_STEPS);
     for (method, path, body) in sequence {
+        if method == "DELETE" {
+            observed.lock().unwrap().deletes_sent.insert(path.rsplit('/').next().unwrap().to_string());
+        }
         let result = if method == "DELETE" {
             send(&agent, url, "DELETE", &path, None, b"", &[])
         } else {
@@ -890,8 +893,28 @@ fn crash_script(url: &str, upload: &[(String, Vec<u8>)], steps_done: &AtomicUsiz
         if result.is_err() {
             return;
         }
+        // What is InService now must still be after a kill and a restart, unless a delete is sent for it later.
+        let Ok(listing) = send(&agent, url, "GET", "/api/v1/endpoints", None, b"", &[]) else { return };
+        let Ok(listing) = serde_json::from_slice::<Value>(&listing.body) else { return };
+        let in_service = listing["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|endpoint| endpoint["status"] == "InService")
+            .filter_map(|endpoint| endpoint["name"].as_str().map(str::to_string))
+            .collect();
+        observed.lock().unwrap().in_service = in_service;
         std::thread::sleep(Duration::from_millis(3));
     }
+}
+
+/// What the crash script saw before the kill.
+#[derive(Default)]
+struct Observed {
+    /// The endpoints InService in the last listing it read.
+    in_service: BTreeSet<String>,
+    /// The endpoints it sent a delete for.
+    deletes_sent: BTreeSet<String>,
 }
 
 /// Every file named by a digest under the data dir holds bytes with that digest; no temporary upload survives.
@@ -957,9 +980,11 @@ fn a_kill_at_any_point_recovers_to_a_consistent_state() {
         let data_dir = scratch.join(format!("run-{run}"));
         let mut server = Server::start(&data_dir);
         let steps = Arc::new(AtomicUsize::new(0));
+        let observed = Arc::new(Mutex::new(Observed::default()));
         let script = {
-            let (url, upload, steps) = (server.url(), upload.clone(), Arc::clone(&steps));
-            std::thread::spawn(move || crash_script(&url, &upload, &steps))
+            let (url, upload, steps, observed) =
+                (server.url(), upload.clone(), Arc::clone(&steps), Arc::clone(&observed));
+            std::thread::spawn(move || crash_script(&url, &upload, &steps, &observed))
         };
         let (target_step, delay) = if run == 0 {
             (CRASH_SCRIPT_STEPS, Duration::ZERO)
@@ -997,6 +1022,15 @@ fn a_kill_at_any_point_recovers_to_a_consistent_state() {
         let summary: Vec<String> =
             endpoints.iter().map(|endpoint| format!("{} {}", endpoint["name"], endpoint["status"])).collect();
         eprintln!("crash test: {context}; after recovery: [{}]", summary.join(", "));
+        let observed = observed.lock().unwrap();
+        for name in observed.in_service.difference(&observed.deletes_sent) {
+            let serving =
+                endpoints.iter().any(|endpoint| endpoint["name"] == name.as_str() && endpoint["status"] == "InService");
+            assert!(
+                serving,
+                "{context}: endpoint {name} was InService before the kill, not after recovery: {endpoints:?}"
+            );
+        }
         for endpoint in &endpoints {
             let status = endpoint["status"].as_str().unwrap();
             assert!(status == "InService" || status == "Failed", "{context}: {endpoint}");
