@@ -445,6 +445,11 @@ fn a_model_goes_from_upload_to_invocations_to_deletion_through_the_cli() {
         model["inputs"].as_array().unwrap().iter().map(|name| name.as_str().unwrap().to_string()).collect();
     assert_eq!(fields.len(), rows().header.len());
     server.cli_ok(&["model", "create", "--name", "m-base", "--artifact", path_str(&model_file("m-base"))]);
+    // A model the server reads from a file URL itself.
+    let url = format!("file://{}", model_file("m-logitraw").canonicalize().unwrap().display());
+    let by_url = server.cli_json(&["model", "create", "--name", "m-by-url", "--artifact-url", &url]);
+    assert_eq!(by_url["artifacts"][0]["name"], "xgb3_binary_logitraw.json", "{by_url}");
+    server.cli_ok(&["model", "delete", "m-by-url"]);
 
     let listed = server.cli_json(&["model", "list"]);
     let names: BTreeSet<&str> =
