@@ -774,20 +774,23 @@ fn extend_path<T: Real>(
         return;
     }
     let next = T::from_u32(depth as u32 + 1);
+    // depth - i and i + 1 as floats, counted exactly (small integers).
+    let mut remaining = T::from_u32(depth as u32);
     if one_fraction == T::ZERO {
         // A cold branch: every `one` term is an exact 0 (the weights are never negative), and
         // adding it changes nothing, so only the `zero` terms are computed.
-        for (i, element) in path[..depth].iter_mut().enumerate() {
-            element.pweight = zero_fraction * element.pweight * T::from_u32((depth - i) as u32) / next;
+        for element in path[..depth].iter_mut() {
+            element.pweight = zero_fraction * element.pweight * remaining / next;
+            remaining = remaining - T::ONE;
         }
         return;
     }
-    for (i, (element, term)) in path[..depth].iter().zip(terms[..depth].iter_mut()).enumerate() {
+    let mut position = T::ONE;
+    for (element, term) in path[..depth].iter().zip(terms[..depth].iter_mut()) {
         let pweight = element.pweight;
-        *term = (
-            zero_fraction * pweight * T::from_u32((depth - i) as u32) / next,
-            one_fraction * pweight * T::from_u32(i as u32 + 1) / next,
-        );
+        *term = (zero_fraction * pweight * remaining / next, one_fraction * pweight * position / next);
+        remaining = remaining - T::ONE;
+        position += T::ONE;
     }
     path[0].pweight = terms[0].0;
     for i in 1..depth {
@@ -867,98 +870,246 @@ fn leaf_shares<T: Real, const P: usize>(
         other_counts[p] = other_count;
     }
     let next = T::from_u32(depth as u32 + 1);
-    for followed in [true, false] {
-        let (lists, counts) =
-            if followed { (&*followed_lists, followed_counts) } else { (&*other_lists, other_counts) };
-        let mut first = 0;
-        while counts.iter().any(|count| first < *count) {
-            let mut indices = [[0usize; LANES]; P];
-            let mut lanes = [0usize; P];
-            for p in 0..P {
-                lanes[p] = counts[p].saturating_sub(first).min(LANES);
-                for (slot, index) in indices[p].iter_mut().zip(&lists[p * stride + first..][..lanes[p]]) {
-                    *slot = *index as usize;
-                }
+    // Chunk k holds the k-th group of LANES followed and the k-th group of LANES other
+    // elements of every path; the two formulas run in the same loop.
+    let mut first = 0;
+    while (0..P).any(|p| first < followed_counts[p] || first < other_counts[p]) {
+        let mut followed = [[0usize; LANES]; P];
+        let mut other = [[0usize; LANES]; P];
+        let mut followed_lanes = [0usize; P];
+        let mut other_lanes = [0usize; P];
+        for p in 0..P {
+            followed_lanes[p] = followed_counts[p].saturating_sub(first).min(LANES);
+            other_lanes[p] = other_counts[p].saturating_sub(first).min(LANES);
+            for (slot, index) in followed[p].iter_mut().zip(&followed_lists[p * stride + first..][..followed_lanes[p]])
+            {
+                *slot = *index as usize;
             }
-            let totals = if followed {
-                followed_sums(paths, depth, next, ratios, &indices, &lanes)
-            } else {
-                other_sums(paths, depth, ratios, &indices, &lanes)
-            };
-            for p in 0..P {
-                for lane in 0..lanes[p] {
-                    let element = &paths[p][indices[p][lane]];
-                    let share = totals[p][lane] * (element.one_fraction - element.zero_fraction) * values[p];
-                    emit(p, indices[p][lane], share);
-                }
+            for (slot, index) in other[p].iter_mut().zip(&other_lists[p * stride + first..][..other_lanes[p]]) {
+                *slot = *index as usize;
             }
-            first += LANES;
         }
+        let (followed_totals, other_totals) =
+            unwound_sums(paths, depth, next, ratios, (&followed, &followed_lanes), (&other, &other_lanes));
+        for p in 0..P {
+            for (indices, lanes, totals) in
+                [(&followed[p], followed_lanes[p], &followed_totals[p]), (&other[p], other_lanes[p], &other_totals[p])]
+            {
+                for lane in 0..lanes {
+                    let element = &paths[p][indices[lane]];
+                    let share = totals[lane] * (element.one_fraction - element.zero_fraction) * values[p];
+                    emit(p, indices[lane], share);
+                }
+            }
+        }
+        first += LANES;
     }
 }
 
-/// Unwound sums of elements with `one_fraction != 0`, [`LANES`] per path.
+/// Unwound sums of [`LANES`] followed elements (`one_fraction != 0`) and [`LANES`] other elements
+/// (`one_fraction == 0`, `zero_fraction != 0`) per path, in one loop over the path.
 #[inline(always)]
-fn followed_sums<T: Real, const P: usize>(
+#[allow(clippy::type_complexity, reason = "lane indices and counts per path, for each formula")]
+fn unwound_sums<T: Real, const P: usize>(
     paths: [&[PathElement<T>]; P],
     depth: usize,
     next: T,
     ratios: &[T],
-    indices: &[[usize; LANES]; P],
-    counts: &[usize; P],
-) -> [[T; LANES]; P] {
+    (followed, followed_lanes): (&[[usize; LANES]; P], &[usize; P]),
+    (other, other_lanes): (&[[usize; LANES]; P], &[usize; P]),
+) -> ([[T; LANES]; P], [[T; LANES]; P]) {
     // Padding lanes compute with finite stand-ins and are not used.
     let mut one = [[T::ONE; LANES]; P];
     let mut zero = [[T::ZERO; LANES]; P];
+    let mut other_zero = [[T::ONE; LANES]; P];
     let mut next_one_portion = [[T::ZERO; LANES]; P];
     for p in 0..P {
-        for lane in 0..counts[p] {
-            one[p][lane] = paths[p][indices[p][lane]].one_fraction;
-            zero[p][lane] = paths[p][indices[p][lane]].zero_fraction;
+        for lane in 0..followed_lanes[p] {
+            one[p][lane] = paths[p][followed[p][lane]].one_fraction;
+            zero[p][lane] = paths[p][followed[p][lane]].zero_fraction;
+        }
+        for lane in 0..other_lanes[p] {
+            other_zero[p][lane] = paths[p][other[p][lane]].zero_fraction;
         }
         next_one_portion[p] = [paths[p][depth].pweight; LANES];
     }
-    let mut total = [[T::ZERO; LANES]; P];
+    let mut followed_total = [[T::ZERO; LANES]; P];
+    let mut other_total = [[T::ZERO; LANES]; P];
+    // i + 1 as a float, counted down exactly (small integers).
+    let mut position = T::from_u32(depth as u32);
     for i in (0..depth).rev() {
-        let position = T::from_u32(i as u32 + 1);
         let ratio = ratios[i];
         for p in 0..P {
             let pweight = paths[p][i].pweight;
             for lane in 0..LANES {
                 let share = next_one_portion[p][lane] * next / (position * one[p][lane]);
-                total[p][lane] += share;
+                followed_total[p][lane] += share;
                 next_one_portion[p][lane] = pweight - share * zero[p][lane] * ratio;
+                other_total[p][lane] += (pweight / other_zero[p][lane]) / ratio;
             }
         }
+        position = position - T::ONE;
     }
-    total
+    (followed_total, other_total)
 }
 
-/// Unwound sums of elements with `one_fraction == 0` and `zero_fraction != 0`, [`LANES`] per
-/// path.
-#[inline(always)]
-fn other_sums<T: Real, const P: usize>(
-    paths: [&[PathElement<T>]; P],
-    depth: usize,
-    ratios: &[T],
-    indices: &[[usize; LANES]; P],
-    counts: &[usize; P],
-) -> [[T; LANES]; P] {
-    let mut zero = [[T::ONE; LANES]; P];
-    for p in 0..P {
-        for lane in 0..counts[p] {
-            zero[p][lane] = paths[p][indices[p][lane]].zero_fraction;
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Predictor;
+    use crate::ir::{Feature, Output, OutputKind, Transform, Tree, TreeEnsemble};
+
+    /// Lundberg et al.'s Algorithm 1: the expected value of the tree when only the features of
+    /// `known` are known (the others follow the covers).
+    fn conditional_expectation(tree: &Tree, row: &[f64], known: &[bool], node: u32) -> f64 {
+        let cover = tree.cover.as_ref().unwrap();
+        match &tree.nodes[node as usize] {
+            Node::Leaf { value } => *value,
+            Node::Split { feature, test: SplitTest::LessThan(threshold), left, right, missing } => {
+                if known[*feature as usize] {
+                    let value = row[*feature as usize];
+                    let goes_left = if value.is_nan() { *missing == Direction::Left } else { value < *threshold };
+                    conditional_expectation(tree, row, known, if goes_left { *left } else { *right })
+                } else {
+                    let own = cover[node as usize];
+                    cover[*left as usize] / own * conditional_expectation(tree, row, known, *left)
+                        + cover[*right as usize] / own * conditional_expectation(tree, row, known, *right)
+                }
+            }
+            Node::Split { .. } => unreachable!("numeric trees only"),
         }
     }
-    let mut total = [[T::ZERO; LANES]; P];
-    for i in (0..depth).rev() {
-        let ratio = ratios[i];
-        for p in 0..P {
-            let pweight = paths[p][i].pweight;
-            for lane in 0..LANES {
-                total[p][lane] += (pweight / zero[p][lane]) / ratio;
+
+    /// Shapley values by enumerating every coalition (an independent, exponential definition).
+    fn brute_force(ensemble: &TreeEnsemble, row: &[f64]) -> Vec<f64> {
+        let width = ensemble.num_features;
+        let value = |mask: usize| -> f64 {
+            let known: Vec<bool> = (0..width).map(|feature| mask >> feature & 1 == 1).collect();
+            ensemble.trees.iter().map(|tree| conditional_expectation(tree, row, &known, 0)).sum()
+        };
+        let factorial = |n: usize| (1..=n).map(|k| k as f64).product::<f64>();
+        let mut phi = vec![0.0; width + 1];
+        for (feature, slot) in phi.iter_mut().enumerate().take(width) {
+            for mask in 0..1usize << width {
+                if mask >> feature & 1 == 1 {
+                    continue;
+                }
+                let size = mask.count_ones() as usize;
+                let weight = factorial(size) * factorial(width - size - 1) / factorial(width);
+                *slot += weight * (value(mask | 1 << feature) - value(mask));
             }
         }
+        phi[width] = value(0) + ensemble.base_margin[0];
+        phi
     }
-    total
+
+    /// A full tree of `depth` over 4 features (a feature may repeat on a path), covers uneven.
+    fn tree(seed: u32, depth: u32) -> Tree {
+        let mut nodes = Vec::new();
+        let mut cover = Vec::new();
+        fn grow(nodes: &mut Vec<Node>, cover: &mut Vec<f64>, seed: u32, level: u32, depth: u32, weight: f64) -> u32 {
+            let index = nodes.len() as u32;
+            nodes.push(Node::Leaf { value: f64::from((seed * 7 + index * 13) % 11) * 0.25 - 1.0 });
+            cover.push(weight);
+            if level < depth {
+                let share = 0.2 + 0.6 * f64::from((seed + index * 5) % 7) / 6.0;
+                let left = grow(nodes, cover, seed, level + 1, depth, weight * share);
+                let right = grow(nodes, cover, seed, level + 1, depth, weight * (1.0 - share));
+                nodes[index as usize] = Node::Split {
+                    feature: (seed + index * 3) % 4,
+                    test: SplitTest::LessThan(f64::from((seed + index) % 5) * 0.5),
+                    left,
+                    right,
+                    missing: if index.is_multiple_of(2) { Direction::Left } else { Direction::Right },
+                };
+            }
+            index
+        }
+        grow(&mut nodes, &mut cover, seed, 0, depth, 100.0);
+        Tree { nodes, output: 0, cover: Some(cover) }
+    }
+
+    fn model(trees: Vec<Tree>) -> Model {
+        Model {
+            inputs: (0..4).map(|index| Feature::numeric(format!("x{index}"))).collect(),
+            preprocess: None,
+            body: ModelBody::Trees(TreeEnsemble {
+                trees,
+                num_outputs: 1,
+                base_margin: vec![0.375],
+                aggregation: Aggregation::Sum,
+                precision: Precision::F64,
+                num_features: 4,
+            }),
+            output: Output { transform: Transform::Identity, kind: OutputKind::Margin },
+            source: crate::Format::Model,
+        }
+    }
+
+    #[test]
+    fn tree_shap_equals_the_shapley_values_of_the_path_dependent_game() {
+        let model = model((0..6).map(|seed| tree(seed, 2 + seed % 4)).collect());
+        let ModelBody::Trees(ensemble) = &model.body else { unreachable!() };
+        let explainer = Explainer::new(&model).unwrap();
+        let predictor = Predictor::new(model.clone()).unwrap();
+        let (mut scratch, mut predictor_scratch) = (explainer.scratch(), predictor.scratch());
+        let mut out = vec![0.0; 5];
+        let mut margin = [0.0];
+        for index in 0..40u32 {
+            let mut row: Vec<f64> = (0..4).map(|column| f64::from((index * 3 + column * 7) % 6) * 0.4 - 0.2).collect();
+            if index % 5 == 0 {
+                row[(index as usize / 5) % 4] = f64::NAN;
+            }
+            explainer.explain_row(&row, &mut scratch, &mut out).unwrap();
+            let expected = brute_force(ensemble, &row);
+            for (actual, expected) in out.iter().zip(&expected) {
+                assert!((actual - expected).abs() < 1e-12, "{out:?} vs {expected:?} for {row:?}");
+            }
+            predictor.predict_row(&row, &mut predictor_scratch, &mut margin).unwrap();
+            assert!((out.iter().sum::<f64>() - margin[0]).abs() < 1e-12);
+        }
+    }
+
+    #[test]
+    fn random_forests_divide_by_the_number_of_trees() {
+        let mut forest = model((0..3).map(|seed| tree(seed, 3)).collect());
+        let ModelBody::Trees(ensemble) = &mut forest.body else { unreachable!() };
+        ensemble.aggregation = Aggregation::Mean;
+        let explainer = Explainer::new(&forest).unwrap();
+        let predictor = Predictor::new(forest).unwrap();
+        let (mut scratch, mut predictor_scratch) = (explainer.scratch(), predictor.scratch());
+        let (mut out, mut margin) = (vec![0.0; 5], [0.0]);
+        for row in [[0.1, 0.7, 1.3, -0.4], [f64::NAN, 2.0, 0.0, 0.9]] {
+            explainer.explain_row(&row, &mut scratch, &mut out).unwrap();
+            predictor.predict_row(&row, &mut predictor_scratch, &mut margin).unwrap();
+            assert!((out.iter().sum::<f64>() - margin[0]).abs() < 1e-12, "{out:?} vs {margin:?}");
+        }
+    }
+
+    #[test]
+    fn trees_too_deep_or_without_positive_covers_are_refused() {
+        let mut deep = tree(1, 1);
+        let mut chain = Vec::new();
+        for level in 0..=MAX_EXPLAINED_DEPTH as u32 {
+            chain.push(Node::Split {
+                feature: level % 4,
+                test: SplitTest::LessThan(0.5),
+                left: 2 * level + 1,
+                right: 2 * level + 2,
+                missing: Direction::Left,
+            });
+            chain.push(Node::Leaf { value: 1.0 });
+        }
+        chain.push(Node::Leaf { value: 0.0 });
+        // Node 2k is the split of level k, node 2k + 1 its leaf, node 2k + 2 the next split.
+        deep.cover = Some(vec![1.0; chain.len()]);
+        deep.nodes = chain;
+        let error = Explainer::new(&model(vec![deep])).unwrap_err();
+        assert!(error.to_string().contains("TreeSHAP explains trees up to 256 deep"), "{error}");
+
+        let mut zero = tree(2, 2);
+        zero.cover.as_mut().unwrap()[0] = 0.0;
+        let error = Explainer::new(&model(vec![zero])).unwrap_err();
+        assert!(error.to_string().contains("tree 0 node 0 has cover 0"), "{error}");
+    }
 }

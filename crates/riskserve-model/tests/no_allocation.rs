@@ -1,4 +1,5 @@
-//! The one-row path allocates nothing once a `Scratch` exists (counted by a global allocator).
+//! The one-row paths allocate nothing once their scratch exists: scoring (`Scratch`) and exact
+//! explanations (`ExplainScratch`), counted by a global allocator.
 #![allow(unsafe_code, reason = "a counting global allocator needs `unsafe impl GlobalAlloc`")]
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -9,6 +10,7 @@ use riskserve_model::ir::{
     Aggregation, Direction, Feature, LinearModel, MissingRule, Model, ModelBody, Node, Output, OutputKind, Precision,
     SplitTest, Transform, Tree, TreeEnsemble,
 };
+use riskserve_model::shap::Explainer;
 
 thread_local! {
     static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
@@ -129,6 +131,67 @@ fn scoring_one_row_allocates_nothing() {
             }
         }
         assert_eq!(allocations() - before, 0, "predict_row allocated");
+    }
+}
+
+/// The ensemble with each node's cover: the number of leaves below it (weights as a library
+/// records them: a parent's cover is its children's sum).
+fn with_covers(mut model: Model) -> Model {
+    fn leaves_below(nodes: &[Node], index: u32, cover: &mut [f64]) -> f64 {
+        let count = match &nodes[index as usize] {
+            Node::Leaf { .. } => 1.0,
+            Node::Split { left, right, .. } => leaves_below(nodes, *left, cover) + leaves_below(nodes, *right, cover),
+        };
+        cover[index as usize] = count;
+        count
+    }
+    if let ModelBody::Trees(ensemble) = &mut model.body {
+        for tree in &mut ensemble.trees {
+            let mut cover = vec![0.0; tree.nodes.len()];
+            leaves_below(&tree.nodes, 0, &mut cover);
+            tree.cover = Some(cover);
+        }
+    }
+    model
+}
+
+#[test]
+fn explaining_one_row_allocates_nothing() {
+    for model in [
+        with_covers(ensemble(Precision::F32, 1)),
+        with_covers(ensemble(Precision::F64, 1)),
+        with_covers(ensemble(Precision::F32, 3)),
+        linear(),
+    ] {
+        let explainer = Explainer::new(&model).unwrap();
+        let predictor = Predictor::new(Model {
+            output: Output { transform: Transform::Identity, kind: OutputKind::Margin },
+            ..model.clone()
+        })
+        .unwrap();
+        let mut scratch = explainer.scratch();
+        let mut predictor_scratch = predictor.scratch();
+        let stride = explainer.num_features() + 1;
+        let mut out = vec![0.0; explainer.num_groups() * stride];
+        let mut margin = vec![0.0; predictor.num_values()];
+        let mut rows: Vec<Vec<f64>> = (0..16)
+            .map(|index| {
+                (0..explainer.num_inputs()).map(|column| ((index * 7 + column * 3) % 5) as f64 * 0.3).collect()
+            })
+            .collect();
+        rows[3][1] = f64::NAN;
+        rows[5][2] = f64::NAN;
+        for row in &rows {
+            let before = allocations();
+            explainer.explain_row(row, &mut scratch, &mut out).unwrap();
+            assert_eq!(allocations() - before, 0, "explain_row allocated");
+            // And the explanation is one: it sums to the margin.
+            predictor.predict_row(row, &mut predictor_scratch, &mut margin).unwrap();
+            for (group, margin) in margin.iter().enumerate().filter(|(_, margin)| margin.is_finite()) {
+                let sum: f64 = out[group * stride..(group + 1) * stride].iter().sum();
+                assert!((sum - margin).abs() < 1e-5, "{sum} vs {margin} for {row:?}");
+            }
+        }
     }
 }
 
