@@ -80,8 +80,8 @@ enum Engine {
 struct WalkScratch<T> {
     path: Vec<PathElement<T>>,
     terms: Vec<(T, T)>,
-    pending: Vec<Option<T>>,
-    lists: Vec<u32>,
+    pending: Vec<(u32, T)>,
+    lists: Vec<(T, T, u32)>,
 }
 
 impl<T: Real> WalkScratch<T> {
@@ -99,8 +99,8 @@ impl<T: Real> WalkScratch<T> {
                 longest * (longest + 1) / 2 + longest + 1
             ],
             terms: vec![(T::ZERO, T::ZERO); longest],
-            pending: vec![None; longest + 1],
-            lists: vec![0; 4 * (longest + 1)],
+            pending: Vec::with_capacity(longest + 1),
+            lists: vec![(T::ZERO, T::ZERO, 0); 4 * (longest + 1)],
         }
     }
 }
@@ -659,10 +659,11 @@ struct Walk<'a, T> {
     phi: &'a mut [T],
     path: &'a mut [PathElement<T>],
     terms: &'a mut [(T, T)],
-    /// The cold leaf's shares while the hot leaf's are added (sibling leaves), by path element.
-    pending: &'a mut [Option<T>],
-    /// Element indices sorted by unwound-sum formula, at a leaf.
-    lists: &'a mut [u32],
+    /// The cold leaf's shares (feature, share) while the hot leaf's are added (sibling leaves);
+    /// its capacity holds every element of a path.
+    pending: &'a mut Vec<(u32, T)>,
+    /// Path elements (fractions, feature) sorted by unwound-sum formula, at a leaf.
+    lists: &'a mut [(T, T, u32)],
 }
 
 impl<T: Real> Walk<'_, T> {
@@ -686,8 +687,8 @@ impl<T: Real> Walk<'_, T> {
         let node = &shap.nodes[node_index as usize];
         if node.left == LEAF {
             let phi = &mut *self.phi;
-            leaf_shares([&*unique], depth, [node.value], shap.ratios(depth), self.lists, |_, index, share| {
-                phi[unique[index].feature as usize] += share;
+            leaf_shares([&*unique], depth, [node.value], shap.ratios(depth), self.lists, |_, feature, share| {
+                phi[feature as usize] += share;
             });
             return;
         }
@@ -719,24 +720,23 @@ impl<T: Real> Walk<'_, T> {
             extend_path(hot_path, child_depth, hot_fraction * incoming_zero, incoming_one, node.feature, self.terms);
             extend_path(cold_path, child_depth, cold_fraction * incoming_zero, T::ZERO, node.feature, self.terms);
             let (phi, pending) = (&mut *self.phi, &mut *self.pending);
+            pending.clear();
             leaf_shares(
                 [&*hot_path, &*cold_path],
                 child_depth,
                 [hot_node.value, cold_node.value],
                 shap.ratios(child_depth),
                 self.lists,
-                |p, index, share| {
+                |p, feature, share| {
                     if p == 0 {
-                        phi[hot_path[index].feature as usize] += share;
+                        phi[feature as usize] += share;
                     } else {
-                        pending[index] = Some(share);
+                        pending.push((feature, share));
                     }
                 },
             );
-            for (element, share) in cold_path.iter().zip(pending.iter_mut()).skip(1) {
-                if let Some(share) = share.take() {
-                    phi[element.feature as usize] += share;
-                }
+            for (feature, share) in pending.iter() {
+                phi[*feature as usize] += *share;
             }
             return;
         }
@@ -829,8 +829,8 @@ const LANES: usize = 4;
 /// At the leaves ending `paths` (all of `depth` unique features, with leaf values `values`):
 /// the share of each path feature (elements `1..=depth`) of each leaf,
 /// `unwound_sum · (one_fraction - zero_fraction) · leaf_value`, where `unwound_sum` is the total
-/// permutation weight with the element unwound (XGBoost's `UnwoundPathSum`). `emit(p, index,
-/// share)` receives them, every share of path 0 before any of path 1.
+/// permutation weight with the element unwound (XGBoost's `UnwoundPathSum`). `emit(p, feature,
+/// share)` receives them (a path's features are distinct, so their order does not matter).
 ///
 /// XGBoost computes one element at a time, with one formula for elements the row follows
 /// (`one_fraction != 0`: a chain of dependent divisions), another for the others
@@ -839,15 +839,15 @@ const LANES: usize = 4;
 /// the chains of two sibling leaves run in the same loop, so that their latencies overlap; every
 /// lane does exactly the scalar operations in the scalar order, so the results are bit for bit
 /// the libraries'. `ratios[i]` is `(depth - i) / (depth + 1)`, computed once per depth. `lists`
-/// holds at least `2 · P · (depth + 1)` indices.
+/// holds at least `2 · P · (depth + 1)` entries.
 #[inline(always)]
 fn leaf_shares<T: Real, const P: usize>(
     paths: [&[PathElement<T>]; P],
     depth: usize,
     values: [T; P],
     ratios: &[T],
-    lists: &mut [u32],
-    mut emit: impl FnMut(usize, usize, T),
+    lists: &mut [(T, T, u32)],
+    mut emit: impl FnMut(usize, u32, T),
 ) {
     let stride = depth + 1;
     let (followed_lists, other_lists) = lists[..2 * P * stride].split_at_mut(P * stride);
@@ -857,12 +857,13 @@ fn leaf_shares<T: Real, const P: usize>(
         let followed = &mut followed_lists[p * stride..][..stride];
         let other = &mut other_lists[p * stride..][..stride];
         let (mut followed_count, mut other_count) = (0, 0);
-        // Branch-free: each index is written to both lists and kept by one or neither.
-        for (index, element) in paths[p].iter().enumerate().take(depth + 1).skip(1) {
+        // Branch-free: each element is written to both lists and kept by one or neither.
+        for element in &paths[p][1..=depth] {
             let is_followed = element.one_fraction != T::ZERO;
             let is_other = !is_followed & (element.zero_fraction != T::ZERO);
-            followed[followed_count] = index as u32;
-            other[other_count] = index as u32;
+            let entry = (element.one_fraction, element.zero_fraction, element.feature);
+            followed[followed_count] = entry;
+            other[other_count] = entry;
             followed_count += usize::from(is_followed);
             other_count += usize::from(is_other);
         }
@@ -870,78 +871,92 @@ fn leaf_shares<T: Real, const P: usize>(
         other_counts[p] = other_count;
     }
     let next = T::from_u32(depth as u32 + 1);
-    // Chunk k holds the k-th group of LANES followed and the k-th group of LANES other
-    // elements of every path; the two formulas run in the same loop.
-    let mut first = 0;
-    while (0..P).any(|p| first < followed_counts[p] || first < other_counts[p]) {
-        let mut followed = [[0usize; LANES]; P];
-        let mut other = [[0usize; LANES]; P];
-        let mut followed_lanes = [0usize; P];
-        let mut other_lanes = [0usize; P];
-        for p in 0..P {
-            followed_lanes[p] = followed_counts[p].saturating_sub(first).min(LANES);
-            other_lanes[p] = other_counts[p].saturating_sub(first).min(LANES);
-            for (slot, index) in followed[p].iter_mut().zip(&followed_lists[p * stride + first..][..followed_lanes[p]])
-            {
-                *slot = *index as usize;
-            }
-            for (slot, index) in other[p].iter_mut().zip(&other_lists[p * stride + first..][..other_lanes[p]]) {
-                *slot = *index as usize;
-            }
-        }
-        let (followed_totals, other_totals) =
-            unwound_sums(paths, depth, next, ratios, (&followed, &followed_lanes), (&other, &other_lanes));
-        for p in 0..P {
-            for (indices, lanes, totals) in
-                [(&followed[p], followed_lanes[p], &followed_totals[p]), (&other[p], other_lanes[p], &other_totals[p])]
-            {
-                for lane in 0..lanes {
-                    let element = &paths[p][indices[lane]];
-                    let share = totals[lane] * (element.one_fraction - element.zero_fraction) * values[p];
-                    emit(p, indices[lane], share);
-                }
-            }
-        }
-        first += LANES;
+    let widest = followed_counts.iter().chain(&other_counts).copied().max().unwrap_or(0);
+    let lists = (&*followed_lists, &*other_lists, stride);
+    let counts = (&followed_counts, &other_counts);
+    // Four lanes (one SSE register of f32) when they hold every element, else eight: two chains
+    // per formula in flight instead of two chunks one after the other.
+    if widest <= LANES {
+        leaf_chunks::<T, P, LANES>(paths, depth, next, values, ratios, lists, counts, &mut emit);
+    } else {
+        leaf_chunks::<T, P, { 2 * LANES }>(paths, depth, next, values, ratios, lists, counts, &mut emit);
     }
 }
 
-/// Unwound sums of [`LANES`] followed elements (`one_fraction != 0`) and [`LANES`] other elements
-/// (`one_fraction == 0`, `zero_fraction != 0`) per path, in one loop over the path.
+/// [`leaf_shares`] in chunks of `L` elements of each formula: chunk k holds the k-th `L`
+/// followed and the k-th `L` other elements of every path, computed in the same loop.
 #[inline(always)]
-#[allow(clippy::type_complexity, reason = "lane indices and counts per path, for each formula")]
-fn unwound_sums<T: Real, const P: usize>(
+#[allow(clippy::too_many_arguments, reason = "the leaf's state, passed through")]
+#[allow(clippy::type_complexity, reason = "the lists and counts of both formulas")]
+fn leaf_chunks<T: Real, const P: usize, const L: usize>(
+    paths: [&[PathElement<T>]; P],
+    depth: usize,
+    next: T,
+    values: [T; P],
+    ratios: &[T],
+    (followed_lists, other_lists, stride): (&[(T, T, u32)], &[(T, T, u32)], usize),
+    (followed_counts, other_counts): (&[usize; P], &[usize; P]),
+    emit: &mut impl FnMut(usize, u32, T),
+) {
+    let mut first = 0;
+    while (0..P).any(|p| first < followed_counts[p] || first < other_counts[p]) {
+        // Padding lanes compute with finite stand-ins and are not used.
+        let mut one = [[T::ONE; L]; P];
+        let mut zero = [[T::ZERO; L]; P];
+        let mut other_zero = [[T::ONE; L]; P];
+        let mut followed = [&followed_lists[..0]; P];
+        let mut other = [&other_lists[..0]; P];
+        for p in 0..P {
+            let lanes = followed_counts[p].saturating_sub(first).min(L);
+            followed[p] = &followed_lists[p * stride + first..][..lanes];
+            for (lane, entry) in followed[p].iter().enumerate() {
+                one[p][lane] = entry.0;
+                zero[p][lane] = entry.1;
+            }
+            let lanes = other_counts[p].saturating_sub(first).min(L);
+            other[p] = &other_lists[p * stride + first..][..lanes];
+            for (lane, entry) in other[p].iter().enumerate() {
+                other_zero[p][lane] = entry.1;
+            }
+        }
+        let (followed_totals, other_totals) = unwound_sums(paths, depth, next, ratios, &one, &zero, &other_zero);
+        for p in 0..P {
+            for (entries, totals) in [(followed[p], &followed_totals[p]), (other[p], &other_totals[p])] {
+                for (&(one, zero, feature), total) in entries.iter().zip(totals) {
+                    emit(p, feature, *total * (one - zero) * values[p]);
+                }
+            }
+        }
+        first += L;
+    }
+}
+
+/// Unwound sums of `L` followed elements (fractions `one`, `zero`) and `L` other elements
+/// (fraction `other_zero`) per path, in one loop over the path: XGBoost's `UnwoundPathSum`, lane
+/// by lane.
+#[inline(always)]
+fn unwound_sums<T: Real, const P: usize, const L: usize>(
     paths: [&[PathElement<T>]; P],
     depth: usize,
     next: T,
     ratios: &[T],
-    (followed, followed_lanes): (&[[usize; LANES]; P], &[usize; P]),
-    (other, other_lanes): (&[[usize; LANES]; P], &[usize; P]),
-) -> ([[T; LANES]; P], [[T; LANES]; P]) {
-    // Padding lanes compute with finite stand-ins and are not used.
-    let mut one = [[T::ONE; LANES]; P];
-    let mut zero = [[T::ZERO; LANES]; P];
-    let mut other_zero = [[T::ONE; LANES]; P];
-    let mut next_one_portion = [[T::ZERO; LANES]; P];
+    one: &[[T; L]; P],
+    zero: &[[T; L]; P],
+    other_zero: &[[T; L]; P],
+) -> ([[T; L]; P], [[T; L]; P]) {
+    let mut next_one_portion = [[T::ZERO; L]; P];
     for p in 0..P {
-        for lane in 0..followed_lanes[p] {
-            one[p][lane] = paths[p][followed[p][lane]].one_fraction;
-            zero[p][lane] = paths[p][followed[p][lane]].zero_fraction;
-        }
-        for lane in 0..other_lanes[p] {
-            other_zero[p][lane] = paths[p][other[p][lane]].zero_fraction;
-        }
-        next_one_portion[p] = [paths[p][depth].pweight; LANES];
+        next_one_portion[p] = [paths[p][depth].pweight; L];
     }
-    let mut followed_total = [[T::ZERO; LANES]; P];
-    let mut other_total = [[T::ZERO; LANES]; P];
+    let mut followed_total = [[T::ZERO; L]; P];
+    let mut other_total = [[T::ZERO; L]; P];
     // i + 1 as a float, counted down exactly (small integers).
     let mut position = T::from_u32(depth as u32);
     for i in (0..depth).rev() {
         let ratio = ratios[i];
         for p in 0..P {
             let pweight = paths[p][i].pweight;
-            for lane in 0..LANES {
+            for lane in 0..L {
                 let share = next_one_portion[p][lane] * next / (position * one[p][lane]);
                 followed_total[p][lane] += share;
                 next_one_portion[p][lane] = pweight - share * zero[p][lane] * ratio;
