@@ -3,6 +3,7 @@
 //! memory. Layers: `rest` (façade) → `service` (use cases) → `runtime` (serving) and
 //! `riskserve-store` (persistence); `scoring` is the one module that knows how rows are scored.
 
+mod auth;
 mod codec;
 mod config;
 mod error;
@@ -13,6 +14,7 @@ mod scoring;
 mod service;
 mod validate;
 
+pub use auth::{Caller, Principal, Resource};
 pub use config::ServerConfig;
 pub use error::ServiceError;
 pub use resources::{
@@ -32,7 +34,9 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
         .map_err(|error| anyhow::anyhow!("cannot listen on {}: {error}", config.listen))?;
     let address = listener.local_addr()?;
     eprintln!("riskserve listening on http://{address}");
-    axum::serve(listener, router(service.clone())).with_graceful_shutdown(shutdown_signal()).await?;
+    axum::serve(listener, router(service.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
     service.shutdown().await;
     Ok(())
 }

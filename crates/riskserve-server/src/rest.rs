@@ -5,7 +5,7 @@
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::{DefaultBodyLimit, Extension, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post, put};
@@ -14,6 +14,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use utoipa::OpenApi;
 
+use crate::auth::{Caller, Resource};
 use crate::codec::BodyFormat;
 use crate::error::{ErrorBody, ErrorDetail, ServiceError};
 use crate::resources::{
@@ -102,6 +103,7 @@ pub fn router(service: Service) -> Router {
         .layer(DefaultBodyLimit::max(max_body))
         .merge(artifacts)
         .fallback(unknown_route)
+        .layer(axum::middleware::from_fn_with_state(service.clone(), crate::auth::authenticate))
         .with_state(service)
 }
 
@@ -191,8 +193,18 @@ async fn unknown_route() -> Response {
 /// Uploads a model file or pipeline spec; content addressed and idempotent.
 #[utoipa::path(put, path = "/api/v1/artifacts", request_body(content = Vec<u8>, content_type = "application/octet-stream"),
     responses((status = 201, description = "Created", body = ArtifactUploaded), (status = 413, description = "payload_too_large", body = ErrorBody)))]
-async fn upload_artifact(State(service): State<Service>, body: Result<Bytes, BytesRejection>) -> Response {
-    respond(async { Ok(created(service.upload_artifact(body_bytes(body)?).await?)) }.await)
+async fn upload_artifact(
+    State(service): State<Service>,
+    Extension(caller): Extension<Caller>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    respond(
+        async {
+            service.authorize(&caller, "sagemaker:UploadArtifact", Resource::Account).await?;
+            Ok(created(service.upload_artifact(body_bytes(body)?).await?))
+        }
+        .await,
+    )
 }
 
 // ---- models ----
@@ -203,28 +215,61 @@ async fn upload_artifact(State(service): State<Service>, body: Result<Bytes, Byt
               (status = 409, description = "already_exists, in_use or invalid_state", body = ErrorBody), (status = 415, description = "unsupported_media_type", body = ErrorBody)))]
 async fn create_model(
     State(service): State<Service>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    respond(async { Ok(created(service.create_model(json_body(&headers, body)?).await?)) }.await)
+    respond(
+        async {
+            let request: CreateModel = json_body(&headers, body)?;
+            service.authorize(&caller, "sagemaker:CreateModel", Resource::Model(request.name.clone())).await?;
+            Ok(created(service.create_model(request).await?))
+        }
+        .await,
+    )
 }
 
 #[utoipa::path(get, path = "/api/v1/models", params(ListQuery), responses((status = 200, description = "Success", body = List<Model>)))]
-async fn list_models(State(service): State<Service>, query: Result<Query<ListQuery>, QueryRejection>) -> Response {
-    respond(async { Ok(ok(service.list_models(&page_request(query)?).await?)) }.await)
+async fn list_models(
+    State(service): State<Service>,
+    Extension(caller): Extension<Caller>,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Response {
+    respond(
+        async {
+            service.authorize(&caller, "sagemaker:ListModels", Resource::Account).await?;
+            Ok(ok(service.list_models(&page_request(query)?).await?))
+        }
+        .await,
+    )
 }
 
 #[utoipa::path(get, path = "/api/v1/models/{name}", params(("name" = String, Path)),
     responses((status = 200, description = "Success", body = Model), (status = 404, description = "not_found", body = ErrorBody)))]
-async fn get_model(State(service): State<Service>, Path(name): Path<String>) -> Response {
-    respond(async { Ok(ok(service.get_model(&name).await?)) }.await)
+async fn get_model(
+    State(service): State<Service>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+) -> Response {
+    respond(
+        async {
+            service.authorize(&caller, "sagemaker:DescribeModel", Resource::Model(name.clone())).await?;
+            Ok(ok(service.get_model(&name).await?))
+        }
+        .await,
+    )
 }
 
 #[utoipa::path(delete, path = "/api/v1/models/{name}", params(("name" = String, Path)),
     responses((status = 204, description = "Deleted"), (status = 404, description = "not_found", body = ErrorBody), (status = 409, description = "already_exists, in_use or invalid_state", body = ErrorBody)))]
-async fn delete_model(State(service): State<Service>, Path(name): Path<String>) -> Response {
+async fn delete_model(
+    State(service): State<Service>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+) -> Response {
     respond(
         async {
+            service.authorize(&caller, "sagemaker:DeleteModel", Resource::Model(name.clone())).await?;
             service.delete_model(&name).await?;
             Ok(StatusCode::NO_CONTENT.into_response())
         }
@@ -239,32 +284,68 @@ async fn delete_model(State(service): State<Service>, Path(name): Path<String>) 
               (status = 409, description = "already_exists, in_use or invalid_state", body = ErrorBody)))]
 async fn create_endpoint_config(
     State(service): State<Service>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    respond(async { Ok(created(service.create_endpoint_config(json_body(&headers, body)?).await?)) }.await)
+    respond(
+        async {
+            let request: CreateEndpointConfig = json_body(&headers, body)?;
+            service
+                .authorize(&caller, "sagemaker:CreateEndpointConfig", Resource::EndpointConfig(request.name.clone()))
+                .await?;
+            Ok(created(service.create_endpoint_config(request).await?))
+        }
+        .await,
+    )
 }
 
 #[utoipa::path(get, path = "/api/v1/endpoint-configs", params(ListQuery),
     responses((status = 200, description = "Success", body = List<EndpointConfig>)))]
 async fn list_endpoint_configs(
     State(service): State<Service>,
+    Extension(caller): Extension<Caller>,
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Response {
-    respond(async { Ok(ok(service.list_endpoint_configs(&page_request(query)?).await?)) }.await)
+    respond(
+        async {
+            service.authorize(&caller, "sagemaker:ListEndpointConfigs", Resource::Account).await?;
+            Ok(ok(service.list_endpoint_configs(&page_request(query)?).await?))
+        }
+        .await,
+    )
 }
 
 #[utoipa::path(get, path = "/api/v1/endpoint-configs/{name}", params(("name" = String, Path)),
     responses((status = 200, description = "Success", body = EndpointConfig), (status = 404, description = "not_found", body = ErrorBody)))]
-async fn get_endpoint_config(State(service): State<Service>, Path(name): Path<String>) -> Response {
-    respond(async { Ok(ok(service.get_endpoint_config(&name).await?)) }.await)
+async fn get_endpoint_config(
+    State(service): State<Service>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+) -> Response {
+    respond(
+        async {
+            service
+                .authorize(&caller, "sagemaker:DescribeEndpointConfig", Resource::EndpointConfig(name.clone()))
+                .await?;
+            Ok(ok(service.get_endpoint_config(&name).await?))
+        }
+        .await,
+    )
 }
 
 #[utoipa::path(delete, path = "/api/v1/endpoint-configs/{name}", params(("name" = String, Path)),
     responses((status = 204, description = "Deleted"), (status = 404, description = "not_found", body = ErrorBody), (status = 409, description = "already_exists, in_use or invalid_state", body = ErrorBody)))]
-async fn delete_endpoint_config(State(service): State<Service>, Path(name): Path<String>) -> Response {
+async fn delete_endpoint_config(
+    State(service): State<Service>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+) -> Response {
     respond(
         async {
+            service
+                .authorize(&caller, "sagemaker:DeleteEndpointConfig", Resource::EndpointConfig(name.clone()))
+                .await?;
             service.delete_endpoint_config(&name).await?;
             Ok(StatusCode::NO_CONTENT.into_response())
         }
@@ -280,21 +361,49 @@ async fn delete_endpoint_config(State(service): State<Service>, Path(name): Path
               (status = 409, description = "already_exists, in_use or invalid_state", body = ErrorBody)))]
 async fn create_endpoint(
     State(service): State<Service>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    respond(async { Ok(created(service.create_endpoint(json_body(&headers, body)?).await?)) }.await)
+    respond(
+        async {
+            let request: CreateEndpoint = json_body(&headers, body)?;
+            service.authorize(&caller, "sagemaker:CreateEndpoint", Resource::Endpoint(request.name.clone())).await?;
+            Ok(created(service.create_endpoint(request).await?))
+        }
+        .await,
+    )
 }
 
 #[utoipa::path(get, path = "/api/v1/endpoints", params(ListQuery), responses((status = 200, description = "Success", body = List<Endpoint>)))]
-async fn list_endpoints(State(service): State<Service>, query: Result<Query<ListQuery>, QueryRejection>) -> Response {
-    respond(async { Ok(ok(service.list_endpoints(&page_request(query)?).await?)) }.await)
+async fn list_endpoints(
+    State(service): State<Service>,
+    Extension(caller): Extension<Caller>,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Response {
+    respond(
+        async {
+            service.authorize(&caller, "sagemaker:ListEndpoints", Resource::Account).await?;
+            Ok(ok(service.list_endpoints(&page_request(query)?).await?))
+        }
+        .await,
+    )
 }
 
 #[utoipa::path(get, path = "/api/v1/endpoints/{name}", params(("name" = String, Path)),
     responses((status = 200, description = "Success", body = Endpoint), (status = 404, description = "not_found", body = ErrorBody)))]
-async fn get_endpoint(State(service): State<Service>, Path(name): Path<String>) -> Response {
-    respond(async { Ok(ok(service.get_endpoint(&name).await?)) }.await)
+async fn get_endpoint(
+    State(service): State<Service>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+) -> Response {
+    respond(
+        async {
+            service.authorize(&caller, "sagemaker:DescribeEndpoint", Resource::Endpoint(name.clone())).await?;
+            Ok(ok(service.get_endpoint(&name).await?))
+        }
+        .await,
+    )
 }
 
 /// Moves an endpoint to another config blue/green (status `Updating`); a failure rolls back.
@@ -302,19 +411,34 @@ async fn get_endpoint(State(service): State<Service>, Path(name): Path<String>) 
     responses((status = 200, description = "Success", body = Endpoint), (status = 404, description = "not_found", body = ErrorBody), (status = 409, description = "already_exists, in_use or invalid_state", body = ErrorBody)))]
 async fn update_endpoint(
     State(service): State<Service>,
+    Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    respond(async { Ok(ok(service.update_endpoint(&name, json_body(&headers, body)?).await?)) }.await)
+    respond(
+        async {
+            service.authorize(&caller, "sagemaker:UpdateEndpoint", Resource::Endpoint(name.clone())).await?;
+            Ok(ok(service.update_endpoint(&name, json_body(&headers, body)?).await?))
+        }
+        .await,
+    )
 }
 
 /// Deletes an endpoint (status `Deleting`, then gone).
 #[utoipa::path(delete, path = "/api/v1/endpoints/{name}", params(("name" = String, Path)),
     responses((status = 202, description = "Accepted: the endpoint is Deleting", body = Endpoint), (status = 404, description = "not_found", body = ErrorBody)))]
-async fn delete_endpoint(State(service): State<Service>, Path(name): Path<String>) -> Response {
+async fn delete_endpoint(
+    State(service): State<Service>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+) -> Response {
     respond(
-        async { Ok((StatusCode::ACCEPTED, axum::Json(service.delete_endpoint(&name).await?)).into_response()) }.await,
+        async {
+            service.authorize(&caller, "sagemaker:DeleteEndpoint", Resource::Endpoint(name.clone())).await?;
+            Ok((StatusCode::ACCEPTED, axum::Json(service.delete_endpoint(&name).await?)).into_response())
+        }
+        .await,
     )
 }
 
@@ -327,11 +451,19 @@ async fn delete_endpoint(State(service): State<Service>, Path(name): Path<String
               (status = 409, description = "invalid_state: the endpoint is not InService", body = ErrorBody)))]
 async fn update_variant(
     State(service): State<Service>,
+    Extension(caller): Extension<Caller>,
     Path((name, variant)): Path<(String, String)>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    respond(async { Ok(ok(service.update_variant(&name, &variant, json_body(&headers, body)?).await?)) }.await)
+    respond(
+        async {
+            let resource = Resource::Endpoint(name.clone());
+            service.authorize(&caller, "sagemaker:UpdateEndpointWeightsAndCapacities", resource).await?;
+            Ok(ok(service.update_variant(&name, &variant, json_body(&headers, body)?).await?))
+        }
+        .await,
+    )
 }
 
 // ---- invocations ----
@@ -392,12 +524,18 @@ fn invocation_error(error: ServiceError) -> Response {
 
 async fn invoke(
     service: &Service,
+    caller: &Caller,
     endpoint: Option<&str>,
     query: Result<Query<InvokeQuery>, QueryRejection>,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let result = async {
+        let resource = match endpoint {
+            Some(name) => Resource::Endpoint(name.to_string()),
+            None => Resource::Endpoint(service.only_serving_endpoint().unwrap_or_default()),
+        };
+        service.authorize(caller, "sagemaker:InvokeEndpoint", resource).await?;
         let body = body_bytes(body)?;
         let format = BodyFormat::from_content_type(content_type(headers))?;
         let Query(query) =
@@ -447,12 +585,13 @@ async fn invoke(
               (status = 413, description = "payload_too_large", body = ErrorBody), (status = 415, description = "unsupported_media_type", body = ErrorBody), (status = 503, description = "overloaded (with Retry-After)", body = ErrorBody)))]
 async fn invoke_endpoint(
     State(service): State<Service>,
+    Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
     query: Result<Query<InvokeQuery>, QueryRejection>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    invoke(&service, Some(&name), query, &headers, body).await
+    invoke(&service, &caller, Some(&name), query, &headers, body).await
 }
 
 /// The container contract's invocation path: the only endpoint in service answers.
@@ -461,9 +600,10 @@ async fn invoke_endpoint(
     responses((status = 200, description = "One answer per row"), (status = 400, description = "validation_error, invalid_artifact or invalid_input", body = ErrorBody)))]
 async fn invoke_only(
     State(service): State<Service>,
+    Extension(caller): Extension<Caller>,
     query: Result<Query<InvokeQuery>, QueryRejection>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    invoke(&service, None, query, &headers, body).await
+    invoke(&service, &caller, None, query, &headers, body).await
 }

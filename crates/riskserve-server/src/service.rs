@@ -132,6 +132,11 @@ impl Service {
         &self.inner.config
     }
 
+    /// The name of the only endpoint in service, when exactly one serves (`POST /invocations`).
+    pub(crate) fn only_serving_endpoint(&self) -> Option<String> {
+        self.inner.runtimes.only().map(|runtime| runtime.name.clone())
+    }
+
     /// Stops serving: every endpoint's variants drain (queued jobs finish) and their threads end.
     pub async fn shutdown(&self) {
         let _switch = self.inner.switch.lock().await;
