@@ -30,7 +30,7 @@
 //! The recursion is the libraries', arranged for speed without changing any operation: nodes in
 //! pre-order, the two leaves under one split computed together (their chains of divisions
 //! overlap), path elements computed in SIMD lanes grouped by formula, extensions of cold branches
-//! without their zero `one` terms.
+//! without their zero `one` terms, each extension fused with the copy of the parent's path.
 //!
 //! Splits are decided exactly as the evaluator decides them: `x < threshold` (a library's `<=` is
 //! already `< next_up`), inputs rounded to `f32` for F32 models, NaN to the node's missing
@@ -91,7 +91,6 @@ enum Engine {
 #[derive(Debug, Default, Clone)]
 struct WalkScratch<T> {
     path: Vec<PathElement<T>>,
-    terms: Vec<(T, T)>,
     pending: Vec<(u32, T)>,
     lists: Vec<(T, T, u32)>,
 }
@@ -110,7 +109,6 @@ impl<T: Real> WalkScratch<T> {
                 };
                 longest * (longest + 1) / 2 + longest + 1
             ],
-            terms: vec![(T::ZERO, T::ZERO); longest],
             pending: Vec::with_capacity(longest + 1),
             lists: vec![(T::ZERO, T::ZERO, 0); 4 * (longest + 1)],
         }
@@ -554,8 +552,8 @@ impl<T: Real> TreeShap<T> {
             if tree.single_leaf {
                 continue;
             }
-            let WalkScratch { path, terms, pending, lists } = scratch;
-            Walk { shap: self, x, phi: tree_phi, path, terms, pending, lists }.visit(
+            let WalkScratch { path, pending, lists } = scratch;
+            Walk { shap: self, x, phi: tree_phi, path, pending, lists }.visit(
                 tree.root,
                 0,
                 0,
@@ -602,8 +600,8 @@ impl TreeShap<f64> {
             group[self.num_features] += tree.expected;
             if !tree.single_leaf {
                 let phi = &mut group[..self.num_features];
-                let WalkScratch { path, terms, pending, lists } = scratch;
-                Walk { shap: self, x, phi, path, terms, pending, lists }.visit(tree.root, 0, 0, 1.0, 1.0, NO_FEATURE);
+                let WalkScratch { path, pending, lists } = scratch;
+                Walk { shap: self, x, phi, path, pending, lists }.visit(tree.root, 0, 0, 1.0, 1.0, NO_FEATURE);
             }
         }
         for (group, base) in out.chunks_mut(stride).zip(&self.base_margin) {
@@ -670,7 +668,6 @@ struct Walk<'a, T> {
     x: &'a [T],
     phi: &'a mut [T],
     path: &'a mut [PathElement<T>],
-    terms: &'a mut [(T, T)],
     /// The cold leaf's shares (feature, share) while the hot leaf's are added (sibling leaves);
     /// its capacity holds every element of a path.
     pending: &'a mut Vec<(u32, T)>,
@@ -692,9 +689,8 @@ impl<T: Real> Walk<'_, T> {
         parent_feature: u32,
     ) {
         let start = parent + depth + 1;
-        copy_path(self.path, parent, start, depth + 1);
+        extend_into(self.path, parent, start, depth, parent_zero_fraction, parent_one_fraction, parent_feature);
         let unique = &mut self.path[start..];
-        extend_path(unique, depth, parent_zero_fraction, parent_one_fraction, parent_feature, self.terms);
         let shap = self.shap;
         let node = &shap.nodes[node_index as usize];
         if node.left == LEAF {
@@ -725,12 +721,11 @@ impl<T: Real> Walk<'_, T> {
             let length = depth + 2;
             let hot_start = start + depth + 1;
             let cold_start = hot_start + length;
-            copy_path(self.path, start, hot_start, depth + 1);
-            copy_path(self.path, start, cold_start, depth + 1);
-            let (hot_path, cold_path) = self.path[hot_start..cold_start + length].split_at_mut(length);
             let child_depth = depth + 1;
-            extend_path(hot_path, child_depth, hot_fraction * incoming_zero, incoming_one, node.feature, self.terms);
-            extend_path(cold_path, child_depth, cold_fraction * incoming_zero, T::ZERO, node.feature, self.terms);
+            let (hot_zero, cold_zero) = (hot_fraction * incoming_zero, cold_fraction * incoming_zero);
+            extend_into(self.path, start, hot_start, child_depth, hot_zero, incoming_one, node.feature);
+            extend_into(self.path, start, cold_start, child_depth, cold_zero, T::ZERO, node.feature);
+            let (hot_path, cold_path) = self.path[hot_start..cold_start + length].split_at_mut(length);
             let (phi, pending) = (&mut *self.phi, &mut *self.pending);
             pending.clear();
             leaf_shares(
@@ -757,58 +752,46 @@ impl<T: Real> Walk<'_, T> {
     }
 }
 
-/// Copies `length` path elements from `from` to the non-overlapping `to` (an element loop: paths
-/// are short, and a `memmove` call per node costs more than the copy).
-#[inline(always)]
-fn copy_path<T: Real>(path: &mut [PathElement<T>], from: usize, to: usize, length: usize) {
-    let (source, target) = path.split_at_mut(to);
-    for (target, source) in target[..length].iter_mut().zip(&source[from..from + length]) {
-        *target = *source;
-    }
-}
-
-/// Extends the path by one feature (XGBoost's `ExtendPath`): element `j` gets
+/// The path at `to` becomes the path at `from` (its first `depth` elements) extended by one
+/// feature (XGBoost's `ExtendPath` on a copy, fused with the copy): element `j` gets
 /// `zero · pw[j] · (depth - j) / (depth + 1) + one · pw[j - 1] · j / (depth + 1)`, with XGBoost's
-/// operations in XGBoost's order; the terms are computed for all elements first (independent
-/// lanes the compiler vectorizes), then summed.
+/// operations in XGBoost's order.
 #[inline(always)]
-fn extend_path<T: Real>(
+fn extend_into<T: Real>(
     path: &mut [PathElement<T>],
+    from: usize,
+    to: usize,
     depth: usize,
     zero_fraction: T,
     one_fraction: T,
     feature: u32,
-    terms: &mut [(T, T)],
 ) {
-    path[depth] =
+    let (source, target) = path.split_at_mut(to);
+    let source = &source[from..from + depth];
+    let target = &mut target[..=depth];
+    target[depth] =
         PathElement { feature, zero_fraction, one_fraction, pweight: if depth == 0 { T::ONE } else { T::ZERO } };
     if depth == 0 {
         return;
     }
     let next = T::from_u32(depth as u32 + 1);
-    // depth - i and i + 1 as floats, counted exactly (small integers).
+    // depth - i as a float, counted down exactly (small integers).
     let mut remaining = T::from_u32(depth as u32);
+    for (target, source) in target[..depth].iter_mut().zip(source) {
+        *target = PathElement { pweight: zero_fraction * source.pweight * remaining / next, ..*source };
+        remaining = remaining - T::ONE;
+    }
     if one_fraction == T::ZERO {
         // A cold branch: every `one` term is an exact 0 (the weights are never negative), and
-        // adding it changes nothing, so only the `zero` terms are computed.
-        for element in path[..depth].iter_mut() {
-            element.pweight = zero_fraction * element.pweight * remaining / next;
-            remaining = remaining - T::ONE;
-        }
+        // adding it changes nothing.
         return;
     }
+    // Element i + 1 gains the `one` term of element i (i + 1 as a float, counted up exactly).
     let mut position = T::ONE;
-    for (element, term) in path[..depth].iter().zip(terms[..depth].iter_mut()) {
-        let pweight = element.pweight;
-        *term = (zero_fraction * pweight * remaining / next, one_fraction * pweight * position / next);
-        remaining = remaining - T::ONE;
+    for (target, source) in target[1..].iter_mut().zip(source) {
+        target.pweight += one_fraction * source.pweight * position / next;
         position += T::ONE;
     }
-    path[0].pweight = terms[0].0;
-    for i in 1..depth {
-        path[i].pweight = terms[i].0 + terms[i - 1].1;
-    }
-    path[depth].pweight += terms[depth - 1].1;
 }
 
 /// Undoes the extension by the element at `index` (XGBoost's `UnwindPath`).
