@@ -89,6 +89,15 @@ fn settings(args: &ServeArgs, environment: &HashMap<String, String>) -> anyhow::
     if let Some(value) = variable(environment, "RISKSERVE_MAX_INSTANCES")? {
         config.max_instances = value;
     }
+    if let Some(value) = environment.get("RISKSERVE_REGION").filter(|value| !value.is_empty()) {
+        config.region = value.clone();
+    }
+    if let Some(value) = environment.get("RISKSERVE_ACCOUNT_ID").filter(|value| !value.is_empty()) {
+        if value.len() != 12 || !value.bytes().all(|byte| byte.is_ascii_digit()) {
+            bail!("RISKSERVE_ACCOUNT_ID must be twelve digits, got {value:?}");
+        }
+        config.account_id = value.clone();
+    }
     if config.max_body_bytes == 0 || config.queue_depth == 0 || config.max_instances == 0 {
         bail!("max_body_bytes, queue_depth and max_instances must be at least 1");
     }

@@ -21,6 +21,10 @@ pub struct ServerConfig {
     pub queue_depth: usize,
     /// Largest instance count a variant may ask for.
     pub max_instances: u32,
+    /// The region SageMaker ARNs name.
+    pub region: String,
+    /// The twelve-digit account id SageMaker ARNs name.
+    pub account_id: String,
 }
 
 impl Default for ServerConfig {
@@ -32,6 +36,8 @@ impl Default for ServerConfig {
             max_artifact_bytes: 256 * 1024 * 1024,
             queue_depth: 64,
             max_instances: 64,
+            region: "us-east-1".to_string(),
+            account_id: "000000000000".to_string(),
         }
     }
 }

@@ -100,6 +100,8 @@ pub fn router(service: Service) -> Router {
         .route("/api/v1/endpoints/{name}/variants/{variant}", patch(update_variant))
         .route("/endpoints/{name}/invocations", post(invoke_endpoint))
         .route("/invocations", post(invoke_only))
+        .merge(crate::sagemaker::routes())
+        .merge(crate::oip::routes())
         .layer(DefaultBodyLimit::max(max_body))
         .merge(artifacts)
         .fallback(unknown_route)
@@ -591,6 +593,10 @@ async fn invoke_endpoint(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    // SageMaker clients get SageMaker's shapes (docs/clients.md says who counts as one).
+    if crate::sagemaker_runtime::speaks_sagemaker(&headers) {
+        return crate::sagemaker_runtime::invoke(&service, &caller, &name, &headers, body).await;
+    }
     invoke(&service, &caller, Some(&name), query, &headers, body).await
 }
 

@@ -102,6 +102,8 @@ pub struct VariantRuntime {
     gate: Arc<Gate>,
     queue_depth: usize,
     label: String,
+    /// The model the variant serves (the façades describe outputs by it).
+    model: String,
 }
 
 impl VariantRuntime {
@@ -120,9 +122,25 @@ impl VariantRuntime {
             gate: Arc::new(Gate::default()),
             queue_depth: queue_depth.max(1),
             label: format!("{endpoint}/{name}"),
+            model: String::new(),
         };
         variant.set_instances(instances)?;
         Ok(variant)
+    }
+
+    /// Names the model the variant serves.
+    pub fn for_model(mut self, model: &str) -> VariantRuntime {
+        self.model = model.to_string();
+        self
+    }
+
+    pub fn model(&self) -> &str {
+        &self.model
+    }
+
+    /// The loaded model (its input fields and output columns).
+    pub fn scorer(&self) -> &Scorer {
+        &self.scorer
     }
 
     pub fn instances(&self) -> usize {

@@ -24,6 +24,9 @@ use crate::runtime::{EndpointRuntime, Job, Runtimes, VariantRuntime};
 use crate::scoring::{ArtifactBytes, ScoreOptions, Scorer};
 use crate::validate;
 
+/// Use cases the façades need beyond the native API: tag changes, façade documents, artifacts by digest.
+pub(crate) mod facade;
+
 /// One invocation as a façade hands it over.
 #[derive(Debug, Clone)]
 pub struct InvocationRequest {
@@ -571,7 +574,8 @@ impl Service {
                 variant.instances,
                 scorer,
                 self.inner.config.queue_depth,
-            )?;
+            )?
+            .for_model(&variant.model);
             runtimes.push(Arc::new(runtime));
         }
         Ok(Arc::new(EndpointRuntime::new(endpoint, runtimes, variants.iter().map(|variant| variant.weight).collect())))

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 pub use artifacts::{ArtifactInfo, ArtifactStore, parse_digest};
 pub use error::StoreError;
-pub use metadata::Metadata;
+pub use metadata::{FacadeDocument, Metadata, TaggedKind};
 pub use records::{
     ArtifactRef, ConfigRecord, EndpointRecord, EndpointStatus, ModelRecord, Page, PageRequest, VariantRecord,
 };

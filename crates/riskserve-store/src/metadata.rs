@@ -13,8 +13,14 @@ use sqlx::{Row, SqlSafeStr, Sqlite, SqlitePool, Transaction};
 use crate::records::{ConfigRecord, EndpointRecord, EndpointStatus, ModelRecord, Page, PageRequest, VariantRecord};
 use crate::{StoreError, now_rfc3339};
 
+mod facade;
+pub use facade::{FacadeDocument, TaggedKind};
+
 /// The schema's history; a new migration is appended, never edited.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "initial", include_str!("../migrations/0001_initial.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "initial", include_str!("../migrations/0001_initial.sql")),
+    (5, "facade documents", include_str!("../migrations/0005_facade_documents.sql")),
+];
 
 /// The metadata database (SQLite in WAL mode).
 #[derive(Debug, Clone)]
