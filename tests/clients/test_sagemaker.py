@@ -182,6 +182,19 @@ def test_containers_map_onto_a_pipeline(sagemaker, runtime, german_credit, work)
     ])
     described = sagemaker.describe_model(ModelName="serial")
     assert len(described["Containers"]) == 2
+    sagemaker.create_endpoint_config(EndpointConfigName="serial", ProductionVariants=[
+        {"VariantName": "AllTraffic", "ModelName": "serial", "InitialInstanceCount": 1, "InstanceType": "ml.m5.large"}])
+    sagemaker.create_endpoint(EndpointName="serial", EndpointConfigName="serial")
+    wait_in_service(sagemaker, "serial")
+    answer = runtime.invoke_endpoint(EndpointName="serial", ContentType="text/csv", Accept="application/json",
+                                     Body="\n".join(german_credit["rows"][:3]))
+    outcomes = json.loads(answer["Body"].read())["predictions"]
+    for outcome, want in zip(outcomes, german_credit["expected"][:3]):
+        assert abs(outcome["probability"] - want["probability"]) <= 1e-6
+        assert (outcome["grade"], outcome["decision"]) == (want["grade"], want["decision"])
+    sagemaker.delete_endpoint(EndpointName="serial")
+    sagemaker.get_waiter("endpoint_deleted").wait(EndpointName="serial", WaiterConfig=WAIT)
+    sagemaker.delete_endpoint_config(EndpointConfigName="serial")
     sagemaker.delete_model(ModelName="serial")
 
 
