@@ -36,6 +36,8 @@ enum Command {
     Endpoint(client::endpoint::EndpointArgs),
     /// Run the server with the German Credit examples deployed, and print how to invoke them.
     Demo(demo::DemoArgs),
+    /// Usage and cost reports of a riskserve server (instance-hours, invocations, priced).
+    Cost(client::cost::CostArgs),
 }
 
 /// Arguments every command that loads a model shares.
@@ -62,6 +64,7 @@ fn main() -> ExitCode {
         Command::EndpointConfig(args) => client::endpoint_config::run(args),
         Command::Endpoint(args) => client::endpoint::run(args),
         Command::Demo(args) => demo::run(args),
+        Command::Cost(args) => client::cost::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

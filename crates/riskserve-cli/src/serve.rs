@@ -32,6 +32,19 @@ pub struct ServeArgs {
     /// Largest instance count of a variant [default: 64; env RISKSERVE_MAX_INSTANCES].
     #[arg(long, value_name = "N")]
     pub max_instances: Option<u32>,
+    /// A second address that serves only GET /metrics, without credentials [env RISKSERVE_METRICS_LISTEN].
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Log format on stderr: text, or json (one JSON line per request, with its request id)
+    /// [default: text; env RISKSERVE_LOG_FORMAT].
+    #[arg(long, value_name = "FORMAT")]
+    pub log_format: Option<riskserve_server::LogFormat>,
+    /// Seconds between two autoscaling decisions [default: 10; env RISKSERVE_AUTOSCALING_INTERVAL].
+    #[arg(long, value_name = "SECONDS")]
+    pub autoscaling_interval: Option<f64>,
+    /// Seconds of invocations the autoscaler measures its rate over [default: 60; env RISKSERVE_AUTOSCALING_WINDOW].
+    #[arg(long, value_name = "SECONDS")]
+    pub autoscaling_window: Option<f64>,
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -98,10 +111,46 @@ fn settings(args: &ServeArgs, environment: &HashMap<String, String>) -> anyhow::
         }
         config.account_id = value.clone();
     }
+    operations_settings(&mut config, args, environment)?;
     if config.max_body_bytes == 0 || config.queue_depth == 0 || config.max_instances == 0 {
         bail!("max_body_bytes, queue_depth and max_instances must be at least 1");
     }
     Ok(config)
+}
+
+/// The operations settings (metrics listener, logs, autoscaler): flags, then the environment.
+fn operations_settings(
+    config: &mut ServerConfig,
+    args: &ServeArgs,
+    environment: &HashMap<String, String>,
+) -> anyhow::Result<()> {
+    if let Some(value) = args.metrics_listen {
+        config.metrics_listen = Some(value);
+    }
+    if let Some(value) = args.log_format {
+        config.log_format = value;
+    }
+    if let Some(value) = args.autoscaling_interval {
+        config.autoscaling.interval_seconds = value;
+    }
+    if let Some(value) = args.autoscaling_window {
+        config.autoscaling.window_seconds = value;
+    }
+    if let Some(value) = variable(environment, "RISKSERVE_METRICS_LISTEN")? {
+        config.metrics_listen = Some(value);
+    }
+    if let Some(value) = variable(environment, "RISKSERVE_LOG_FORMAT")? {
+        config.log_format = value;
+    }
+    if let Some(value) = variable(environment, "RISKSERVE_AUTOSCALING_INTERVAL")? {
+        config.autoscaling.interval_seconds = value;
+    }
+    if let Some(value) = variable(environment, "RISKSERVE_AUTOSCALING_WINDOW")? {
+        config.autoscaling.window_seconds = value;
+    }
+    config.autoscaling.check().map_err(anyhow::Error::msg)?;
+    config.prices.check().map_err(anyhow::Error::msg)?;
+    Ok(())
 }
 
 fn variable<T: std::str::FromStr>(environment: &HashMap<String, String>, name: &str) -> anyhow::Result<Option<T>>
@@ -127,6 +176,10 @@ mod tests {
             max_artifact_bytes: None,
             queue_depth: None,
             max_instances: None,
+            metrics_listen: None,
+            log_format: None,
+            autoscaling_interval: None,
+            autoscaling_window: None,
         }
     }
 

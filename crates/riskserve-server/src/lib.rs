@@ -7,20 +7,31 @@ mod auth;
 mod codec;
 mod config;
 mod error;
+mod history;
+mod logging;
+mod metrics;
+mod operations;
 mod model_archive;
 mod oip;
 mod resources;
 mod rest;
 mod runtime;
+mod scaling;
 mod sagemaker;
 mod sagemaker_runtime;
 mod scoring;
 mod service;
+mod usage;
 mod validate;
 
 pub use auth::{Caller, Principal, Resource};
 pub use config::ServerConfig;
 pub use error::ServiceError;
+pub use history::{Datapoint, MetricQuery, MetricSeries};
+pub use logging::LogFormat;
+pub use metrics::{InvocationContext, Metrics, VariantMetrics};
+pub use scaling::{AutoscalingSettings, PutScalingPolicy, ScalingActivity, ScalingPolicy};
+pub use usage::{CostLine, CostQuery, CostReport, PriceTable};
 pub use resources::{
     ArtifactInput, ArtifactUploaded, CreateEndpoint, CreateEndpointConfig, CreateModel, Endpoint, EndpointConfig, List,
     Model, UpdateEndpoint, Variant,
@@ -32,11 +43,21 @@ pub use service::{InvocationAnswer, InvocationRequest, Service};
 /// `riskserve listening on http://ADDR` on stderr, and on a signal stops accepting, lets
 /// in-flight requests finish and drains every endpoint.
 pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
+    logging::init(config.log_format);
     let service = Service::start(config.clone()).await.map_err(|error| anyhow::anyhow!("cannot start: {error}"))?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|error| anyhow::anyhow!("cannot listen on {}: {error}", config.listen))?;
     let address = listener.local_addr()?;
+    if let Some(metrics_address) = config.metrics_listen {
+        let metrics_listener = tokio::net::TcpListener::bind(metrics_address)
+            .await
+            .map_err(|error| anyhow::anyhow!("cannot listen for metrics on {metrics_address}: {error}"))?;
+        eprintln!("riskserve metrics on http://{}/metrics", metrics_listener.local_addr()?);
+        let metrics_router = operations::open_metrics_router(service.clone());
+        // It ends with the process; scrapes need no graceful end.
+        tokio::spawn(async move { axum::serve(metrics_listener, metrics_router).await });
+    }
     eprintln!("riskserve listening on http://{address}");
     axum::serve(listener, router(service.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>())
         .with_graceful_shutdown(shutdown_signal())

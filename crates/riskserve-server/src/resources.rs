@@ -129,6 +129,9 @@ pub struct Endpoint {
     /// first deployment succeeds).
     pub variants: Vec<Variant>,
     pub failure_reason: Option<String>,
+    /// The latest changes the autoscaler made (time, variant, from, to, cause), oldest first.
+    #[serde(default)]
+    pub scaling_activities: Vec<crate::scaling::ScalingActivity>,
     pub tags: BTreeMap<String, String>,
     pub created_at: String,
     pub updated_at: String,

@@ -78,7 +78,9 @@ struct ApiDoc;
 
 /// The OpenAPI document of the routes above, as JSON.
 pub fn openapi_json() -> String {
-    ApiDoc::openapi().to_pretty_json().unwrap_or_else(|_| "{}".to_string())
+    let mut document = ApiDoc::openapi();
+    document.merge(<crate::operations::OperationsApi as OpenApi>::openapi());
+    document.to_pretty_json().unwrap_or_else(|_| "{}".to_string())
 }
 
 /// The HTTP application; tests drive it with `tower::ServiceExt::oneshot`.
@@ -104,7 +106,9 @@ pub fn router(service: Service) -> Router {
         .merge(crate::oip::routes())
         .layer(DefaultBodyLimit::max(max_body))
         .merge(artifacts)
+        .merge(crate::operations::routes())
         .fallback(unknown_route)
+        .layer(axum::middleware::from_fn(crate::logging::log_request))
         .layer(axum::middleware::from_fn_with_state(service.clone(), crate::auth::authenticate))
         .with_state(service)
 }
@@ -126,7 +130,7 @@ fn content_type(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// A JSON request body: `application/json`, parsed with errors naming the line and column.
-fn json_body<T: DeserializeOwned>(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<T, ServiceError> {
+pub(crate) fn json_body<T: DeserializeOwned>(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<T, ServiceError> {
     let body = body_bytes(body)?;
     match BodyFormat::from_content_type(content_type(headers)) {
         Ok(BodyFormat::Json) => {}
@@ -161,11 +165,11 @@ fn created<T: serde::Serialize>(value: T) -> Response {
     (StatusCode::CREATED, axum::Json(value)).into_response()
 }
 
-fn ok<T: serde::Serialize>(value: T) -> Response {
+pub(crate) fn ok<T: serde::Serialize>(value: T) -> Response {
     axum::Json(value).into_response()
 }
 
-fn respond(result: Result<Response, ServiceError>) -> Response {
+pub(crate) fn respond(result: Result<Response, ServiceError>) -> Response {
     result.unwrap_or_else(IntoResponse::into_response)
 }
 
@@ -532,6 +536,7 @@ async fn invoke(
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let received = std::time::Instant::now();
     let result = async {
         let resource = match endpoint {
             Some(name) => Resource::Endpoint(name.to_string()),
@@ -561,7 +566,9 @@ async fn invoke(
             target_variant,
             explain: header_explain || query.explain.unwrap_or(false),
         };
-        service.invoke(endpoint, request).await
+        let context =
+            crate::metrics::InvocationContext { received, principal: caller.principal.name.clone() };
+        service.invoke_with(endpoint, request, context).await
     }
     .await;
     match result {

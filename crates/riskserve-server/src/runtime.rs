@@ -147,6 +147,11 @@ impl VariantRuntime {
         self.units.load().len()
     }
 
+    /// Jobs queued or running on the variant's units (the queue depth metric).
+    pub fn pending_jobs(&self) -> usize {
+        self.units.load().iter().map(|unit| unit.pending.load(Ordering::Relaxed)).sum()
+    }
+
     /// Changes the number of worker units; removed units finish their queued jobs first.
     pub fn set_instances(&self, instances: u32) -> Result<(), String> {
         let _serial = self.resize.lock().unwrap_or_else(|poison| poison.into_inner());
@@ -303,6 +308,11 @@ impl Runtimes {
         let mut next = HashMap::clone(&self.endpoints.load());
         next.remove(name);
         self.endpoints.store(Arc::new(next));
+    }
+
+    /// Every serving endpoint, in no particular order.
+    pub fn all(&self) -> Vec<Arc<EndpointRuntime>> {
+        self.endpoints.load().values().cloned().collect()
     }
 
     pub fn clear(&self) {

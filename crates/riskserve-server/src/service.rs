@@ -62,6 +62,8 @@ struct Inner {
     /// Serialises the moments where a deployment or a delete changes both the stored status and
     /// the serving runtime, so the two always agree.
     switch: tokio::sync::Mutex<()>,
+    /// Metrics, history, usage meter and autoscaler (`operations.rs`).
+    operations: crate::operations::Operations,
 }
 
 fn scorer_key(model: &ModelRecord) -> String {
@@ -106,7 +108,7 @@ fn config_of(record: ConfigRecord) -> EndpointConfig {
 }
 
 fn log(message: &str) {
-    eprintln!("riskserve: {message}");
+    crate::logging::event(message);
 }
 
 impl Service {
@@ -121,14 +123,28 @@ impl Service {
         let service = Service {
             inner: Arc::new(Inner {
                 store,
-                config,
                 runtimes: Runtimes::default(),
                 scorers: Mutex::new(HashMap::new()),
                 switch: tokio::sync::Mutex::new(()),
+                operations: crate::operations::Operations::new(&config),
+                config,
             }),
         };
         service.recover().await?;
+        service.start_operations().await?;
         Ok(service)
+    }
+
+    pub(crate) fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub(crate) fn runtimes(&self) -> &Runtimes {
+        &self.inner.runtimes
+    }
+
+    pub(crate) fn operations(&self) -> &crate::operations::Operations {
+        &self.inner.operations
     }
 
     pub fn config(&self) -> &ServerConfig {
@@ -142,6 +158,7 @@ impl Service {
 
     /// Stops serving: every endpoint's variants drain (queued jobs finish) and their threads end.
     pub async fn shutdown(&self) {
+        self.stop_operations().await;
         let _switch = self.inner.switch.lock().await;
         self.inner.runtimes.clear();
         self.inner.store.metadata.close().await;
@@ -359,12 +376,14 @@ impl Service {
                 Err(error) => return Err(error.into()),
             },
         };
+        let scaling_activities = self.scaling_activities(&record.name).await?;
         Ok(Endpoint {
             name: record.name,
             status: record.status.as_str().to_string(),
             config: record.config,
             variants,
             failure_reason: record.failure_reason,
+            scaling_activities,
             tags: record.tags,
             created_at: record.created_at,
             updated_at: record.updated_at,
@@ -564,6 +583,7 @@ impl Service {
     async fn build_runtime(&self, endpoint: &str, variants: &[VariantRecord]) -> Result<Arc<EndpointRuntime>, String> {
         let mut runtimes = Vec::with_capacity(variants.len());
         for variant in variants {
+            let setup_started = std::time::Instant::now();
             let scorer = self
                 .scorer_for(&variant.model)
                 .await
@@ -577,6 +597,7 @@ impl Service {
             )?
             .for_model(&variant.model);
             runtimes.push(Arc::new(runtime));
+            self.inner.operations.metrics.variant(endpoint, &variant.name).set_setup_time(setup_started.elapsed());
         }
         Ok(Arc::new(EndpointRuntime::new(endpoint, runtimes, variants.iter().map(|variant| variant.weight).collect())))
     }
@@ -688,19 +709,41 @@ impl Service {
         endpoint: Option<&str>,
         request: InvocationRequest,
     ) -> Result<InvocationAnswer, ServiceError> {
+        self.invoke_with(endpoint, request, crate::metrics::InvocationContext::now("anonymous")).await
+    }
+
+    /// [`Service::invoke`] with what the façade knows beyond the request (when it arrived, who
+    /// sent it): every invocation that reaches a variant is recorded once here, in the metrics
+    /// (latencies, errors) and the usage meter (invocations per principal).
+    pub async fn invoke_with(
+        &self,
+        endpoint: Option<&str>,
+        request: InvocationRequest,
+        context: crate::metrics::InvocationContext,
+    ) -> Result<InvocationAnswer, ServiceError> {
         let runtime = self.serving(endpoint).await?;
         let variant = runtime.pick(request.target_variant.as_deref())?;
+        let measures = self.inner.operations.metrics.variant(&runtime.name, &variant.name);
+        measures.record_principal(&context.principal);
         let (reply, answer) = oneshot::channel();
         let options = ScoreOptions { explain: request.explain, ..ScoreOptions::default() };
-        variant.submit(Job { body: request.body, format: request.format, options, reply })?;
+        let queued = std::time::Instant::now();
+        if let Err(error) = variant.submit(Job { body: request.body, format: request.format, options, reply }) {
+            measures.record(std::time::Duration::ZERO, context.received.elapsed(), error.status().as_u16());
+            return Err(error);
+        }
         let variant_name = variant.name.clone();
         // Let go of the runtime before waiting, so that a replaced one drains without us.
         drop(runtime);
-        let body = answer
+        let answered = answer
             .await
-            .map_err(|_| ServiceError::internal(format!("variant {variant_name:?} stopped before answering")))??;
-        Ok(InvocationAnswer { variant: variant_name, body, content_type: request.format.content_type() })
+            .map_err(|_| ServiceError::internal(format!("variant {variant_name:?} stopped before answering")))
+            .and_then(|answer| answer);
+        let status = answered.as_ref().map_or_else(|error| error.status().as_u16(), |_| 200);
+        measures.record(queued.elapsed(), context.received.elapsed(), status);
+        Ok(InvocationAnswer { variant: variant_name, body: answered?, content_type: request.format.content_type() })
     }
+
 
     /// The serving runtime of an endpoint, or the error that says why there is none.
     async fn serving(&self, endpoint: Option<&str>) -> Result<Arc<EndpointRuntime>, ServiceError> {

@@ -8,8 +8,11 @@
 mod artifacts;
 mod error;
 mod metadata;
+mod metrics;
 mod records;
+mod scaling;
 mod time;
+mod usage;
 
 use std::path::{Path, PathBuf};
 
@@ -19,7 +22,10 @@ pub use metadata::{FacadeDocument, Metadata, TaggedKind};
 pub use records::{
     ArtifactRef, ConfigRecord, EndpointRecord, EndpointStatus, ModelRecord, Page, PageRequest, VariantRecord,
 };
-pub use time::now_rfc3339;
+pub use metrics::MetricMinute;
+pub use scaling::{ScalingActivityRecord, ScalingPolicyRecord};
+pub use time::{now_rfc3339, unix_to_rfc3339};
+pub use usage::UsageRecord;
 
 /// The metadata database and the artifact store of one data directory.
 #[derive(Debug, Clone)]

@@ -19,6 +19,7 @@ pub use facade::{FacadeDocument, TaggedKind};
 /// The schema's history; a new migration is appended, never edited.
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "initial", include_str!("../migrations/0001_initial.sql")),
+    (4, "operations", include_str!("../migrations/0004_operations.sql")),
     (5, "facade documents", include_str!("../migrations/0005_facade_documents.sql")),
 ];
 
@@ -98,6 +99,11 @@ impl Metadata {
             .collect();
         Migrator::with_migrations(migrations).run(&pool).await?;
         Ok(Metadata { pool })
+    }
+
+    /// The connection pool, for the other modules of this crate (each keeps its own tables' SQL).
+    pub(crate) fn pool(&self) -> &SqlitePool {
+        &self.pool
     }
 
     /// Closes every connection (tests reopen the same file to simulate a restart).

@@ -8,6 +8,11 @@ pub fn now_rfc3339() -> String {
     format_rfc3339(since_epoch.as_secs() as i64, since_epoch.subsec_millis())
 }
 
+/// A time in seconds since the Unix epoch as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
+pub fn unix_to_rfc3339(seconds: i64, millis: u32) -> String {
+    format_rfc3339(seconds, millis)
+}
+
 fn format_rfc3339(seconds: i64, millis: u32) -> String {
     let days = seconds.div_euclid(86_400);
     let second_of_day = seconds.rem_euclid(86_400);

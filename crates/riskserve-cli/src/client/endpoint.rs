@@ -39,6 +39,10 @@ pub enum EndpointCommand {
     Invoke(InvokeArgs),
     /// Change a serving variant's weight or instance count in place, without a new deployment.
     UpdateVariant(UpdateVariantArgs),
+    /// Show an endpoint's per-minute history: invocations, errors, latencies, instances.
+    Stats(super::stats::StatsArgs),
+    /// Set, describe or delete the autoscaling policies of an endpoint's variants.
+    Scaling(super::scaling::ScalingArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -189,6 +193,8 @@ pub fn run(args: EndpointArgs) -> anyhow::Result<()> {
             print_endpoint(output, &endpoint);
         }
         EndpointCommand::Invoke(invoke) => run_invoke(&client, &invoke)?,
+        EndpointCommand::Stats(stats) => super::stats::run(&client, output, &stats)?,
+        EndpointCommand::Scaling(scaling) => super::scaling::run(&client, output, &scaling)?,
         EndpointCommand::UpdateVariant(update) => {
             let mut body = json!({});
             if let Some(weight) = update.weight {
@@ -292,6 +298,11 @@ fn print_endpoint(output: Output, endpoint: &Value) {
     );
     println!();
     print!("{}", variants_table(endpoint));
+    let activities = super::scaling::activities_table(endpoint);
+    if !activities.is_empty() {
+        println!();
+        print!("{activities}");
+    }
 }
 
 /// The media type a body file's extension implies.

@@ -1,11 +1,14 @@
 //! Client commands (`model`, `endpoint-config`, `endpoint`): talk to a riskserve server over its native REST API.
 
+pub mod cost;
 pub mod endpoint;
 pub mod endpoint_config;
 #[cfg(test)]
 mod fake_server;
 mod http;
 pub mod model;
+mod scaling;
+mod stats;
 mod table;
 
 use std::time::Duration;

@@ -1,0 +1,105 @@
+//! Logs: plain lines by default; with `log_format = "json"` one JSON object per line, including one
+//! line per HTTP request that carries its request id (the audit trail's), principal, status and
+//! latency. Server messages go through [`event`], so that in JSON mode they are JSON lines too, with
+//! the request id of the request they happened in.
+
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use axum::extract::Request;
+use axum::middleware::Next;
+use axum::response::Response;
+use serde::Deserialize;
+use tracing::Instrument;
+
+use crate::auth::Caller;
+
+/// How the server writes its log on stderr.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Plain lines (`riskserve: ...`), no line per request.
+    #[default]
+    Text,
+    /// JSON lines (timestamp, level, message, fields, the request's span), one per request too.
+    Json,
+}
+
+impl std::str::FromStr for LogFormat {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<LogFormat, String> {
+        match text {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            other => Err(format!("log format {other:?} is unknown; use text or json")),
+        }
+    }
+}
+
+static FORMAT: OnceLock<LogFormat> = OnceLock::new();
+
+/// Installs the log writer once per process (later calls keep the first format).
+pub fn init(format: LogFormat) {
+    if FORMAT.set(format).is_err() {
+        return;
+    }
+    if format == LogFormat::Json {
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .with_writer(std::io::stderr)
+            .with_current_span(true)
+            .with_span_list(false)
+            .with_target(false)
+            .finish();
+        // Another subscriber (a test's, an embedding program's) wins; riskserve then logs through it.
+        let _ = tracing::subscriber::set_global_default(subscriber);
+    }
+}
+
+fn json() -> bool {
+    FORMAT.get() == Some(&LogFormat::Json)
+}
+
+/// A server message: a JSON line in JSON mode (inside the current request's span), else a plain
+/// `riskserve: ...` line as before.
+pub fn event(message: &str) {
+    if json() {
+        tracing::info!("{message}");
+    } else {
+        eprintln!("riskserve: {message}");
+    }
+}
+
+/// Whether requests get a log line each.
+pub fn logs_requests() -> bool {
+    json()
+}
+
+/// The request-log middleware (installed inside authentication, so the `Caller` is known): every
+/// line logged while the request runs carries its id, and one line reports it when it ends.
+pub async fn log_request(request: Request, next: Next) -> Response {
+    if !logs_requests() {
+        return next.run(request).await;
+    }
+    let started = Instant::now();
+    let (request_id, principal) = match request.extensions().get::<Caller>() {
+        Some(caller) => (caller.request_id.clone(), caller.principal.name.clone()),
+        None => (String::new(), String::new()),
+    };
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    let span = tracing::info_span!("request", request_id = %request_id, principal = %principal);
+    let response = next.run(request).instrument(span.clone()).await;
+    let status = response.status().as_u16();
+    span.in_scope(|| {
+        tracing::info!(
+            method = %method,
+            path = %path,
+            status,
+            latency_us = started.elapsed().as_micros() as u64,
+            "request"
+        );
+    });
+    response
+}

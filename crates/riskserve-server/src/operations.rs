@@ -1,0 +1,566 @@
+//! The operations side of the server, wired together: the state of metrics, history, usage meter
+//! and autoscaler; the background tasks that sample them; the use cases on [`Service`] (stats,
+//! scaling policies, cost report); and their REST routes (`/metrics`, `/api/v1/endpoints/{name}/metrics`,
+//! `/api/v1/endpoints/{name}/scaling-policies`, `/api/v1/cost`).
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{Extension, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, put};
+use riskserve_store::{ScalingActivityRecord, ScalingPolicyRecord, StoreError, now_rfc3339};
+use tokio::sync::watch;
+use utoipa::OpenApi;
+
+use crate::auth::{Caller, Resource};
+use crate::config::ServerConfig;
+use crate::error::{ErrorBody, ServiceError};
+use crate::history::{Datapoint, History, MetricQuery, MetricSeries};
+use crate::metrics::{EXPOSITION_CONTENT_TYPE, Metrics, VariantGauges, exposition};
+use crate::resources::List;
+use crate::rest::{json_body, ok, respond};
+use crate::scaling::{
+    AutoscalingSettings, ControlState, Policy, PutScalingPolicy, ScalingActivity, ScalingPolicy, decide,
+};
+use crate::service::Service;
+use crate::usage::{CostLine, CostQuery, CostReport, Meter, PriceTable, PrincipalCount, ServingVariant, SystemClock};
+
+/// How many scaling activities an endpoint's description shows.
+const ACTIVITIES_SHOWN: u32 = 20;
+/// Seconds between two readings of the history and the usage meter.
+const SAMPLE_SECONDS: f64 = 1.0;
+/// Readings between two writes of metered usage to the store.
+const READINGS_PER_FLUSH: u32 = 10;
+
+/// Everything the operations side keeps in memory.
+pub struct Operations {
+    pub metrics: Metrics,
+    pub history: History,
+    pub meter: Meter,
+    settings: AutoscalingSettings,
+    prices: PriceTable,
+    /// The scaling policies, as stored (the controller reads them every tick).
+    policies: Mutex<Vec<ScalingPolicyRecord>>,
+    control: Mutex<ControlState>,
+    /// Serialises scaling decisions with policy changes.
+    scaling: tokio::sync::Mutex<()>,
+    stop: watch::Sender<bool>,
+}
+
+impl Operations {
+    pub fn new(config: &ServerConfig) -> Operations {
+        Operations {
+            metrics: Metrics::default(),
+            history: History::default(),
+            meter: Meter::new(Arc::new(SystemClock)),
+            settings: config.autoscaling.clone(),
+            prices: config.prices.clone(),
+            policies: Mutex::new(Vec::new()),
+            control: Mutex::new(ControlState::new()),
+            scaling: tokio::sync::Mutex::new(()),
+            stop: watch::channel(false).0,
+        }
+    }
+
+    fn policies(&self) -> std::sync::MutexGuard<'_, Vec<ScalingPolicyRecord>> {
+        self.policies.lock().unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    fn control(&self) -> std::sync::MutexGuard<'_, ControlState> {
+        self.control.lock().unwrap_or_else(|poison| poison.into_inner())
+    }
+}
+
+fn policy_of(record: &ScalingPolicyRecord) -> ScalingPolicy {
+    ScalingPolicy {
+        endpoint: record.endpoint.clone(),
+        variant: record.variant.clone(),
+        min_instances: record.min_instances,
+        max_instances: record.max_instances,
+        target: record.target,
+        scale_out_cooldown: record.scale_out_cooldown,
+        scale_in_cooldown: record.scale_in_cooldown,
+        created_at: record.created_at.clone(),
+        updated_at: record.updated_at.clone(),
+    }
+}
+
+fn duration(seconds: f64) -> Duration {
+    Duration::try_from_secs_f64(seconds).unwrap_or(Duration::ZERO)
+}
+
+/// Sleeps `seconds`, or less when the server stops; false once it stops.
+async fn pause(stop: &mut watch::Receiver<bool>, seconds: f64) -> bool {
+    tokio::select! {
+        () = tokio::time::sleep(duration(seconds)) => !*stop.borrow(),
+        _ = stop.changed() => false,
+    }
+}
+
+impl Service {
+    /// Reads history and policies back and starts the background tasks (at start, after recovery).
+    pub(crate) async fn start_operations(&self) -> Result<(), ServiceError> {
+        let operations = self.operations();
+        operations.history.load(self.store(), operations.meter.now()).await?;
+        *operations.policies() = self.store().metadata.scaling_policies(None).await?;
+        self.read_meters();
+        let sampler = self.clone();
+        let mut stop = operations.stop.subscribe();
+        tokio::spawn(async move {
+            let mut readings = 0u32;
+            while pause(&mut stop, SAMPLE_SECONDS).await {
+                sampler.sample_history().await;
+                sampler.read_meters();
+                readings += 1;
+                if readings.is_multiple_of(READINGS_PER_FLUSH)
+                    && let Err(error) = sampler.operations().meter.flush(sampler.store()).await
+                {
+                    tracing::warn!("cannot store metered usage: {error}");
+                }
+            }
+        });
+        let scaler = self.clone();
+        let mut stop = operations.stop.subscribe();
+        let interval = operations.settings.interval_seconds;
+        tokio::spawn(async move {
+            while pause(&mut stop, interval).await {
+                scaler.scale_tick().await;
+            }
+        });
+        Ok(())
+    }
+
+    /// Stops the background tasks and stores what they held (at shutdown, before the store closes).
+    pub(crate) async fn stop_operations(&self) {
+        let operations = self.operations();
+        operations.stop.send_replace(true);
+        self.sample_history().await;
+        let partial = operations.history.finish(&self.serving_variants(), operations.meter.now());
+        if let Err(error) = self.store().metadata.put_metric_minutes(&partial).await {
+            crate::logging::event(&format!("cannot store the metric history at shutdown: {error}"));
+        }
+        self.read_meters();
+        if let Err(error) = operations.meter.flush(self.store()).await {
+            crate::logging::event(&format!("cannot store metered usage at shutdown: {error}"));
+        }
+    }
+
+    /// Every serving variant with its instance count.
+    fn serving_variants(&self) -> Vec<(String, String, usize)> {
+        self.runtimes()
+            .all()
+            .iter()
+            .flat_map(|endpoint| {
+                endpoint
+                    .variants
+                    .iter()
+                    .map(|variant| (endpoint.name.clone(), variant.name.clone(), variant.instances()))
+            })
+            .collect()
+    }
+
+    async fn sample_history(&self) {
+        let operations = self.operations();
+        let serving = self.serving_variants();
+        let finished = operations.history.sample(&operations.metrics, &serving, operations.meter.now());
+        if finished.is_empty() {
+            return;
+        }
+        let oldest = finished.iter().map(|row| row.minute).min().unwrap_or(0) - crate::history::RETENTION_MINUTES;
+        let metadata = &self.store().metadata;
+        if let Err(error) = metadata.put_metric_minutes(&finished).await {
+            tracing::warn!("cannot store the metric history: {error}");
+        }
+        if let Err(error) = metadata.prune_metric_minutes(oldest).await {
+            tracing::warn!("cannot prune the metric history: {error}");
+        }
+    }
+
+    /// One reading of the usage meter: instance counts now, invocations per principal so far.
+    fn read_meters(&self) {
+        let operations = self.operations();
+        let serving: Vec<ServingVariant> = self
+            .serving_variants()
+            .into_iter()
+            .map(|(endpoint, variant, instances)| ServingVariant { endpoint, variant, instances })
+            .collect();
+        let principals: Vec<PrincipalCount> = operations
+            .metrics
+            .all()
+            .into_iter()
+            .flat_map(|(endpoint, variant, measures)| {
+                measures.principal_counts().into_iter().map(move |(principal, invocations)| PrincipalCount {
+                    endpoint: endpoint.clone(),
+                    variant: variant.clone(),
+                    principal,
+                    invocations,
+                })
+            })
+            .collect();
+        operations.meter.read(&serving, &principals);
+    }
+
+    /// One decision per policed variant (see `scaling` for the algorithm).
+    async fn scale_tick(&self) {
+        let operations = self.operations();
+        let _serial = operations.scaling.lock().await;
+        let policies = operations.policies().clone();
+        let window = duration(operations.settings.window_seconds);
+        for record in policies {
+            let Some(current) = self.serving_instances(&record.endpoint, &record.variant) else { continue };
+            let current = u32::try_from(current).unwrap_or(u32::MAX);
+            let count = operations.metrics.variant(&record.endpoint, &record.variant).invocations();
+            let now = Instant::now();
+            let policy = Policy {
+                min: record.min_instances,
+                max: record.max_instances,
+                target: record.target,
+                scale_out_cooldown: duration(record.scale_out_cooldown),
+                scale_in_cooldown: duration(record.scale_in_cooldown),
+            };
+            let key = (record.endpoint.clone(), record.variant.clone());
+            let decision = {
+                let mut control = operations.control();
+                let state = control.entry(key.clone()).or_default();
+                let rate = state.window.rate(now, count, window);
+                state.per_instance = rate.map(|rate| rate / f64::from(current.max(1)));
+                decide(&policy, current, rate, operations.settings.tolerance, state.last, now)
+            };
+            let Some(decision) = decision else { continue };
+            if let Err(error) = self.set_instances(&record.endpoint, &record.variant, decision.to).await {
+                tracing::warn!(
+                    endpoint = %record.endpoint, variant = %record.variant,
+                    "cannot scale from {current} to {}: {error}", decision.to
+                );
+                continue;
+            }
+            // The meter sees the new capacity from now on, not from its next reading.
+            self.read_meters();
+            if let Some(state) = operations.control().get_mut(&key) {
+                if decision.to > current {
+                    state.last.scale_out = Some(now);
+                } else {
+                    state.last.scale_in = Some(now);
+                }
+            }
+            let activity = ScalingActivityRecord {
+                endpoint: record.endpoint.clone(),
+                variant: record.variant.clone(),
+                time: now_rfc3339(),
+                from_instances: current,
+                to_instances: decision.to,
+                cause: decision.cause.clone(),
+            };
+            crate::logging::event(&format!(
+                "autoscaling: endpoint {:?} variant {:?} from {current} to {} instances: {}",
+                record.endpoint, record.variant, decision.to, decision.cause
+            ));
+            if let Err(error) = self.store().metadata.insert_scaling_activity(&activity).await {
+                tracing::warn!("cannot record a scaling activity: {error}");
+            }
+        }
+    }
+
+    /// The Prometheus exposition (`GET /metrics`).
+    pub fn metrics_text(&self) -> String {
+        let operations = self.operations();
+        let control = operations.control();
+        let gauges = self
+            .runtimes()
+            .all()
+            .iter()
+            .flat_map(|endpoint| {
+                endpoint.variants.iter().map(|variant| VariantGauges {
+                    endpoint: endpoint.name.clone(),
+                    variant: variant.name.clone(),
+                    instances: variant.instances(),
+                    queued: variant.pending_jobs(),
+                    invocations_per_instance: control
+                        .get(&(endpoint.name.clone(), variant.name.clone()))
+                        .and_then(|state| state.per_instance),
+                })
+            })
+            .collect();
+        drop(control);
+        exposition(&operations.metrics, gauges)
+    }
+
+    /// Per-period statistics of an endpoint's history.
+    pub async fn endpoint_metrics(&self, endpoint: &str, query: &MetricQuery) -> Result<MetricSeries, ServiceError> {
+        self.store().metadata.get_endpoint(endpoint).await?;
+        let operations = self.operations();
+        operations.history.query(endpoint, query, operations.meter.now())
+    }
+
+    /// Sets (creates or replaces) the scaling policy of a variant of an endpoint.
+    pub async fn put_scaling_policy(
+        &self,
+        endpoint: &str,
+        variant: &str,
+        request: PutScalingPolicy,
+    ) -> Result<ScalingPolicy, ServiceError> {
+        let record = self.store().metadata.get_endpoint(endpoint).await?;
+        let known = record.live_variants.iter().flatten().any(|candidate| candidate.name == variant)
+            || self
+                .store()
+                .metadata
+                .get_config(&record.config)
+                .await
+                .is_ok_and(|config| config.variants.iter().any(|candidate| candidate.name == variant));
+        if !known {
+            return Err(ServiceError::NotFound(format!("endpoint {endpoint:?} has no variant {variant:?}")));
+        }
+        let limit = self.config().max_instances;
+        if request.min_instances == 0 || request.min_instances > request.max_instances || request.max_instances > limit
+        {
+            return Err(ServiceError::validation(format!(
+                "min_instances and max_instances must satisfy 1 <= min <= max <= {limit}, got min {} and max {}",
+                request.min_instances, request.max_instances
+            )));
+        }
+        if !(request.target.is_finite() && request.target > 0.0) {
+            return Err(ServiceError::validation(format!(
+                "target (invocations per instance per minute) must be a positive number, got {}",
+                request.target
+            )));
+        }
+        for (name, value) in
+            [("scale_out_cooldown", request.scale_out_cooldown), ("scale_in_cooldown", request.scale_in_cooldown)]
+        {
+            if !(value.is_finite() && (0.0..=86_400.0).contains(&value)) {
+                return Err(ServiceError::validation(format!("{name} must be 0 to 86400 seconds, got {value}")));
+            }
+        }
+        let operations = self.operations();
+        let _serial = operations.scaling.lock().await;
+        let policy = ScalingPolicyRecord {
+            endpoint: endpoint.to_string(),
+            variant: variant.to_string(),
+            min_instances: request.min_instances,
+            max_instances: request.max_instances,
+            target: request.target,
+            scale_out_cooldown: request.scale_out_cooldown,
+            scale_in_cooldown: request.scale_in_cooldown,
+            created_at: String::new(),
+            updated_at: String::new(),
+        };
+        let metadata = &self.store().metadata;
+        metadata.put_scaling_policy(&policy).await?;
+        let stored = metadata.scaling_policies(None).await?;
+        let answer = stored
+            .iter()
+            .find(|candidate| candidate.endpoint == endpoint && candidate.variant == variant)
+            .map(policy_of)
+            .ok_or_else(|| ServiceError::internal("the stored scaling policy is missing"))?;
+        *operations.policies() = stored;
+        Ok(answer)
+    }
+
+    pub async fn list_scaling_policies(&self, endpoint: &str) -> Result<List<ScalingPolicy>, ServiceError> {
+        self.store().metadata.get_endpoint(endpoint).await?;
+        let policies = self.store().metadata.scaling_policies(Some(endpoint)).await?;
+        Ok(List { items: policies.iter().map(policy_of).collect(), next_token: None })
+    }
+
+    pub async fn delete_scaling_policy(&self, endpoint: &str, variant: &str) -> Result<(), ServiceError> {
+        let operations = self.operations();
+        let _serial = operations.scaling.lock().await;
+        self.store().metadata.delete_scaling_policy(endpoint, variant).await?;
+        *operations.policies() = self.store().metadata.scaling_policies(None).await?;
+        operations.control().remove(&(endpoint.to_string(), variant.to_string()));
+        Ok(())
+    }
+
+    /// The endpoint's latest scaling activities, oldest first (its description shows them).
+    pub(crate) async fn scaling_activities(&self, endpoint: &str) -> Result<Vec<ScalingActivity>, ServiceError> {
+        let records = match self.store().metadata.recent_scaling_activities(endpoint, ACTIVITIES_SHOWN).await {
+            Ok(records) => records,
+            Err(StoreError::NotFound(_)) => Vec::new(),
+            Err(error) => return Err(error.into()),
+        };
+        Ok(records
+            .into_iter()
+            .map(|record| ScalingActivity {
+                variant: record.variant,
+                time: record.time,
+                from: record.from_instances,
+                to: record.to_instances,
+                cause: record.cause,
+            })
+            .collect())
+    }
+
+    /// Usage priced with the configured price table, grouped by endpoint, variant, tag or principal.
+    pub async fn cost_report(&self, query: &CostQuery) -> Result<CostReport, ServiceError> {
+        let operations = self.operations();
+        let by = query.by.as_deref().unwrap_or("endpoint");
+        let window = crate::usage::report_window(query, operations.meter.now())?;
+        // What the meter holds is stored first, so the report includes the last seconds.
+        self.read_meters();
+        operations.meter.flush(self.store()).await?;
+        let rows = self.store().metadata.usage_between(window.0, window.1).await?;
+        crate::usage::cost_report(&rows, by, window, &operations.prices)
+    }
+}
+
+// ---- REST ----
+
+#[derive(OpenApi)]
+#[openapi(
+    paths(metrics, endpoint_metrics, list_scaling_policies, put_scaling_policy, delete_scaling_policy, cost),
+    components(schemas(
+        MetricSeries,
+        Datapoint,
+        ScalingPolicy,
+        PutScalingPolicy,
+        ScalingActivity,
+        CostReport,
+        CostLine,
+        PriceTable
+    ))
+)]
+pub struct OperationsApi;
+
+/// The routes of the operations side (authenticated like every other route).
+pub fn routes() -> Router<Service> {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/api/v1/endpoints/{name}/metrics", get(endpoint_metrics))
+        .route("/api/v1/endpoints/{name}/scaling-policies", get(list_scaling_policies))
+        .route(
+            "/api/v1/endpoints/{name}/variants/{variant}/scaling-policy",
+            put(put_scaling_policy).delete(delete_scaling_policy),
+        )
+        .route("/api/v1/cost", get(cost))
+}
+
+/// The open metrics listener (`metrics_listen`): `GET /metrics` only, without credentials, for a
+/// Prometheus on a trusted network.
+pub fn open_metrics_router(service: Service) -> Router {
+    Router::new().route("/metrics", get(open_metrics)).with_state(service)
+}
+
+fn exposition_response(service: &Service) -> Response {
+    ([(header::CONTENT_TYPE, EXPOSITION_CONTENT_TYPE)], service.metrics_text()).into_response()
+}
+
+fn query_of<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ServiceError> {
+    query
+        .map(|Query(query)| query)
+        .map_err(|rejection| ServiceError::validation(format!("bad query: {}", rejection.body_text())))
+}
+
+async fn open_metrics(State(service): State<Service>) -> Response {
+    exposition_response(&service)
+}
+
+/// Prometheus metrics of every endpoint variant and of the process (text format 0.0.4); needs `metrics:Read`.
+#[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain"),
+    (status = 403, description = "access_denied", body = ErrorBody)))]
+async fn metrics(State(service): State<Service>, Extension(caller): Extension<Caller>) -> Response {
+    respond(
+        async {
+            service.authorize(&caller, "metrics:Read", Resource::Account).await?;
+            Ok(exposition_response(&service))
+        }
+        .await,
+    )
+}
+
+/// Per-minute history of an endpoint (kept 25 hours), as one statistic per period.
+#[utoipa::path(get, path = "/api/v1/endpoints/{name}/metrics", params(("name" = String, Path), MetricQuery),
+    responses((status = 200, description = "Success", body = MetricSeries), (status = 400, description = "validation_error", body = ErrorBody),
+              (status = 404, description = "not_found", body = ErrorBody)))]
+async fn endpoint_metrics(
+    State(service): State<Service>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+    query: Result<Query<MetricQuery>, QueryRejection>,
+) -> Response {
+    respond(
+        async {
+            service.authorize(&caller, "metrics:Read", Resource::Endpoint(name.clone())).await?;
+            Ok(ok(service.endpoint_metrics(&name, &query_of(query)?).await?))
+        }
+        .await,
+    )
+}
+
+/// The scaling policies of an endpoint's variants.
+#[utoipa::path(get, path = "/api/v1/endpoints/{name}/scaling-policies", params(("name" = String, Path)),
+    responses((status = 200, description = "Success", body = List<ScalingPolicy>), (status = 404, description = "not_found", body = ErrorBody)))]
+async fn list_scaling_policies(
+    State(service): State<Service>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+) -> Response {
+    respond(
+        async {
+            service.authorize(&caller, "autoscaling:DescribeScalingPolicies", Resource::Endpoint(name.clone())).await?;
+            Ok(ok(service.list_scaling_policies(&name).await?))
+        }
+        .await,
+    )
+}
+
+/// Sets a variant's target-tracking policy: min and max instances, target invocations per instance per minute, cooldowns.
+#[utoipa::path(put, path = "/api/v1/endpoints/{name}/variants/{variant}/scaling-policy",
+    params(("name" = String, Path), ("variant" = String, Path)), request_body = PutScalingPolicy,
+    responses((status = 200, description = "Success", body = ScalingPolicy), (status = 400, description = "validation_error", body = ErrorBody),
+              (status = 404, description = "not_found", body = ErrorBody)))]
+async fn put_scaling_policy(
+    State(service): State<Service>,
+    Extension(caller): Extension<Caller>,
+    Path((name, variant)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    respond(
+        async {
+            service.authorize(&caller, "autoscaling:PutScalingPolicy", Resource::Endpoint(name.clone())).await?;
+            Ok(ok(service.put_scaling_policy(&name, &variant, json_body(&headers, body)?).await?))
+        }
+        .await,
+    )
+}
+
+/// Deletes a variant's scaling policy; its instance count stays as it is.
+#[utoipa::path(delete, path = "/api/v1/endpoints/{name}/variants/{variant}/scaling-policy",
+    params(("name" = String, Path), ("variant" = String, Path)),
+    responses((status = 204, description = "Deleted"), (status = 404, description = "not_found", body = ErrorBody)))]
+async fn delete_scaling_policy(
+    State(service): State<Service>,
+    Extension(caller): Extension<Caller>,
+    Path((name, variant)): Path<(String, String)>,
+) -> Response {
+    respond(
+        async {
+            service.authorize(&caller, "autoscaling:DeleteScalingPolicy", Resource::Endpoint(name.clone())).await?;
+            service.delete_scaling_policy(&name, &variant).await?;
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        .await,
+    )
+}
+
+/// Usage and cost between two times, by endpoint, variant, tag or principal, at the configured prices.
+#[utoipa::path(get, path = "/api/v1/cost", params(CostQuery),
+    responses((status = 200, description = "Success", body = CostReport), (status = 400, description = "validation_error", body = ErrorBody)))]
+async fn cost(
+    State(service): State<Service>,
+    Extension(caller): Extension<Caller>,
+    query: Result<Query<CostQuery>, QueryRejection>,
+) -> Response {
+    respond(
+        async {
+            service.authorize(&caller, "cost:Read", Resource::Account).await?;
+            Ok(ok(service.cost_report(&query_of(query)?).await?))
+        }
+        .await,
+    )
+}
