@@ -138,3 +138,17 @@ def test_errors_take_sagemaker_shapes(runtime, endpoint, binary_model):
                                            {"Content-Type": "application/json"})
     assert status == 400 and json.loads(body)["ErrorCode"] == "ValidationError"
     still_serves(runtime, endpoint, binary_model)
+
+
+def test_explanations_of_a_bare_model_match_xgboost(runtime, endpoint, binary_model):
+    import xgboost as xgb
+
+    rows = binary_model.rows[:3]
+    body = "\n".join(csv_line(row) for row in rows)
+    _, text = invoke(runtime, endpoint, body, "text/csv", accept="application/json", EnableExplanations="`true`")
+    predictions = json.loads(text)["predictions"]
+    expected = binary_model.booster.predict(xgb.DMatrix(rows), pred_contribs=True)
+    for prediction, contributions in zip(predictions, expected):
+        got = prediction["contributions"]
+        np.testing.assert_allclose([got[f"f{index}"] for index in range(len(contributions) - 1)] + [got["bias"]],
+                                   contributions, rtol=0, atol=1e-5)

@@ -351,8 +351,8 @@ pub struct OutputSelections {
 }
 
 impl OutputSelections {
-    fn forget(&self, model: &str) {
-        self.by_model.lock().unwrap_or_else(|poison| poison.into_inner()).remove(model);
+    fn forget(&self, service: &Service, model: &str) {
+        self.by_model.lock().unwrap_or_else(|poison| poison.into_inner()).remove(&selection_key(service, model));
     }
 }
 
@@ -365,7 +365,9 @@ pub fn output_selections() -> &'static OutputSelections {
 /// The keys a model's `Environment.SAGEMAKER_INFERENCE_OUTPUT` selects (lower case, in order),
 /// or `None` when it selects none.
 pub async fn selected_outputs(service: &Service, model: &str) -> Option<Arc<Vec<String>>> {
-    if let Some(known) = output_selections().by_model.lock().unwrap_or_else(|poison| poison.into_inner()).get(model) {
+    // Several servers may share a process (tests): their models are told apart by data folder.
+    let key = selection_key(service, model);
+    if let Some(known) = output_selections().by_model.lock().unwrap_or_else(|poison| poison.into_inner()).get(&key) {
         return known.clone();
     }
     let selection = match service.get_model(model).await {
@@ -385,12 +387,12 @@ pub async fn selected_outputs(service: &Service, model: &str) -> Option<Arc<Vec<
         }
         Err(_) => return None,
     };
-    output_selections()
-        .by_model
-        .lock()
-        .unwrap_or_else(|poison| poison.into_inner())
-        .insert(model.to_string(), selection.clone());
+    output_selections().by_model.lock().unwrap_or_else(|poison| poison.into_inner()).insert(key, selection.clone());
     selection
+}
+
+fn selection_key(service: &Service, model: &str) -> String {
+    format!("{}\n{model}", service.config().data_dir.display())
 }
 
 /// The keys `SAGEMAKER_INFERENCE_OUTPUT` may hold.
@@ -511,7 +513,7 @@ impl Facade<'_> {
         self.service
             .put_facade_document(FACADE, TaggedKind::Model, &model.name, &model.created_at, &Value::Object(document))
             .await?;
-        output_selections().forget(&model.name);
+        output_selections().forget(self.service, &model.name);
         Ok(json!({"ModelArn": arn(self.service, TaggedKind::Model, &model.name)}))
     }
 
@@ -602,7 +604,7 @@ impl Facade<'_> {
         let name = required_str(self.input, "ModelName")?;
         self.authorize("DeleteModel", Resource::Model(name.to_string())).await?;
         self.service.delete_model(name).await?;
-        output_selections().forget(name);
+        output_selections().forget(self.service, name);
         Ok(json!({}))
     }
 

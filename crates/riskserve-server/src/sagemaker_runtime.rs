@@ -486,6 +486,12 @@ pub fn encode(
                 let score = if values.len() == 1 { json!(values[0]) } else { json!(values) };
                 let mut outcome = Map::new();
                 outcome.insert("score".to_string(), score);
+                // Explanations asked of a bare model come along.
+                for key in ["contributions", "reasons"] {
+                    if let Some(value) = prediction.get(key) {
+                        outcome.insert(key.to_string(), value.clone());
+                    }
+                }
                 outcome
             }
         })
