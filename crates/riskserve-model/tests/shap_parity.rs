@@ -250,3 +250,11 @@ fn a_row_of_the_wrong_length_is_an_error() {
     assert_eq!(error.to_string(), format!("expected {} values, got 2", model.inputs.len()));
     assert_eq!(explainer.feature_names()[0], model.inputs[0].name);
 }
+
+#[test]
+fn an_explainer_is_shared_across_threads() {
+    fn shared<T: Send + Sync>() {}
+    shared::<Explainer>();
+    fn owned<T: Send>() {}
+    owned::<riskserve_model::shap::ExplainScratch>();
+}
