@@ -11,6 +11,13 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# The operations test scrapes riskserve with a real Prometheus server (Debian's package); it skips loudly without one.
+if ! command -v prometheus > /dev/null; then
+    echo "== installing prometheus (apt-get)"
+    if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo -n"; fi
+    { $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq prometheus; } > /dev/null 2>&1 \
+        || echo "!! cannot install prometheus: the Prometheus scrape test will be skipped"
+fi
 echo "== cargo test"
 cargo test --workspace --all-targets --locked
 echo "== real clients (scripts/client_tests.sh)"

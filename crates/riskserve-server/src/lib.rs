@@ -25,6 +25,7 @@ mod usage;
 mod validate;
 
 pub use auth::{Caller, Principal, Resource};
+pub use codec::BodyFormat;
 pub use config::ServerConfig;
 pub use error::ServiceError;
 pub use history::{Datapoint, MetricQuery, MetricSeries};

@@ -1,0 +1,547 @@
+//! Operations end to end (issue 6): a real Prometheus server scrapes riskserve and answers through its own HTTP API;
+//! the autoscaler follows a load step on one endpoint (up within bounds, back down after) while another endpoint is
+//! untouched and no request fails; the history survives a restart; `endpoint stats`, `endpoint scaling` and
+//! `cost report` through the CLI; JSON logs carry request ids.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+/// The administrator's bearer token of every test server.
+const ADMIN_TOKEN: &str = "operations-test-admin-token-0123456789";
+const MODEL: &str = "xgb3/xgb3_binary_logistic.json";
+const ROWS: &str = "xgb3/xgb3_binary_logistic.input.csv";
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures")
+}
+
+/// A scratch directory unique to one test, removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(test: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("riskserve-operations-{}-{test}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A running `riskserve serve`; killed when dropped.
+struct Server {
+    child: Child,
+    address: String,
+    log: Arc<Mutex<String>>,
+    agent: ureq::Agent,
+}
+
+struct Reply {
+    status: u16,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|error| panic!("status {}: not JSON ({error}): {}", self.status, self.text()))
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(60)))
+        .build()
+        .new_agent()
+}
+
+impl Server {
+    fn start(data_dir: &Path, flags: &[&str]) -> Server {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_riskserve"));
+        command
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir", data_dir.to_str().unwrap()])
+            .args(flags)
+            .env("RISKSERVE_ADMIN_TOKEN", ADMIN_TOKEN)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().expect("riskserve serve starts");
+        let log = Arc::new(Mutex::new(String::new()));
+        let (ready, address) = mpsc::channel();
+        let stream = child.stderr.take().unwrap();
+        let log_writer = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines() {
+                let Ok(line) = line else { break };
+                if let Some(address) = line.split("riskserve listening on http://").nth(1) {
+                    let _ = ready.send(address.trim().to_string());
+                }
+                let mut log = log_writer.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let Ok(address) = address.recv_timeout(Duration::from_secs(60)) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("riskserve serve did not print its address; log:\n{}", log.lock().unwrap());
+        };
+        Server { child, address, log, agent: agent() }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    fn send(&self, method: &str, path: &str, content_type: Option<&str>, body: &[u8]) -> Reply {
+        send(&self.agent, &self.url(), method, path, content_type, body)
+            .unwrap_or_else(|error| panic!("{method} {path}: {error}\nserver log:\n{}", self.log()))
+    }
+
+    fn get(&self, path: &str) -> Reply {
+        self.send("GET", path, None, b"")
+    }
+
+    fn json(&self, method: &str, path: &str, body: &Value, expected: u16) -> Value {
+        let reply = self.send(method, path, Some("application/json"), body.to_string().as_bytes());
+        assert_eq!(reply.status, expected, "{method} {path}: {}", reply.text());
+        reply.json()
+    }
+
+    /// Registers the fixture model as `model` and deploys it as endpoint `name` with one instance.
+    fn deploy(&self, model: &str, name: &str) {
+        let bytes = std::fs::read(fixtures().join(MODEL)).unwrap();
+        let upload = self.send("PUT", "/api/v1/artifacts", Some("application/octet-stream"), &bytes);
+        assert_eq!(upload.status, 201, "{}", upload.text());
+        let digest = upload.json()["digest"].clone();
+        let _ = self.send(
+            "POST",
+            "/api/v1/models",
+            Some("application/json"),
+            json!({"name": model, "artifacts": [{"name": "model.json", "digest": digest}]}).to_string().as_bytes(),
+        );
+        let variants = json!([{"name": "main", "model": model, "instances": 1}]);
+        self.json("POST", "/api/v1/endpoint-configs", &json!({"name": name, "variants": variants}), 201);
+        self.json("POST", "/api/v1/endpoints", &json!({"name": name, "config": name, "tags": {"team": name}}), 201);
+        let start = Instant::now();
+        loop {
+            let endpoint = self.get(&format!("/api/v1/endpoints/{name}")).json();
+            if endpoint["status"] == "InService" {
+                return;
+            }
+            assert_ne!(endpoint["status"], "Failed", "{endpoint}");
+            assert!(start.elapsed() < Duration::from_secs(60), "{endpoint}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn invoke(&self, endpoint: &str) -> u16 {
+        self.send("POST", &format!("/endpoints/{endpoint}/invocations"), Some("text/csv"), row().as_bytes()).status
+    }
+
+    /// The endpoint's description (instances per variant, scaling activities).
+    fn describe(&self, endpoint: &str) -> Value {
+        let reply = self.get(&format!("/api/v1/endpoints/{endpoint}"));
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        reply.json()
+    }
+
+    fn instances(&self, endpoint: &str) -> u64 {
+        self.describe(endpoint)["variants"][0]["instances"].as_u64().expect("instances")
+    }
+
+    fn cli(&self, arguments: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_riskserve"))
+            .args(arguments)
+            .env("RISKSERVE_URL", self.url())
+            .env("RISKSERVE_TOKEN", ADMIN_TOKEN)
+            .output()
+            .expect("the binary runs")
+    }
+
+    fn cli_ok(&self, arguments: &[&str]) -> String {
+        let output = self.cli(arguments);
+        assert!(
+            output.status.success(),
+            "riskserve {} failed: {}\nserver log:\n{}",
+            arguments.join(" "),
+            String::from_utf8_lossy(&output.stderr),
+            self.log()
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    fn cli_json(&self, arguments: &[&str]) -> Value {
+        let mut arguments = arguments.to_vec();
+        arguments.extend(["--output", "json"]);
+        let text = self.cli_ok(&arguments);
+        serde_json::from_str(&text).unwrap_or_else(|error| panic!("not JSON ({error}): {text}"))
+    }
+
+    /// SIGTERM and wait: the server stores what it holds before it exits.
+    fn stop(mut self) -> String {
+        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().expect("kill runs");
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.child.try_wait().unwrap().is_none() {
+            assert!(Instant::now() < deadline, "the server did not stop; log:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.log()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn send(
+    agent: &ureq::Agent,
+    base: &str,
+    method: &str,
+    path: &str,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Result<Reply, String> {
+    let mut request = ureq::http::Request::builder()
+        .method(method)
+        .uri(format!("{base}{path}"))
+        .header("Authorization", format!("Bearer {ADMIN_TOKEN}"));
+    if let Some(content_type) = content_type {
+        request = request.header("Content-Type", content_type);
+    }
+    let request = request.body(body.to_vec()).map_err(|error| error.to_string())?;
+    let mut response = agent.run(request).map_err(|error| error.to_string())?;
+    let status = response.status().as_u16();
+    let body = response.body_mut().with_config().limit(64 << 20).read_to_vec().map_err(|error| error.to_string())?;
+    Ok(Reply { status, body })
+}
+
+/// The first fixture row, as a CSV line without header.
+fn row() -> String {
+    let text = std::fs::read_to_string(fixtures().join(ROWS)).unwrap();
+    format!("{}\n", text.lines().nth(1).expect("a row"))
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Polls `check` every 100 ms until it gives a value; panics with `what` after `limit`.
+fn eventually<T>(limit: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(start.elapsed() < limit, "gave up after {limit:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+
+#[test]
+fn prometheus_scrapes_riskserve_and_reads_a_value_back() {
+    let Some(prometheus) = ["prometheus", "/usr/bin/prometheus"].into_iter().find(|candidate| {
+        Command::new(candidate).arg("--version").output().is_ok_and(|output| output.status.success())
+    }) else {
+        eprintln!(
+            "\n\n*** SKIPPED: the Prometheus test needs the `prometheus` binary (Debian: apt-get install -y prometheus; \
+             scripts/test.sh installs it) ***\n\n"
+        );
+        return;
+    };
+    let scratch = Scratch::new("prometheus");
+    let data = scratch.path().join("data");
+    let metrics_port = free_port();
+    let metrics_address = format!("127.0.0.1:{metrics_port}");
+    let server = Server::start(&data, &["--metrics-listen", &metrics_address]);
+    server.deploy("credit-model", "credit");
+    let sent = 7;
+    for _ in 0..sent {
+        assert_eq!(server.invoke("credit"), 200);
+    }
+    // The main listener needs a credential with metrics:Read; the open one needs none.
+    let anonymous = agent().get(format!("{}/metrics", server.url())).call().unwrap();
+    let authenticated = server.get("/metrics");
+    assert_eq!(authenticated.status, 200, "{}", authenticated.text());
+    let text = authenticated.text();
+    let line = format!("riskserve_invocations_total{{endpoint=\"credit\",variant=\"main\"}} {sent}");
+    assert!(text.lines().any(|candidate| candidate == line), "no {line:?} in\n{text}");
+    assert!(text.contains("process_resident_memory_bytes "), "{text}");
+    let open =
+        agent().get(format!("http://{metrics_address}/metrics")).call().unwrap().into_body().read_to_string().unwrap();
+    assert!(open.lines().any(|candidate| candidate == line), "the open listener: {open}");
+    eprintln!("GET /metrics without credentials on the main listener: {}", anonymous.status());
+
+    // Prometheus scrapes the main listener with the bearer token, every second.
+    let web_port = free_port();
+    let config = scratch.path().join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: riskserve\n    \
+             authorization:\n      type: Bearer\n      credentials: {ADMIN_TOKEN}\n    static_configs:\n      - targets: ['{}']\n",
+            server.address
+        ),
+    )
+    .unwrap();
+    let mut prometheus = Command::new(prometheus)
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!("--storage.tsdb.path={}", scratch.path().join("tsdb").display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{web_port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("prometheus starts");
+    let client = agent();
+    let query = format!(
+        "http://127.0.0.1:{web_port}/api/v1/query?query=riskserve_invocations_total%7Bendpoint%3D%22credit%22%7D"
+    );
+    let value = eventually(Duration::from_secs(90), "Prometheus to have scraped riskserve", || {
+        let mut answer = client.get(&query).call().ok()?;
+        let body: Value = serde_json::from_str(&answer.body_mut().read_to_string().ok()?).ok()?;
+        let sample = body["data"]["result"].as_array()?.first()?.clone();
+        sample["value"][1].as_str().map(str::to_string)
+    });
+    let _ = prometheus.kill();
+    let _ = prometheus.wait();
+    assert_eq!(value, sent.to_string(), "Prometheus read back another value");
+}
+
+#[test]
+fn the_autoscaler_follows_a_load_step_within_bounds_and_fails_no_request() {
+    let scratch = Scratch::new("scaling");
+    let server = Server::start(
+        &scratch.path().join("data"),
+        &["--autoscaling-interval", "0.2", "--autoscaling-window", "2", "--log-format", "json"],
+    );
+    server.deploy("scaling-model", "busy");
+    server.deploy("quiet-model", "quiet");
+    let policy = server.cli_json(&[
+        "endpoint",
+        "scaling",
+        "set",
+        "busy",
+        "--variant",
+        "main",
+        "--min",
+        "1",
+        "--max",
+        "3",
+        "--target",
+        "600",
+        "--scale-out-cooldown",
+        "1",
+        "--scale-in-cooldown",
+        "3",
+    ]);
+    assert_eq!((policy["min_instances"].as_u64(), policy["max_instances"].as_u64()), (Some(1), Some(3)), "{policy}");
+    // Bad policies are refused by name.
+    let bad = server.cli(&[
+        "endpoint",
+        "scaling",
+        "set",
+        "busy",
+        "--variant",
+        "main",
+        "--min",
+        "4",
+        "--max",
+        "2",
+        "--target",
+        "1",
+    ]);
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("validation_error"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+    let missing = server.cli(&[
+        "endpoint",
+        "scaling",
+        "set",
+        "busy",
+        "--variant",
+        "nope",
+        "--min",
+        "1",
+        "--max",
+        "2",
+        "--target",
+        "1",
+    ]);
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("not_found"),
+        "{}",
+        String::from_utf8_lossy(&missing.stderr)
+    );
+
+    // Load: four clients as fast as they go on `busy` (far above 600 a minute per instance), one slow client on `quiet`.
+    let stop = Arc::new(AtomicBool::new(false));
+    let failures = Arc::new(Mutex::new(Vec::new()));
+    let sent = Arc::new(AtomicUsize::new(0));
+    let mut clients = Vec::new();
+    for client in 0..5 {
+        let (stop, failures, sent, base) = (Arc::clone(&stop), Arc::clone(&failures), Arc::clone(&sent), server.url());
+        let endpoint = if client == 4 { "quiet" } else { "busy" };
+        clients.push(std::thread::spawn(move || {
+            let agent = agent();
+            let body = row();
+            while !stop.load(Ordering::Relaxed) {
+                let path = format!("/endpoints/{endpoint}/invocations");
+                match send(&agent, &base, "POST", &path, Some("text/csv"), body.as_bytes()) {
+                    Ok(reply) if reply.status == 200 => {}
+                    Ok(reply) => {
+                        failures.lock().unwrap().push(format!("{endpoint}: {} {}", reply.status, reply.text()))
+                    }
+                    Err(error) => failures.lock().unwrap().push(format!("{endpoint}: {error}")),
+                }
+                sent.fetch_add(1, Ordering::Relaxed);
+                if endpoint == "quiet" {
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+            }
+        }));
+    }
+    let started = Instant::now();
+    let mut seen = Vec::new();
+    let peak = eventually(Duration::from_secs(60), "busy to scale out", || {
+        let instances = server.instances("busy");
+        seen.push(instances);
+        assert_eq!(server.instances("quiet"), 1, "quiet scaled");
+        (instances == 3).then_some(instances)
+    });
+    let rise = started.elapsed();
+    // Steady load at the maximum: it stays there.
+    for _ in 0..10 {
+        seen.push(server.instances("busy"));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    stop.store(true, Ordering::Relaxed);
+    for client in clients {
+        client.join().unwrap();
+    }
+    let stopped = Instant::now();
+    eventually(Duration::from_secs(60), "busy to scale back in", || {
+        let instances = server.instances("busy");
+        seen.push(instances);
+        (instances == 1).then_some(())
+    });
+    let fall = stopped.elapsed();
+    eprintln!(
+        "scaled out to {peak} in {:.1} s of load, back to 1 in {:.1} s after it stopped; {} requests",
+        rise.as_secs_f64(),
+        fall.as_secs_f64(),
+        sent.load(Ordering::Relaxed)
+    );
+    assert!(seen.iter().all(|count| (1..=3).contains(count)), "out of bounds: {seen:?}");
+    let failures = failures.lock().unwrap();
+    assert!(failures.is_empty(), "{} failed requests, first: {:?}", failures.len(), failures.first());
+
+    // Every activity is in the description, with time, from, to and cause; `quiet` has none.
+    let busy = server.describe("busy");
+    let activities = busy["scaling_activities"].as_array().expect("activities");
+    assert!(activities.len() >= 2, "{busy}");
+    let first = &activities[0];
+    assert_eq!((first["from"].as_u64(), first["variant"].as_str()), (Some(1), Some("main")), "{first}");
+    assert!(
+        first["to"].as_u64().unwrap() > 1 && first["cause"].as_str().unwrap().contains("above the target"),
+        "{first}"
+    );
+    assert!(first["time"].as_str().unwrap().ends_with('Z'), "{first}");
+    let last = activities.last().unwrap();
+    assert_eq!(last["to"].as_u64(), Some(1), "{last}");
+    assert!(last["cause"].as_str().unwrap().contains("below the target"), "{last}");
+    assert_eq!(server.describe("quiet")["scaling_activities"], json!([]));
+    let described = server.cli_ok(&["endpoint", "describe", "busy"]);
+    assert!(described.contains("SCALED AT") && described.contains("below the target"), "{described}");
+    let scaling = server.cli_ok(&["endpoint", "scaling", "describe", "busy"]);
+    assert!(scaling.contains("TARGET/INSTANCE/MIN") && scaling.contains("600"), "{scaling}");
+
+    // The history has the load; stats and the cost report show it.
+    let series = server.get("/api/v1/endpoints/busy/metrics?metric=invocations&stat=sum&period=3600&start=-1h").json();
+    let total: f64 =
+        series["datapoints"].as_array().unwrap().iter().map(|point| point["value"].as_f64().unwrap()).sum();
+    assert!(total > 0.0, "{series}");
+    let stats = server.cli_ok(&["endpoint", "stats", "busy"]);
+    assert!(stats.contains("INVOCATIONS") && stats.contains("MODEL P99 µs"), "{stats}");
+    let p99 = server.cli_json(&["endpoint", "stats", "busy", "--metric", "model_latency", "--stat", "p99"]);
+    assert_eq!(p99["unit"], "microseconds", "{p99}");
+    let bad = server.get("/api/v1/endpoints/busy/metrics?metric=invocations&stat=p99");
+    assert_eq!(bad.status, 400, "{}", bad.text());
+    let report = server.cli_json(&["cost", "report", "--by", "endpoint", "--from", "1h"]);
+    let lines = report["lines"].as_array().unwrap();
+    let busy_line = lines.iter().find(|line| line["key"] == "busy").expect("busy in the report");
+    let quiet_line = lines.iter().find(|line| line["key"] == "quiet").expect("quiet in the report");
+    assert!(busy_line["invocations"].as_u64().unwrap() > quiet_line["invocations"].as_u64().unwrap(), "{report}");
+    assert!(busy_line["instance_seconds"].as_f64().unwrap() > 0.0, "{report}");
+    let by_tag = server.cli_json(&["cost", "report", "--by", "tag", "--from", "1h"]);
+    assert!(by_tag["lines"].as_array().unwrap().iter().any(|line| line["key"] == "team=busy"), "{by_tag}");
+    let by_principal = server.cli_ok(&["cost", "report", "--by", "principal", "--from", "1h"]);
+    assert!(by_principal.contains("(capacity)") && by_principal.contains("TOTAL"), "{by_principal}");
+
+    // JSON logs: one line per request, each with its request id.
+    let log = server.log();
+    let request_lines: Vec<Value> = log
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|line| line["fields"]["message"] == "request")
+        .collect();
+    assert!(request_lines.len() > 100, "{} request lines in\n{log}", request_lines.len());
+    assert!(
+        request_lines.iter().all(|line| line["span"]["request_id"].as_str().is_some_and(|id| !id.is_empty())),
+        "a request line without its id: {:?}",
+        request_lines.iter().find(|line| line["span"]["request_id"].as_str().is_none_or(str::is_empty))
+    );
+    assert!(log.lines().any(|line| line.contains("autoscaling: endpoint")), "{log}");
+}
+
+#[test]
+fn history_survives_a_restart() {
+    let scratch = Scratch::new("history");
+    let data = scratch.path().join("data");
+    let server = Server::start(&data, &[]);
+    server.deploy("history-model", "kept");
+    for _ in 0..9 {
+        assert_eq!(server.invoke("kept"), 200);
+    }
+    server.stop();
+    let server = Server::start(&data, &[]);
+    let series = server.get("/api/v1/endpoints/kept/metrics?metric=invocations&stat=sum&period=86400&start=-1d").json();
+    let total: f64 =
+        series["datapoints"].as_array().unwrap().iter().map(|point| point["value"].as_f64().unwrap()).sum();
+    assert_eq!(total, 9.0, "{series}");
+    let report = server.cli_json(&["cost", "report", "--from", "1d"]);
+    assert_eq!(report["lines"][0]["invocations"].as_u64(), Some(9), "{report}");
+}
