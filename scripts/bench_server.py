@@ -92,6 +92,12 @@ def reference_probability(model: Path, row: list[float]) -> float:
     return float(booster.predict(matrix)[0])
 
 
+# The administrator's token of the benchmarked server (RISKSERVE_ADMIN_TOKEN); every request carries it, so the
+# figures include authentication, authorization and the audit trail. MLServer ignores the header.
+TOKEN = "rsk_bench-admin-token-0123456789abcdef"
+AUTHORIZATION = f"Bearer {TOKEN}"
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -103,6 +109,7 @@ def request(
 ) -> tuple[int, bytes]:
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     headers = {"Content-Type": content_type} if content_type else {}
+    headers["Authorization"] = AUTHORIZATION
     connection.request(method, path, body=body, headers=headers)
     response = connection.getresponse()
     answer = response.read()
@@ -123,6 +130,7 @@ class Riskserve:
         self.log_file = open(self.log_path, "w")
         self.process = subprocess.Popen(
             [str(binary), "serve", "--listen", f"127.0.0.1:{self.port}", "--data-dir", str(self.data)],
+            env=dict(os.environ, RISKSERVE_ADMIN_TOKEN=TOKEN),
             stdout=self.log_file,
             stderr=subprocess.PIPE,
             text=True,
@@ -143,7 +151,7 @@ class Riskserve:
             raise SystemExit(f"riskserve did not start; see {self.log_path}")
 
     def cli(self, *arguments: str) -> str:
-        environment = dict(os.environ, RISKSERVE_URL=self.url)
+        environment = dict(os.environ, RISKSERVE_URL=self.url, RISKSERVE_TOKEN=TOKEN)
         result = subprocess.run(
             [str(self.binary), *arguments], env=environment, capture_output=True, text=True, check=False
         )
@@ -237,6 +245,7 @@ def v2_body(row: list[float]) -> bytes:
 WRK_SCRIPT = """-- One fixed POST body; done() prints the figures this benchmark reads.
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "{content_type}"
+wrk.headers["Authorization"] = "{authorization}"
 local body_file = io.open("{body_path}", "rb")
 wrk.body = body_file:read("*a")
 body_file:close()
@@ -254,7 +263,7 @@ def write_target(out: Path, key: str, content_type: str, body: bytes) -> Path:
     body_path = out / f"body_{key}"
     body_path.write_bytes(body)
     script = out / f"wrk_{key}.lua"
-    script.write_text(WRK_SCRIPT.format(content_type=content_type, body_path=body_path))
+    script.write_text(WRK_SCRIPT.format(content_type=content_type, body_path=body_path, authorization=AUTHORIZATION))
     return script
 
 
@@ -287,7 +296,8 @@ def time_to_first_answer(server: Riskserve, model_file: Path, body: bytes, index
     connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
 
     def post(path: str, document: dict) -> None:
-        connection.request("POST", path, body=json.dumps(document).encode(), headers={"Content-Type": "application/json"})
+        headers = {"Content-Type": "application/json", "Authorization": AUTHORIZATION}
+        connection.request("POST", path, body=json.dumps(document).encode(), headers=headers)
         response = connection.getresponse()
         answer = response.read()
         if response.status != 201:
@@ -303,7 +313,8 @@ def time_to_first_answer(server: Riskserve, model_file: Path, body: bytes, index
         start = time.perf_counter()
     post("/api/v1/endpoints", {"name": name, "config": name})
     while True:
-        connection.request("POST", f"/endpoints/{name}/invocations", body=body, headers={"Content-Type": "text/csv"})
+        headers = {"Content-Type": "text/csv", "Authorization": AUTHORIZATION}
+        connection.request("POST", f"/endpoints/{name}/invocations", body=body, headers=headers)
         response = connection.getresponse()
         response.read()
         if response.status == 200:

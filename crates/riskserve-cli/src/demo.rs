@@ -49,11 +49,13 @@ const EXAMPLES: [Example; 2] = [
 ];
 
 pub fn run(args: DemoArgs) -> anyhow::Result<()> {
-    let config = riskserve_server::ServerConfig {
+    let mut config = riskserve_server::ServerConfig {
         listen: args.listen,
         data_dir: args.data_dir.clone(),
         ..riskserve_server::ServerConfig::default()
     };
+    let token = demo_token(&args.data_dir)?;
+    config.auth.bootstrap.token = Some(token.clone());
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
     // The server runs (and handles Ctrl-C) on its own thread; this one deploys over HTTP like any client.
@@ -63,7 +65,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         SocketAddr::V4(_) => format!("http://{host}:{}", args.listen.port()),
         SocketAddr::V6(_) => format!("http://[{host}]:{}", args.listen.port()),
     };
-    let client = Client::new(&url, None, Duration::from_secs(60));
+    let client = Client::new(&url, Some(token.clone()), Duration::from_secs(60));
     let start = Instant::now();
     loop {
         if server.is_finished() {
@@ -84,7 +86,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     for example in &EXAMPLES {
         deploy(&client, example).with_context(|| format!("cannot deploy the example `{}`", example.name))?;
     }
-    print!("{}", instructions(&url));
+    print!("{}", instructions(&url, &token, &args.data_dir));
     match server.join() {
         Ok(result) => result,
         Err(_) => bail!("the server thread panicked"),
@@ -145,8 +147,36 @@ fn upload(client: &Client, bytes: &[u8]) -> Result<String, ClientError> {
     Ok(answer.get("digest").and_then(Value::as_str).unwrap_or_default().to_string())
 }
 
-/// What to paste: a CSV and a JSON invocation of each example, on one line each.
-fn instructions(url: &str) -> String {
+/// The administrator's token of the demo: `RISKSERVE_ADMIN_TOKEN` or `RISKSERVE_TOKEN` when set, else the one
+/// kept in `<data-dir>/demo-token` (made at the first start, readable by its owner only), so that a second start
+/// of the same data directory knows it.
+fn demo_token(data_dir: &std::path::Path) -> anyhow::Result<String> {
+    for name in ["RISKSERVE_ADMIN_TOKEN", "RISKSERVE_TOKEN"] {
+        if let Some(token) = std::env::var(name).ok().filter(|token| !token.is_empty()) {
+            return Ok(token);
+        }
+    }
+    let path = data_dir.join("demo-token");
+    if let Ok(token) = std::fs::read_to_string(&path) {
+        return Ok(token.trim().to_string());
+    }
+    std::fs::create_dir_all(data_dir).with_context(|| format!("cannot create {}", data_dir.display()))?;
+    let token = riskserve_server::new_token().map_err(|error| anyhow::anyhow!("cannot make a token: {error}"))?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(&path).with_context(|| format!("cannot create {}", path.display()))?;
+    std::io::Write::write_all(&mut file, token.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(token)
+}
+
+/// What to paste: a CSV and a JSON invocation of each example, on one line each, with the bearer token.
+fn instructions(url: &str, token: &str, data_dir: &std::path::Path) -> String {
     let mut text = format!("\nriskserve demo: the German Credit examples are served at {url}\n");
     for example in &EXAMPLES {
         text.push_str(&format!("  endpoint {:<24}  {}\n", example.name, example.what));
@@ -156,21 +186,27 @@ fn instructions(url: &str) -> String {
     let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
     let row = lines.next().unwrap_or_default();
     let invocations = format!("{url}/endpoints/{}/invocations", example.name);
+    text.push_str(&format!(
+        "\nThe administrator's bearer token (kept in {}; RISKSERVE_TOKEN for the CLI):\n  {token}\n",
+        data_dir.join("demo-token").display()
+    ));
+    let authorization = shell_quote(&format!("Authorization: Bearer {token}"));
     text.push_str("\nScore one applicant (CSV: probability, score, grade, decision):\n");
     text.push_str(&format!(
-        "  curl -s {} -H 'Content-Type: text/csv' --data-binary {}\n",
+        "  curl -s {} -H {authorization} -H 'Content-Type: text/csv' --data-binary {}\n",
         shell_quote(&invocations),
         shell_quote(row)
     ));
     let named = named_row(&header, row);
     text.push_str("\nThe same applicant as JSON, with reason codes:\n");
     text.push_str(&format!(
-        "  curl -s {} -H 'Content-Type: application/json' -d {}\n",
+        "  curl -s {} -H {authorization} -H 'Content-Type: application/json' -d {}\n",
         shell_quote(&format!("{invocations}?explain=true")),
         shell_quote(&json!({"instances": [named]}).to_string())
     ));
     text.push_str(&format!(
-        "\nMore: riskserve endpoint list --url {url}; the API is described at {url}/api/v1/openapi.json\n"
+        "\nMore: RISKSERVE_TOKEN={token} riskserve endpoint list --url {url}; the API is described at \
+         {url}/api/v1/openapi.json\n"
     ));
     text.push_str("Serving until Ctrl-C\n");
     text
@@ -221,9 +257,10 @@ mod tests {
 
     #[test]
     fn instructions_hold_one_line_curl_invocations() {
-        let text = instructions("http://127.0.0.1:8080");
+        let text = instructions("http://127.0.0.1:8080", "rsk_t0k3n", std::path::Path::new("data"));
         let curls: Vec<&str> = text.lines().filter(|line| line.trim_start().starts_with("curl ")).collect();
         assert_eq!(curls.len(), 2, "{text}");
         assert!(curls[0].contains("'http://127.0.0.1:8080/endpoints/german-credit-xgboost/invocations'"));
+        assert!(curls.iter().all(|curl| curl.contains("-H 'Authorization: Bearer rsk_t0k3n'")), "{text}");
     }
 }

@@ -38,6 +38,10 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Usage and cost reports of a riskserve server (instance-hours, invocations, priced).
     Cost(client::cost::CostArgs),
+    /// Users, roles, access keys, bearer tokens and Cedar policies of a riskserve server.
+    Iam(client::iam::IamArgs),
+    /// Query the audit trail and verify its hash chain and signed seals.
+    Audit(client::audit::AuditArgs),
 }
 
 /// Arguments every command that loads a model shares.
@@ -65,6 +69,8 @@ fn main() -> ExitCode {
         Command::Endpoint(args) => client::endpoint::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Cost(args) => client::cost::run(args),
+        Command::Iam(args) => client::iam::run(args),
+        Command::Audit(args) => client::audit::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

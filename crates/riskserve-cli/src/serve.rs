@@ -112,6 +112,12 @@ fn settings(args: &ServeArgs, environment: &HashMap<String, String>) -> anyhow::
         config.account_id = value.clone();
     }
     operations_settings(&mut config, args, environment)?;
+    // Credentials come from the environment only, never from a file or a flag (which `ps` shows).
+    let secret = |name: &str| environment.get(name).filter(|value| !value.is_empty()).cloned();
+    config.auth.bootstrap.access_key_id = secret("RISKSERVE_ADMIN_ACCESS_KEY_ID");
+    config.auth.bootstrap.secret_access_key = secret("RISKSERVE_ADMIN_SECRET_ACCESS_KEY");
+    config.auth.bootstrap.token = secret("RISKSERVE_ADMIN_TOKEN");
+    config.auth.bootstrap.master_key = secret("RISKSERVE_MASTER_KEY");
     if config.max_body_bytes == 0 || config.queue_depth == 0 || config.max_instances == 0 {
         bail!("max_body_bytes, queue_depth and max_instances must be at least 1");
     }

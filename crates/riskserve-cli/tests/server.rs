@@ -183,7 +183,8 @@ impl Server {
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir", path_str(data_dir)])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+            .stderr(Stdio::piped())
+            .env("RISKSERVE_ADMIN_TOKEN", ADMIN_TOKEN);
         for (name, value) in environment {
             command.env(name, value);
         }
@@ -239,7 +240,7 @@ impl Server {
         Command::new(env!("CARGO_BIN_EXE_riskserve"))
             .args(arguments)
             .env("RISKSERVE_URL", self.url())
-            .env_remove("RISKSERVE_TOKEN")
+            .env("RISKSERVE_TOKEN", ADMIN_TOKEN)
             .output()
             .expect("the binary runs")
     }
@@ -375,6 +376,10 @@ fn send(
 ) -> Result<Reply, String> {
     let url = format!("{base}{path}");
     let mut request = ureq::http::Request::builder().method(method).uri(&url);
+    // Requests authenticate as the administrator unless they bring their own credentials.
+    if !headers.iter().any(|(name, _)| name.eq_ignore_ascii_case("authorization")) {
+        request = request.header("Authorization", format!("Bearer {ADMIN_TOKEN}"));
+    }
     if let Some(content_type) = content_type {
         request = request.header("Content-Type", content_type);
     }
@@ -1160,6 +1165,9 @@ fn dechunk(mut chunked: &[u8]) -> Vec<u8> {
 /// A request with a correct Content-Length.
 fn http_request(method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
     let mut request = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
+    if !headers.iter().any(|(name, _)| name.eq_ignore_ascii_case("authorization")) {
+        request.push_str(&format!("Authorization: Bearer {ADMIN_TOKEN}\r\n"));
+    }
     for (name, value) in headers {
         request.push_str(&format!("{name}: {value}\r\n"));
     }
@@ -1168,6 +1176,9 @@ fn http_request(method: &str, path: &str, headers: &[(&str, &str)], body: &[u8])
     bytes.extend_from_slice(body);
     bytes
 }
+
+/// The administrator's bearer token of every test server (`RISKSERVE_ADMIN_TOKEN`, `RISKSERVE_TOKEN`).
+const ADMIN_TOKEN: &str = "rsk_test-admin-token-0123456789abcdef";
 
 const JSON: (&str, &str) = ("Content-Type", "application/json");
 const CSV: (&str, &str) = ("Content-Type", "text/csv");
@@ -1489,6 +1500,7 @@ fn shell_words(line: &str) -> Vec<String> {
 fn start_demo(port: u16, data_dir: &Path) -> (Child, Vec<String>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_riskserve"))
         .args(["demo", "--listen", &format!("127.0.0.1:{port}"), "--data-dir", path_str(data_dir)])
+        .env("RISKSERVE_ADMIN_TOKEN", ADMIN_TOKEN)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -1565,13 +1577,28 @@ fn the_demo_serves_the_german_credit_examples_and_its_printed_invocations_work()
         assert_eq!(curls.len(), 2, "{text}");
         for words in &curls {
             let url = words.iter().find(|word| word.starts_with("http://")).expect("a URL");
-            let header = &words[words.iter().position(|word| word == "-H").expect("a header") + 1];
-            let content_type = header.strip_prefix("Content-Type: ").expect("a Content-Type header");
+            let headers: Vec<&str> =
+                words.windows(2).filter(|pair| pair[0] == "-H").map(|pair| pair[1].as_str()).collect();
+            let content_type =
+                headers.iter().find_map(|header| header.strip_prefix("Content-Type: ")).expect("a Content-Type header");
+            let authorization = headers
+                .iter()
+                .find_map(|header| header.strip_prefix("Authorization: "))
+                .expect("an Authorization header");
+            assert_eq!(authorization, format!("Bearer {ADMIN_TOKEN}"));
             let body_flag = words.iter().position(|word| word == "--data-binary" || word == "-d").expect("a body");
             let body = &words[body_flag + 1];
             let (base, path) = url.split_at(url.find("/endpoints/").unwrap());
-            let reply = send(&agent, base, "POST", path, Some(content_type), body.as_bytes(), &[])
-                .unwrap_or_else(|error| panic!("start {start}: {url}: {error}"));
+            let reply = send(
+                &agent,
+                base,
+                "POST",
+                path,
+                Some(content_type),
+                body.as_bytes(),
+                &[("Authorization", authorization)],
+            )
+            .unwrap_or_else(|error| panic!("start {start}: {url}: {error}"));
             assert_eq!(reply.status, 200, "start {start}: {}", reply.text());
             let probability = expected["probability"].as_f64().unwrap();
             if content_type == "text/csv" {

@@ -21,6 +21,10 @@ pub struct ServerConfig {
     pub queue_depth: usize,
     /// Largest instance count a variant may ask for.
     pub max_instances: u32,
+    /// The region SageMaker ARNs name.
+    pub region: String,
+    /// The twelve-digit account id SageMaker ARNs name.
+    pub account_id: String,
     /// A second listener that serves only `GET /metrics`, without credentials (for a Prometheus on
     /// a trusted network); none by default.
     pub metrics_listen: Option<SocketAddr>,
@@ -30,10 +34,8 @@ pub struct ServerConfig {
     pub autoscaling: crate::scaling::AutoscalingSettings,
     /// Prices of the cost report (`[prices]`).
     pub prices: crate::usage::PriceTable,
-    /// The region SageMaker ARNs name.
-    pub region: String,
-    /// The twelve-digit account id SageMaker ARNs name.
-    pub account_id: String,
+    /// Access control and the audit trail (`[auth]`).
+    pub auth: crate::auth::AuthConfig,
 }
 
 impl Default for ServerConfig {
@@ -45,12 +47,13 @@ impl Default for ServerConfig {
             max_artifact_bytes: 256 * 1024 * 1024,
             queue_depth: 64,
             max_instances: 64,
+            region: "us-east-1".to_string(),
+            account_id: "000000000000".to_string(),
             metrics_listen: None,
             log_format: crate::logging::LogFormat::default(),
             autoscaling: crate::scaling::AutoscalingSettings::default(),
             prices: crate::usage::PriceTable::default(),
-            region: "us-east-1".to_string(),
-            account_id: "000000000000".to_string(),
+            auth: crate::auth::AuthConfig::default(),
         }
     }
 }

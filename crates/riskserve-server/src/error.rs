@@ -33,7 +33,17 @@ pub enum ServiceError {
     /// A fault on the server's side; the message is logged, never sent.
     #[error("{0}")]
     Internal(String),
+    /// Missing, malformed, unknown or invalid credentials (401); `code` says which.
+    #[error("{message}")]
+    Unauthenticated { code: &'static str, message: String },
+    /// The caller is authenticated but no policy allows the action (403).
+    #[error("{0}")]
+    AccessDenied(String),
 }
+
+/// The stable code of an error answer, kept on the response for the audit trail.
+#[derive(Debug, Clone, Copy)]
+pub struct ErrorCode(pub &'static str);
 
 impl ServiceError {
     pub fn validation(message: impl Into<String>) -> ServiceError {
@@ -58,6 +68,8 @@ impl ServiceError {
             ServiceError::UnsupportedMediaType(_) => "unsupported_media_type",
             ServiceError::Overloaded { .. } => "overloaded",
             ServiceError::Internal(_) => "internal",
+            ServiceError::Unauthenticated { code, .. } => code,
+            ServiceError::AccessDenied(_) => "access_denied",
         }
     }
 
@@ -76,6 +88,8 @@ impl ServiceError {
             ServiceError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ServiceError::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ServiceError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ServiceError::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
+            ServiceError::AccessDenied(_) => StatusCode::FORBIDDEN,
         }
     }
 
@@ -125,6 +139,7 @@ impl IntoResponse for ServiceError {
         }
         let body = ErrorBody { error: ErrorDetail { code: self.code().to_string(), message: self.public_message() } };
         let mut response = (self.status(), axum::Json(body)).into_response();
+        response.extensions_mut().insert(ErrorCode(self.code()));
         if let ServiceError::Overloaded { retry_after_seconds, .. } = &self {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_seconds));
         }

@@ -3,32 +3,37 @@
 //! memory. Layers: `rest` (façade) → `service` (use cases) → `runtime` (serving) and
 //! `riskserve-store` (persistence); `scoring` is the one module that knows how rows are scored.
 
+mod audit;
 mod auth;
 mod codec;
 mod config;
 mod error;
 mod history;
+mod iam;
 mod logging;
 mod metrics;
-mod operations;
 mod model_archive;
 mod oip;
+mod operations;
+mod policy;
 mod resources;
 mod rest;
 mod runtime;
-mod scaling;
 mod sagemaker;
 mod sagemaker_runtime;
+mod scaling;
 mod scoring;
 mod service;
+pub mod sigv4;
 mod usage;
 mod validate;
 
-pub use auth::{Caller, Principal, Resource};
-pub use codec::BodyFormat;
+pub use audit::{AuditEvent, VerifyReport, verify_data_dir};
+pub use auth::{AuthConfig, Caller, InvocationRecords, Principal, Resource};
 pub use config::ServerConfig;
 pub use error::ServiceError;
 pub use history::{Datapoint, MetricQuery, MetricSeries};
+pub use iam::{AdminBootstrap, new_token};
 pub use logging::LogFormat;
 pub use metrics::{InvocationContext, Metrics, VariantMetrics};
 pub use scaling::{AutoscalingSettings, PutScalingPolicy, ScalingActivity, ScalingPolicy};

@@ -104,6 +104,8 @@ pub fn router(service: Service) -> Router {
         .route("/invocations", post(invoke_only))
         .merge(crate::sagemaker::routes())
         .merge(crate::oip::routes())
+        .merge(crate::iam::routes())
+        .merge(crate::audit::routes())
         .layer(DefaultBodyLimit::max(max_body))
         .merge(artifacts)
         .merge(crate::operations::routes())
@@ -130,7 +132,10 @@ fn content_type(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// A JSON request body: `application/json`, parsed with errors naming the line and column.
-pub(crate) fn json_body<T: DeserializeOwned>(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<T, ServiceError> {
+pub(crate) fn json_body<T: DeserializeOwned>(
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<T, ServiceError> {
     let body = body_bytes(body)?;
     match BodyFormat::from_content_type(content_type(headers)) {
         Ok(BodyFormat::Json) => {}
@@ -573,7 +578,13 @@ async fn invoke(
     .await;
     match result {
         Ok(answer) => {
+            // CSV answers one line a record; the audit trail counts them (never reads them).
+            let records = (answer.content_type == "text/csv")
+                .then(|| crate::auth::InvocationRecords(answer.body.iter().filter(|byte| **byte == b'\n').count()));
             let mut response = answer.body.into_response();
+            if let Some(records) = records {
+                response.extensions_mut().insert(records);
+            }
             let headers = response.headers_mut();
             headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(answer.content_type));
             if let Ok(value) = HeaderValue::from_str(&answer.variant) {

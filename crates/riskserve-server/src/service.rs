@@ -64,6 +64,8 @@ struct Inner {
     switch: tokio::sync::Mutex<()>,
     /// Metrics, history, usage meter and autoscaler (`operations.rs`).
     operations: crate::operations::Operations,
+    /// Identities, policies, cached decisions and the audit log (`auth.rs`).
+    security: crate::auth::Security,
 }
 
 fn scorer_key(model: &ModelRecord) -> String {
@@ -120,6 +122,7 @@ impl Service {
         if removed > 0 {
             log(&format!("removed {removed} unfinished artifact uploads"));
         }
+        let security = crate::auth::Security::start(&store, &config).await?;
         let service = Service {
             inner: Arc::new(Inner {
                 store,
@@ -127,6 +130,7 @@ impl Service {
                 scorers: Mutex::new(HashMap::new()),
                 switch: tokio::sync::Mutex::new(()),
                 operations: crate::operations::Operations::new(&config),
+                security,
                 config,
             }),
         };
@@ -151,6 +155,11 @@ impl Service {
         &self.inner.config
     }
 
+    /// Access control's state (`auth.rs`).
+    pub(crate) fn security(&self) -> &crate::auth::Security {
+        &self.inner.security
+    }
+
     /// The name of the only endpoint in service, when exactly one serves (`POST /invocations`).
     pub(crate) fn only_serving_endpoint(&self) -> Option<String> {
         self.inner.runtimes.only().map(|runtime| runtime.name.clone())
@@ -161,6 +170,8 @@ impl Service {
         self.stop_operations().await;
         let _switch = self.inner.switch.lock().await;
         self.inner.runtimes.clear();
+        // Every queued audit event is written and sealed before the database closes.
+        self.inner.security.audit().flush().await;
         self.inner.store.metadata.close().await;
     }
 
@@ -743,7 +754,6 @@ impl Service {
         measures.record(queued.elapsed(), context.received.elapsed(), status);
         Ok(InvocationAnswer { variant: variant_name, body: answered?, content_type: request.format.content_type() })
     }
-
 
     /// The serving runtime of an endpoint, or the error that says why there is none.
     async fn serving(&self, endpoint: Option<&str>) -> Result<Arc<EndpointRuntime>, ServiceError> {

@@ -17,6 +17,9 @@ use tower::ServiceExt;
 
 // ---- scaffolding ----
 
+/// The administrator's bearer token of every test server (`RISKSERVE_ADMIN_TOKEN`).
+const ADMIN_TOKEN: &str = "rsk_test-admin-token-0123456789abcdef";
+
 /// A scratch data directory removed when the test ends.
 struct Scratch(PathBuf);
 
@@ -28,7 +31,10 @@ impl Scratch {
     }
 
     fn config(&self) -> ServerConfig {
-        ServerConfig { data_dir: self.0.clone(), max_body_bytes: 256 * 1024, ..ServerConfig::default() }
+        let mut config =
+            ServerConfig { data_dir: self.0.clone(), max_body_bytes: 256 * 1024, ..ServerConfig::default() };
+        config.auth.bootstrap.token = Some(ADMIN_TOKEN.to_string());
+        config
     }
 }
 
@@ -75,6 +81,10 @@ impl Answer {
 
 async fn call(app: &Router, method: Method, uri: &str, headers: &[(&str, &str)], body: impl Into<Body>) -> Answer {
     let mut request = Request::builder().method(method).uri(uri);
+    // Every call authenticates as the administrator unless it brings its own credentials.
+    if !headers.iter().any(|(name, _)| name.eq_ignore_ascii_case("authorization")) {
+        request = request.header("authorization", format!("Bearer {ADMIN_TOKEN}"));
+    }
     for (name, value) in headers {
         request = request.header(*name, *value);
     }

@@ -6,7 +6,9 @@
 //! half-written artifact is never visible under its digest.
 
 mod artifacts;
+mod audit;
 mod error;
+mod iam;
 mod metadata;
 mod metrics;
 mod records;
@@ -17,7 +19,9 @@ mod usage;
 use std::path::{Path, PathBuf};
 
 pub use artifacts::{ArtifactInfo, ArtifactStore, parse_digest};
+pub use audit::{AuditFilter, AuditRecord, AuditSeal};
 pub use error::StoreError;
+pub use iam::{AccessKeyRecord, IdentitySnapshot, PolicyRecord, TokenRecord, UserRecord};
 pub use metadata::{FacadeDocument, Metadata, TaggedKind};
 pub use records::{
     ArtifactRef, ConfigRecord, EndpointRecord, EndpointStatus, ModelRecord, Page, PageRequest, VariantRecord,

@@ -19,6 +19,8 @@ pub use facade::{FacadeDocument, TaggedKind};
 /// The schema's history; a new migration is appended, never edited.
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "initial", include_str!("../migrations/0001_initial.sql")),
+    (2, "identities", include_str!("../migrations/0002_iam.sql")),
+    (3, "audit trail", include_str!("../migrations/0003_audit.sql")),
     (4, "operations", include_str!("../migrations/0004_operations.sql")),
     (5, "facade documents", include_str!("../migrations/0005_facade_documents.sql")),
 ];

@@ -1,11 +1,13 @@
 //! Client commands (`model`, `endpoint-config`, `endpoint`): talk to a riskserve server over its native REST API.
 
+pub mod audit;
 pub mod cost;
 pub mod endpoint;
 pub mod endpoint_config;
 #[cfg(test)]
 mod fake_server;
 mod http;
+pub mod iam;
 pub mod model;
 mod scaling;
 mod stats;

@@ -1,0 +1,597 @@
+//! The audit trail: events hash-chained in order by one writer task, written in batches (control-plane
+//! events at once, invocations within a quarter second), sealed at intervals with Ed25519-signed digests;
+//! verification that names the first broken link; the `/api/v1/audit-events` routes.
+
+use std::path::Path;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Extension, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use riskserve_store::{AuditFilter, AuditRecord, AuditSeal, Metadata, now_rfc3339};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::auth::{Caller, Resource};
+use crate::error::ServiceError;
+use crate::iam::{MasterKey, random_bytes, write_private};
+use crate::service::Service;
+
+/// The hash before the first event and the seal before the first seal.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+/// How long an invocation event may wait before its batch is written (the loss bound after a crash).
+const BATCH_WINDOW: Duration = Duration::from_millis(250);
+/// Largest batch written in one transaction.
+const MAX_BATCH: usize = 2048;
+
+/// One event before it is chained (the writer assigns its sequence number and hashes).
+#[derive(Debug, Clone)]
+pub struct AuditEvent {
+    pub time: String,
+    pub request_id: String,
+    pub principal: String,
+    pub source: Option<String>,
+    pub action: String,
+    pub resource: String,
+    /// A JSON object: secrets redacted, never a payload.
+    pub parameters: serde_json::Value,
+    /// `allowed`, `denied`, `failed` (allowed but the call failed) or `unauthenticated`.
+    pub outcome: &'static str,
+    pub status: u16,
+    pub error_code: Option<String>,
+    pub latency_us: u64,
+    /// Written without waiting for a batch window (control-plane calls, failed authentications).
+    pub urgent: bool,
+}
+
+/// The hash of an event: SHA-256 over a JSON array of every stored field but the hash itself.
+pub fn event_hash(record: &AuditRecord) -> String {
+    let fields = serde_json::json!([
+        record.seq,
+        record.time,
+        record.request_id,
+        record.principal,
+        record.source,
+        record.action,
+        record.resource,
+        record.parameters,
+        record.outcome,
+        record.status,
+        record.error_code,
+        record.latency_us,
+        record.prev_hash,
+    ]);
+    hex::encode(Sha256::digest(fields.to_string().as_bytes()))
+}
+
+/// The message a seal signs.
+pub fn seal_message(seal: &AuditSeal) -> String {
+    format!("riskserve-audit-seal-v1\n{}\n{}\n{}\n{}", seal.time, seal.last_seq, seal.last_hash, seal.prev_seal)
+}
+
+enum Message {
+    Event(Box<AuditEvent>),
+    /// Write what is queued and seal; answer when done (clean shutdown, tests, `verify`).
+    Flush(oneshot::Sender<()>),
+}
+
+/// The handle every request path uses: sending never waits on the database.
+#[derive(Clone)]
+pub struct AuditLog {
+    sender: mpsc::UnboundedSender<Message>,
+    public_key: VerifyingKey,
+}
+
+impl AuditLog {
+    /// Loads (or creates, sealed with the master key) the signing key and starts the writer task.
+    pub async fn start(
+        metadata: Metadata,
+        data_dir: &Path,
+        master: &MasterKey,
+        seal_interval: Duration,
+    ) -> Result<AuditLog, ServiceError> {
+        let key = signing_key(data_dir, master)?;
+        let public_key = key.verifying_key();
+        let tail = metadata.audit_tail().await?;
+        let seals = metadata.audit_seals().await?;
+        let (sender, receiver) = mpsc::unbounded_channel();
+        let writer = Writer {
+            metadata,
+            key,
+            next_seq: tail.as_ref().map_or(1, |record| record.seq + 1),
+            last_hash: tail.map_or_else(|| GENESIS.to_string(), |record| record.hash),
+            last_sealed_seq: seals.last().map_or(0, |seal| seal.last_seq),
+            prev_seal: seals
+                .last()
+                .map_or_else(|| GENESIS.to_string(), |seal| hex::encode(Sha256::digest(seal_message(seal)))),
+            seal_interval,
+        };
+        tokio::spawn(writer.run(receiver));
+        Ok(AuditLog { sender, public_key })
+    }
+
+    /// Queues an event; never blocks.
+    pub fn record(&self, event: AuditEvent) {
+        // The writer only stops after shutdown, when losing an event is no longer possible to avoid.
+        let _ = self.sender.send(Message::Event(Box::new(event)));
+    }
+
+    /// Writes everything queued so far and seals it.
+    pub async fn flush(&self) {
+        let (done, wait) = oneshot::channel();
+        if self.sender.send(Message::Flush(done)).is_ok() {
+            let _ = wait.await;
+        }
+    }
+
+    pub fn public_key_hex(&self) -> String {
+        hex::encode(self.public_key.as_bytes())
+    }
+}
+
+/// The Ed25519 key that signs seals: `<data_dir>/audit-signing.key`, sealed with the master key.
+fn signing_key(data_dir: &Path, master: &MasterKey) -> Result<SigningKey, ServiceError> {
+    let path = data_dir.join("audit-signing.key");
+    let seed = if path.exists() {
+        let sealed = std::fs::read_to_string(&path)
+            .map_err(|error| ServiceError::internal(format!("cannot read {}: {error}", path.display())))?;
+        master.open(sealed.trim(), "audit-signing-key")?
+    } else {
+        let seed = random_bytes::<32>()?;
+        write_private(&path, master.seal(&seed, "audit-signing-key")?.as_bytes())?;
+        seed.to_vec()
+    };
+    let seed: [u8; 32] =
+        seed.try_into().map_err(|_| ServiceError::internal("the audit signing key is not 32 bytes"))?;
+    Ok(SigningKey::from_bytes(&seed))
+}
+
+struct Writer {
+    metadata: Metadata,
+    key: SigningKey,
+    next_seq: i64,
+    last_hash: String,
+    last_sealed_seq: i64,
+    prev_seal: String,
+    seal_interval: Duration,
+}
+
+impl Writer {
+    async fn run(mut self, mut receiver: mpsc::UnboundedReceiver<Message>) {
+        let mut batch: Vec<AuditRecord> = Vec::new();
+        let mut waiters: Vec<oneshot::Sender<()>> = Vec::new();
+        let mut next_seal = tokio::time::Instant::now() + self.seal_interval;
+        loop {
+            let deadline =
+                if batch.is_empty() { next_seal } else { (tokio::time::Instant::now() + BATCH_WINDOW).min(next_seal) };
+            let mut write_now;
+            let mut seal_now = false;
+            let mut closed = false;
+            match tokio::time::timeout_at(deadline, receiver.recv()).await {
+                Ok(Some(Message::Event(event))) => {
+                    write_now = event.urgent;
+                    batch.push(self.chain(*event));
+                }
+                Ok(Some(Message::Flush(done))) => {
+                    waiters.push(done);
+                    write_now = true;
+                    seal_now = true;
+                }
+                Ok(None) => {
+                    closed = true;
+                    write_now = true;
+                    seal_now = true;
+                }
+                Err(_elapsed) => {
+                    write_now = true;
+                    seal_now = tokio::time::Instant::now() >= next_seal;
+                }
+            }
+            // Take whatever else is already queued into the same transaction.
+            while batch.len() < MAX_BATCH {
+                match receiver.try_recv() {
+                    Ok(Message::Event(event)) => {
+                        write_now |= event.urgent;
+                        batch.push(self.chain(*event));
+                    }
+                    Ok(Message::Flush(done)) => {
+                        waiters.push(done);
+                        write_now = true;
+                        seal_now = true;
+                    }
+                    Err(_) => break,
+                }
+            }
+            if batch.len() >= MAX_BATCH {
+                write_now = true;
+            }
+            if write_now || seal_now {
+                let seal = if seal_now && self.next_seq - 1 > self.last_sealed_seq { self.seal() } else { None };
+                if let Err(error) = self.metadata.append_audit(&batch, seal.as_ref()).await {
+                    // The chain in memory already moved on; a restart continues from what is stored.
+                    eprintln!("riskserve: cannot write {} audit events: {error}", batch.len());
+                } else if let Some(seal) = &seal {
+                    self.last_sealed_seq = seal.last_seq;
+                    self.prev_seal = hex::encode(Sha256::digest(seal_message(seal)));
+                }
+                batch.clear();
+                if seal_now {
+                    next_seal = tokio::time::Instant::now() + self.seal_interval;
+                }
+                for waiter in waiters.drain(..) {
+                    let _ = waiter.send(());
+                }
+            }
+            if closed {
+                return;
+            }
+        }
+    }
+
+    fn chain(&mut self, event: AuditEvent) -> AuditRecord {
+        let mut record = AuditRecord {
+            seq: self.next_seq,
+            time: event.time,
+            request_id: event.request_id,
+            principal: event.principal,
+            source: event.source,
+            action: event.action,
+            resource: event.resource,
+            parameters: event.parameters.to_string(),
+            outcome: event.outcome.to_string(),
+            status: i64::from(event.status),
+            error_code: event.error_code,
+            latency_us: i64::try_from(event.latency_us).unwrap_or(i64::MAX),
+            prev_hash: std::mem::take(&mut self.last_hash),
+            hash: String::new(),
+        };
+        record.hash = event_hash(&record);
+        self.last_hash = record.hash.clone();
+        self.next_seq += 1;
+        record
+    }
+
+    fn seal(&self) -> Option<AuditSeal> {
+        let mut seal = AuditSeal {
+            id: 0,
+            time: now_rfc3339(),
+            last_seq: self.next_seq - 1,
+            last_hash: self.last_hash.clone(),
+            prev_seal: self.prev_seal.clone(),
+            public_key: hex::encode(self.key.verifying_key().as_bytes()),
+            signature: String::new(),
+        };
+        seal.signature = hex::encode(self.key.sign(seal_message(&seal).as_bytes()).to_bytes());
+        Some(seal)
+    }
+}
+
+// ---- verification ----
+
+/// What `verify` found: the first broken link, if any.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+pub struct VerifyReport {
+    pub ok: bool,
+    pub events: i64,
+    pub seals: usize,
+    /// The last event a valid seal covers.
+    pub last_sealed_seq: i64,
+    /// The first problem, naming the event or seal.
+    pub problem: Option<String>,
+    /// The sequence number of the first broken event, when the problem is an event.
+    pub broken_seq: Option<i64>,
+}
+
+/// Checks the whole chain and every seal against `public_key` (hex; the trusted key).
+pub async fn verify(metadata: &Metadata, public_key: &str) -> Result<VerifyReport, ServiceError> {
+    let mut report =
+        VerifyReport { ok: true, events: 0, seals: 0, last_sealed_seq: 0, problem: None, broken_seq: None };
+    let fail = |report: &mut VerifyReport, seq: Option<i64>, message: String| {
+        if report.ok {
+            report.ok = false;
+            report.problem = Some(message);
+            report.broken_seq = seq;
+        }
+    };
+    let mut expected = 1i64;
+    let mut prev = GENESIS.to_string();
+    let mut hashes: std::collections::HashMap<i64, String> = std::collections::HashMap::new();
+    loop {
+        let chunk = metadata.audit_range(expected - 1, 1000).await?;
+        let Some(last) = chunk.last() else { break };
+        let last_seq = last.seq;
+        for record in chunk {
+            if record.seq != expected {
+                fail(
+                    &mut report,
+                    Some(expected),
+                    format!(
+                        "event {expected} is missing: the trail jumps from event {} to event {}",
+                        expected - 1,
+                        record.seq
+                    ),
+                );
+                expected = record.seq;
+            }
+            if record.prev_hash != prev {
+                fail(
+                    &mut report,
+                    Some(record.seq),
+                    format!(
+                        "event {}: its previous hash does not match event {} (deleted, inserted or reordered)",
+                        record.seq,
+                        record.seq - 1
+                    ),
+                );
+            }
+            if event_hash(&record) != record.hash {
+                fail(
+                    &mut report,
+                    Some(record.seq),
+                    format!("event {} was altered: its contents do not match its hash", record.seq),
+                );
+            }
+            prev = record.hash.clone();
+            hashes.insert(record.seq, record.hash);
+            report.events += 1;
+            expected += 1;
+        }
+        expected = expected.max(last_seq + 1);
+    }
+    let last_event = expected - 1;
+    let seals = metadata.audit_seals().await?;
+    if seals.is_empty() && public_key.is_empty() {
+        return Ok(report);
+    }
+    let trusted = hex::decode(public_key)
+        .ok()
+        .and_then(|bytes| <[u8; 32]>::try_from(bytes.as_slice()).ok())
+        .and_then(|bytes| VerifyingKey::from_bytes(&bytes).ok())
+        .ok_or_else(|| ServiceError::validation("the public key must be 64 hexadecimal digits of an Ed25519 key"))?;
+    report.seals = seals.len();
+    let mut prev_seal = GENESIS.to_string();
+    for (index, seal) in seals.iter().enumerate() {
+        let number = index + 1;
+        let signature = hex::decode(&seal.signature)
+            .ok()
+            .and_then(|bytes| <[u8; 64]>::try_from(bytes.as_slice()).ok())
+            .map(|bytes| Signature::from_bytes(&bytes));
+        let signed =
+            signature.is_some_and(|signature| trusted.verify(seal_message(seal).as_bytes(), &signature).is_ok());
+        if !signed {
+            fail(
+                &mut report,
+                None,
+                format!(
+                    "seal {number} (events up to {}): its signature does not verify with the public key",
+                    seal.last_seq
+                ),
+            );
+        } else if seal.prev_seal != prev_seal {
+            fail(
+                &mut report,
+                None,
+                format!("seal {number}: it does not follow seal {} (a seal was removed or reordered)", number - 1),
+            );
+        } else if seal.last_seq > last_event {
+            fail(
+                &mut report,
+                Some(last_event + 1),
+                format!(
+                    "the trail was truncated: events {} to {} are missing (seal {number} covers events up to {}, the trail \
+                     ends at event {last_event})",
+                    last_event + 1,
+                    seal.last_seq,
+                    seal.last_seq
+                ),
+            );
+        } else if hashes.get(&seal.last_seq) != Some(&seal.last_hash) {
+            fail(
+                &mut report,
+                Some(seal.last_seq),
+                format!("seal {number}: event {} does not have the hash the seal signed", seal.last_seq),
+            );
+        } else if report.ok {
+            report.last_sealed_seq = seal.last_seq;
+        }
+        prev_seal = hex::encode(Sha256::digest(seal_message(seal)));
+    }
+    Ok(report)
+}
+
+/// Verifies the trail of a data directory without a server (a backup, or a stopped server). The trusted key is
+/// `public_key` (hex); without it, the key recorded in the first seal, which proves the chain unchanged since it
+/// was sealed only if the first seal itself is trusted.
+pub async fn verify_data_dir(data_dir: &Path, public_key: Option<&str>) -> Result<VerifyReport, ServiceError> {
+    if !data_dir.join("riskserve.db").exists() {
+        return Err(ServiceError::NotFound(format!("{} holds no riskserve.db", data_dir.display())));
+    }
+    let metadata = Metadata::open(&data_dir.join("riskserve.db")).await?;
+    let key = match public_key {
+        Some(key) => key.to_string(),
+        None => match metadata.audit_seals().await?.first() {
+            Some(seal) => seal.public_key.clone(),
+            None => String::new(),
+        },
+    };
+    let report = verify(&metadata, &key).await;
+    metadata.close().await;
+    report
+}
+
+// ---- routes ----
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    /// Events at or after this RFC 3339 time.
+    pub since: Option<String>,
+    /// Events before this RFC 3339 time.
+    pub until: Option<String>,
+    /// The user name (or `anonymous`, or the access key id of a failed authentication).
+    pub principal: Option<String>,
+    /// e.g. `sagemaker:InvokeEndpoint`.
+    pub action: Option<String>,
+    /// e.g. `Endpoint/credit`.
+    pub resource: Option<String>,
+    /// `allowed`, `denied`, `failed` or `unauthenticated`.
+    pub outcome: Option<String>,
+    /// 1 to 1000, default 100.
+    pub max_results: Option<u32>,
+    pub next_token: Option<String>,
+}
+
+/// An event as the API shows it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AuditEventView {
+    pub seq: i64,
+    pub time: String,
+    pub request_id: String,
+    pub principal: String,
+    pub source: Option<String>,
+    pub action: String,
+    pub resource: String,
+    #[schema(value_type = Object)]
+    pub parameters: serde_json::Value,
+    pub outcome: String,
+    pub status: i64,
+    pub error_code: Option<String>,
+    pub latency_us: i64,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+fn view(record: AuditRecord) -> AuditEventView {
+    AuditEventView {
+        parameters: serde_json::from_str(&record.parameters)
+            .unwrap_or(serde_json::Value::String(record.parameters.clone())),
+        seq: record.seq,
+        time: record.time,
+        request_id: record.request_id,
+        principal: record.principal,
+        source: record.source,
+        action: record.action,
+        resource: record.resource,
+        outcome: record.outcome,
+        status: record.status,
+        error_code: record.error_code,
+        latency_us: record.latency_us,
+        prev_hash: record.prev_hash,
+        hash: record.hash,
+    }
+}
+
+fn check_time(what: &str, value: &Option<String>) -> Result<(), ServiceError> {
+    if let Some(text) = value {
+        let bytes = text.as_bytes();
+        let shaped = bytes.len() >= 10 && bytes.get(4) == Some(&b'-') && bytes.get(7) == Some(&b'-');
+        if !shaped {
+            return Err(ServiceError::validation(format!(
+                "{what}: {text:?} is not an RFC 3339 time (2026-01-31T12:00:00Z)"
+            )));
+        }
+    }
+    Ok(())
+}
+
+impl Service {
+    /// Events matching the query, oldest first, with the token of the next page.
+    pub async fn query_audit(&self, query: AuditQuery) -> Result<serde_json::Value, ServiceError> {
+        check_time("since", &query.since)?;
+        check_time("until", &query.until)?;
+        let limit = query.max_results.unwrap_or(100);
+        if !(1..=1000).contains(&limit) {
+            return Err(ServiceError::validation(format!("max_results must be 1 to 1000, got {limit}")));
+        }
+        let after_seq =
+            match &query.next_token {
+                None => None,
+                Some(token) => Some(token.parse::<i64>().map_err(|_| {
+                    ServiceError::validation(format!("next_token {token:?} is not one this server gave"))
+                })?),
+            };
+        self.security().audit().flush().await;
+        let filter = AuditFilter {
+            since: query.since,
+            until: query.until,
+            principal: query.principal,
+            action: query.action,
+            resource: query.resource,
+            outcome: query.outcome,
+            after_seq,
+            limit: limit + 1,
+        };
+        let mut records = self.store().metadata.query_audit(&filter).await?;
+        let next_token = if records.len() > limit as usize {
+            records.truncate(limit as usize);
+            records.last().map(|record| record.seq.to_string())
+        } else {
+            None
+        };
+        let items: Vec<AuditEventView> = records.into_iter().map(view).collect();
+        Ok(serde_json::json!({"items": items, "next_token": next_token}))
+    }
+
+    /// Writes and seals what is queued, then verifies the whole trail with this server's public key.
+    pub async fn verify_audit(&self) -> Result<VerifyReport, ServiceError> {
+        self.security().audit().flush().await;
+        verify(&self.store().metadata, &self.security().audit().public_key_hex()).await
+    }
+}
+
+/// The audit routes, merged into the native API's router.
+pub fn routes() -> Router<Service> {
+    Router::new()
+        .route("/api/v1/audit-events", get(query_events))
+        .route("/api/v1/audit/verify", get(verify_events))
+        .route("/api/v1/audit/public-key", get(public_key))
+}
+
+fn respond<T: Serialize>(result: Result<T, ServiceError>) -> Response {
+    match result {
+        Ok(value) => (StatusCode::OK, axum::Json(value)).into_response(),
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn query_events(
+    State(service): State<Service>,
+    Extension(caller): Extension<Caller>,
+    query: Result<Query<AuditQuery>, QueryRejection>,
+) -> Response {
+    respond(
+        async {
+            service.authorize(&caller, "audit:Query", Resource::AuditTrail).await?;
+            let Query(query) =
+                query.map_err(|rejection| ServiceError::validation(format!("bad query: {}", rejection.body_text())))?;
+            service.query_audit(query).await
+        }
+        .await,
+    )
+}
+
+async fn verify_events(State(service): State<Service>, Extension(caller): Extension<Caller>) -> Response {
+    respond(
+        async {
+            service.authorize(&caller, "audit:Verify", Resource::AuditTrail).await?;
+            service.verify_audit().await
+        }
+        .await,
+    )
+}
+
+async fn public_key(State(service): State<Service>, Extension(caller): Extension<Caller>) -> Response {
+    respond(
+        async {
+            service.authorize(&caller, "audit:GetPublicKey", Resource::AuditTrail).await?;
+            Ok(serde_json::json!({"algorithm": "Ed25519", "public_key": service.security().audit().public_key_hex()}))
+        }
+        .await,
+    )
+}
