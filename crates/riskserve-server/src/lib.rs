@@ -30,6 +30,7 @@ mod validate;
 
 pub use audit::{AuditEvent, VerifyReport, verify_data_dir};
 pub use auth::{AuthConfig, Caller, InvocationRecords, Principal, Resource};
+pub use codec::BodyFormat;
 pub use config::ServerConfig;
 pub use error::ServiceError;
 pub use history::{Datapoint, MetricQuery, MetricSeries};
