@@ -164,6 +164,11 @@ def test_limits_and_refusals(sagemaker, runtime, binary_model, work):
         {"Image": "xgboost", "ModelDataUrl": f"file://{binary_model.archive}"},
     ])
     assert "serial inference pipeline" in two["Error"]["Message"]
+    partial = error_of(sagemaker.update_endpoint_weights_and_capacities, EndpointName=name, DesiredWeightsAndCapacities=[
+        {"VariantName": "AllTraffic", "DesiredInstanceCount": 2}, {"VariantName": "nobody", "DesiredWeight": 1.0}])
+    assert partial["Error"]["Code"] == "ValidationException" and "nobody" in partial["Error"]["Message"]
+    variant = sagemaker.describe_endpoint(EndpointName=name)["ProductionVariants"][0]
+    assert variant["CurrentInstanceCount"] == 1
     still_serves(runtime, name, binary_model)
 
 

@@ -841,6 +841,13 @@ impl Facade<'_> {
             }
             parsed.push((variant.to_string(), crate::resources::VariantChange { weight, instances }));
         }
+        // Every variant is checked before any changes, so a bad name leaves the endpoint as it was.
+        let endpoint = self.service.get_endpoint(name).await?;
+        if let Some((unknown, _)) =
+            parsed.iter().find(|(variant, _)| endpoint.variants.iter().all(|serving| &serving.name != variant))
+        {
+            return Err(AwsError::validation(format!("endpoint {name:?} has no variant {unknown:?}")));
+        }
         for (variant, change) in parsed {
             self.service.update_variant(name, &variant, change).await?;
         }

@@ -208,11 +208,15 @@ async fn answer(
     let accept = match header_text(headers, header::ACCEPT.as_str())? {
         None => default_accept(payload),
         Some(value) if value.trim().is_empty() || value.trim() == "*/*" => default_accept(payload),
-        Some(value) => Payload::parse(value).filter(|accept| *accept != Payload::Libsvm).ok_or_else(|| {
-            RuntimeError::validation(format!(
-                "Accept {value:?} is not supported; accept text/csv, application/json or application/jsonlines"
-            ))
-        })?,
+        // The first type of a list that riskserve answers in.
+        Some(value) => value
+            .split(',')
+            .find_map(|candidate| Payload::parse(candidate).filter(|accept| *accept != Payload::Libsvm))
+            .ok_or_else(|| {
+                RuntimeError::validation(format!(
+                    "Accept {value:?} is not supported; accept text/csv, application/json or application/jsonlines"
+                ))
+            })?,
     };
     if header_text(headers, TARGET_MODEL)?.is_some() {
         return Err(RuntimeError::validation(
