@@ -224,6 +224,8 @@ async fn run_infer(
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, OipError> {
+    // Metrics count from arrival and meter usage by principal, as for native invocations.
+    let context = crate::metrics::InvocationContext::now(caller.principal.name.clone());
     service.authorize(caller, "sagemaker:InvokeEndpoint", Resource::Endpoint(model.to_string())).await?;
     let body = body.map_err(|rejection| OipError {
         status: rejection.status(),
@@ -261,12 +263,9 @@ async fn run_infer(
     let explain = request.outputs.iter().any(|(name, _)| name == "reasons" || name == "contributions");
     let native = serde_json::to_vec(&json!({"instances": rows}))
         .map_err(|error| OipError::from(ServiceError::internal(format!("cannot encode the rows: {error}"))))?;
-    let answered = service
-        .invoke(
-            Some(model),
-            InvocationRequest { body: Bytes::from(native), format: BodyFormat::Json, target_variant: version, explain },
-        )
-        .await?;
+    let invocation =
+        InvocationRequest { body: Bytes::from(native), format: BodyFormat::Json, target_variant: version, explain };
+    let answered = service.invoke_with(Some(model), invocation, context).await?;
     let predictions: Vec<Map<String, Value>> = serde_json::from_slice::<Value>(&answered.body)
         .ok()
         .and_then(|document| document.get("predictions").and_then(Value::as_array).cloned())

@@ -190,6 +190,8 @@ async fn answer(
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, RuntimeError> {
+    // Metrics count from arrival and meter usage by principal, as for native invocations.
+    let context = crate::metrics::InvocationContext::now(caller.principal.name.clone());
     service.authorize(caller, "sagemaker:InvokeEndpoint", Resource::Endpoint(endpoint.to_string())).await?;
     let body = body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
@@ -232,7 +234,7 @@ async fn answer(
     let native = serde_json::to_vec(&json!({"instances": instances}))
         .map_err(|error| RuntimeError::from(ServiceError::internal(format!("cannot encode the rows: {error}"))))?;
     let request = InvocationRequest { body: Bytes::from(native), format: BodyFormat::Json, target_variant, explain };
-    let answered = service.invoke(Some(endpoint), request).await?;
+    let answered = service.invoke_with(Some(endpoint), request, context).await?;
     let predictions = native_predictions(&answered.body)?;
     let model = service
         .serving_signature(endpoint, Some(&answered.variant))
