@@ -84,6 +84,9 @@ enum Message {
 #[derive(Clone)]
 pub struct AuditLog {
     sender: mpsc::UnboundedSender<Message>,
+    /// Wakes the writer before its batch window ends (urgent events, flushes); invocation events never wake it,
+    /// so the hot path costs one channel push.
+    wake: std::sync::Arc<tokio::sync::Notify>,
     public_key: VerifyingKey,
 }
 
@@ -100,6 +103,7 @@ impl AuditLog {
         let tail = metadata.audit_tail().await?;
         let seals = metadata.audit_seals().await?;
         let (sender, receiver) = mpsc::unbounded_channel();
+        let wake = std::sync::Arc::new(tokio::sync::Notify::new());
         let writer = Writer {
             metadata,
             key,
@@ -111,20 +115,25 @@ impl AuditLog {
                 .map_or_else(|| GENESIS.to_string(), |seal| hex::encode(Sha256::digest(seal_message(seal)))),
             seal_interval,
         };
-        tokio::spawn(writer.run(receiver));
-        Ok(AuditLog { sender, public_key })
+        tokio::spawn(writer.run(receiver, wake.clone()));
+        Ok(AuditLog { sender, wake, public_key })
     }
 
     /// Queues an event; never blocks.
     pub fn record(&self, event: AuditEvent) {
+        let urgent = event.urgent;
         // The writer only stops after shutdown, when losing an event is no longer possible to avoid.
         let _ = self.sender.send(Message::Event(Box::new(event)));
+        if urgent {
+            self.wake.notify_one();
+        }
     }
 
     /// Writes everything queued so far and seals it.
     pub async fn flush(&self) {
         let (done, wait) = oneshot::channel();
         if self.sender.send(Message::Flush(done)).is_ok() {
+            self.wake.notify_one();
             let _ = wait.await;
         }
     }
@@ -162,75 +171,69 @@ struct Writer {
 }
 
 impl Writer {
-    async fn run(mut self, mut receiver: mpsc::UnboundedReceiver<Message>) {
+    async fn run(mut self, mut receiver: mpsc::UnboundedReceiver<Message>, wake: std::sync::Arc<tokio::sync::Notify>) {
         let mut batch: Vec<AuditRecord> = Vec::new();
         let mut waiters: Vec<oneshot::Sender<()>> = Vec::new();
         let mut next_seal = tokio::time::Instant::now() + self.seal_interval;
         loop {
-            let deadline =
-                if batch.is_empty() { next_seal } else { (tokio::time::Instant::now() + BATCH_WINDOW).min(next_seal) };
-            let mut write_now;
-            let mut seal_now = false;
-            let mut closed = false;
-            match tokio::time::timeout_at(deadline, receiver.recv()).await {
-                Ok(Some(Message::Event(event))) => {
-                    write_now = event.urgent;
-                    batch.push(self.chain(*event));
-                }
-                Ok(Some(Message::Flush(done))) => {
-                    waiters.push(done);
-                    write_now = true;
-                    seal_now = true;
-                }
-                Ok(None) => {
-                    closed = true;
-                    write_now = true;
-                    seal_now = true;
-                }
-                Err(_elapsed) => {
-                    write_now = true;
-                    seal_now = tokio::time::Instant::now() >= next_seal;
-                }
+            // Sleep a batch window unless something urgent (a control-plane event, a flush) arrives first.
+            tokio::select! {
+                () = tokio::time::sleep(BATCH_WINDOW) => {}
+                () = wake.notified() => {}
             }
-            // Take whatever else is already queued into the same transaction.
-            while batch.len() < MAX_BATCH {
+            let mut seal_now = tokio::time::Instant::now() >= next_seal;
+            let mut closed = false;
+            loop {
                 match receiver.try_recv() {
-                    Ok(Message::Event(event)) => {
-                        write_now |= event.urgent;
-                        batch.push(self.chain(*event));
-                    }
+                    Ok(Message::Event(event)) => batch.push(self.chain(*event)),
                     Ok(Message::Flush(done)) => {
                         waiters.push(done);
-                        write_now = true;
                         seal_now = true;
                     }
-                    Err(_) => break,
+                    Err(mpsc::error::TryRecvError::Empty) => break,
+                    Err(mpsc::error::TryRecvError::Disconnected) => {
+                        closed = true;
+                        seal_now = true;
+                        break;
+                    }
+                }
+                if batch.len() >= MAX_BATCH {
+                    self.write(&mut batch, false).await;
                 }
             }
-            if batch.len() >= MAX_BATCH {
-                write_now = true;
+            if !batch.is_empty() || seal_now {
+                self.write(&mut batch, seal_now).await;
             }
-            if write_now || seal_now {
-                let seal = if seal_now && self.next_seq - 1 > self.last_sealed_seq { self.seal() } else { None };
-                if let Err(error) = self.metadata.append_audit(&batch, seal.as_ref()).await {
-                    // The chain in memory already moved on; a restart continues from what is stored.
-                    eprintln!("riskserve: cannot write {} audit events: {error}", batch.len());
-                } else if let Some(seal) = &seal {
-                    self.last_sealed_seq = seal.last_seq;
-                    self.prev_seal = hex::encode(Sha256::digest(seal_message(seal)));
-                }
-                batch.clear();
-                if seal_now {
-                    next_seal = tokio::time::Instant::now() + self.seal_interval;
-                }
-                for waiter in waiters.drain(..) {
-                    let _ = waiter.send(());
-                }
+            if seal_now {
+                next_seal = tokio::time::Instant::now() + self.seal_interval;
+            }
+            for waiter in waiters.drain(..) {
+                let _ = waiter.send(());
             }
             if closed {
                 return;
             }
         }
+    }
+
+    /// Writes `batch` (and a seal over everything written, when asked and there is something new) in one
+    /// transaction, then empties it.
+    async fn write(&mut self, batch: &mut Vec<AuditRecord>, seal: bool) {
+        let seal = if seal && self.next_seq - 1 > self.last_sealed_seq { self.seal() } else { None };
+        if batch.is_empty() && seal.is_none() {
+            return;
+        }
+        match self.metadata.append_audit(batch, seal.as_ref()).await {
+            // The chain in memory already moved on; a restart continues from what is stored.
+            Err(error) => eprintln!("riskserve: cannot write {} audit events: {error}", batch.len()),
+            Ok(()) => {
+                if let Some(seal) = &seal {
+                    self.last_sealed_seq = seal.last_seq;
+                    self.prev_seal = hex::encode(Sha256::digest(seal_message(seal)));
+                }
+            }
+        }
+        batch.clear();
     }
 
     fn chain(&mut self, event: AuditEvent) -> AuditRecord {
