@@ -37,14 +37,14 @@ pub use history::{Datapoint, MetricQuery, MetricSeries};
 pub use iam::{AdminBootstrap, new_token};
 pub use logging::LogFormat;
 pub use metrics::{InvocationContext, Metrics, VariantMetrics};
-pub use scaling::{AutoscalingSettings, PutScalingPolicy, ScalingActivity, ScalingPolicy};
-pub use usage::{CostLine, CostQuery, CostReport, PriceTable};
 pub use resources::{
     ArtifactInput, ArtifactUploaded, CreateEndpoint, CreateEndpointConfig, CreateModel, Endpoint, EndpointConfig, List,
     Model, UpdateEndpoint, Variant,
 };
 pub use rest::{openapi_json, router};
+pub use scaling::{AutoscalingSettings, PutScalingPolicy, ScalingActivity, ScalingPolicy};
 pub use service::{InvocationAnswer, InvocationRequest, Service};
+pub use usage::{CostLine, CostQuery, CostReport, PriceTable};
 
 /// Runs the server until SIGTERM or Ctrl-C: recovers the stored endpoints, listens, prints
 /// `riskserve listening on http://ADDR` on stderr, and on a signal stops accepting, lets

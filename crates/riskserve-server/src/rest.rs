@@ -571,8 +571,7 @@ async fn invoke(
             target_variant,
             explain: header_explain || query.explain.unwrap_or(false),
         };
-        let context =
-            crate::metrics::InvocationContext { received, principal: caller.principal.name.clone() };
+        let context = crate::metrics::InvocationContext { received, principal: caller.principal.name.clone() };
         service.invoke_with(endpoint, request, context).await
     }
     .await;

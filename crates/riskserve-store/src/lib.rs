@@ -23,10 +23,10 @@ pub use audit::{AuditFilter, AuditRecord, AuditSeal};
 pub use error::StoreError;
 pub use iam::{AccessKeyRecord, IdentitySnapshot, PolicyRecord, TokenRecord, UserRecord};
 pub use metadata::{FacadeDocument, Metadata, TaggedKind};
+pub use metrics::MetricMinute;
 pub use records::{
     ArtifactRef, ConfigRecord, EndpointRecord, EndpointStatus, ModelRecord, Page, PageRequest, VariantRecord,
 };
-pub use metrics::MetricMinute;
 pub use scaling::{ScalingActivityRecord, ScalingPolicyRecord};
 pub use time::{now_rfc3339, unix_to_rfc3339};
 pub use usage::UsageRecord;
