@@ -428,8 +428,10 @@ impl Security {
             headers: &headers,
             payload_hash: &payload_hash,
         };
-        sigv4::verify(&signed, &parsed, &entry.secret, now_seconds())
-            .map_err(|error| sigv4_failure(error, &claimed))?;
+        sigv4::verify_with(&signed, &parsed, now_seconds(), |date, region, service| {
+            entry.signing_key(date, region, service)
+        })
+        .map_err(|error| sigv4_failure(error, &claimed))?;
         Ok((entry.principal.clone(), Request::from_parts(parts, body)))
     }
 }

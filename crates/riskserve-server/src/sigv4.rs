@@ -252,6 +252,16 @@ pub fn verify(
     secret: &str,
     now: i64,
 ) -> Result<(), SigV4Error> {
+    verify_with(request, authorization, now, |date, region, service| signing_key(secret, date, region, service))
+}
+
+/// `verify` with the signing key from `key_for(date, region, service)` (a cache of derived keys).
+pub fn verify_with(
+    request: &SignedRequest<'_>,
+    authorization: &ParsedAuthorization,
+    now: i64,
+    key_for: impl FnOnce(&str, &str, &str) -> Vec<u8>,
+) -> Result<(), SigV4Error> {
     let amz_date = request
         .headers
         .iter()
@@ -276,7 +286,7 @@ pub fn verify(
     let scope = format!("{}/{}/{}/aws4_request", authorization.date, authorization.region, authorization.service);
     let string_to_sign =
         format!("{ALGORITHM}\n{amz_date}\n{scope}\n{}", hex::encode(Sha256::digest(canonical.as_bytes())));
-    let key = signing_key(secret, &authorization.date, &authorization.region, &authorization.service);
+    let key = key_for(&authorization.date, &authorization.region, &authorization.service);
     let expected = hex::encode(hmac(&key, string_to_sign.as_bytes()));
     if bool::from(expected.as_bytes().ct_eq(authorization.signature.as_bytes())) {
         Ok(())
