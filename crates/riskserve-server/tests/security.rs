@@ -461,7 +461,9 @@ async fn sigv4_requests_authenticate_and_altered_ones_are_refused() {
         let answer = send_owned(&app, Method::POST, path, &headers, body.clone()).await;
         assert_eq!(answer.status, StatusCode::OK, "{declared}: {}", answer.text());
     }
-    let mut cases: Vec<(&str, Vec<(String, String)>, Vec<u8>, &str)> = Vec::new();
+    /// A tampered request: what was changed, its headers, its body, the error code expected.
+    type TamperCase<'a> = (&'a str, Vec<(String, String)>, Vec<u8>, &'a str);
+    let mut cases: Vec<TamperCase> = Vec::new();
     cases.push((
         "wrong secret",
         signed_headers("POST", path, &body, (&id, "0000000000000000000000000000000000000000"), 0, &[]),
