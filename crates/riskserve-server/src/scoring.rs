@@ -16,7 +16,7 @@ pub struct Scorer {
     format: String,
     /// A bare model answers CSV with its raw values; a pipeline with its named outputs.
     bare: bool,
-    /// A row the pipeline's schema allows, for the smoke test.
+    /// A row the pipeline's schema (or a bare model's declared inputs) allows, for the smoke test.
     schema_row: Option<Vec<SchemaCell>>,
 }
 
@@ -64,6 +64,22 @@ fn schema_row(spec: &[u8], fields: &[String]) -> Option<Vec<SchemaCell>> {
         .collect()
 }
 
+/// For each input of a bare model, a value it declares valid: its first category name when it
+/// lists them (a PMML scorecard's string fields refuse a bare 0), else 0.
+fn model_schema_row(model: &riskserve_model::ir::Model) -> Vec<SchemaCell> {
+    use riskserve_model::ir::FeatureKind;
+    model
+        .inputs
+        .iter()
+        .map(|feature| match &feature.kind {
+            FeatureKind::Categorical { categories: Some(names), .. } => {
+                names.first().map_or(SchemaCell::Number(0.0), |first| SchemaCell::Text(first.clone()))
+            }
+            _ => SchemaCell::Number(0.0),
+        })
+        .collect()
+}
+
 /// A named model file handed to [`Scorer::load`].
 pub struct ArtifactBytes<'a> {
     pub name: &'a str,
@@ -81,7 +97,8 @@ impl Scorer {
         spec: Option<&[u8]>,
         format: Option<Format>,
     ) -> Result<Scorer, String> {
-        let (pipeline, format, bare) = match spec {
+        // `bare_row`: for a bare model, a row its declared inputs allow (set only for bare models).
+        let (pipeline, format, bare_row) = match spec {
             None => {
                 let [artifact] = artifacts else {
                     return Err(format!(
@@ -92,8 +109,9 @@ impl Scorer {
                 let model =
                     load_model(artifact.bytes, format).map_err(|error| format!("{}: {error}", artifact.name))?;
                 let format = model.source.name().to_string();
+                let row = model_schema_row(&model);
                 let pipeline = Pipeline::from_model(model).map_err(|error| format!("{}: {error}", artifact.name))?;
-                (pipeline, format, true)
+                (pipeline, format, Some(row))
             }
             Some(spec) => {
                 let names = Pipeline::artifact_names(spec).map_err(|error| format!("the pipeline: {error}"))?;
@@ -113,12 +131,13 @@ impl Scorer {
                 };
                 let pipeline =
                     Pipeline::from_spec(spec, &mut load_artifact).map_err(|error| format!("the pipeline: {error}"))?;
-                (pipeline, PIPELINE_FORMAT.to_string(), false)
+                (pipeline, PIPELINE_FORMAT.to_string(), None)
             }
         };
+        let bare = bare_row.is_some();
         let inputs: Vec<String> = pipeline.fields().iter().map(|field| field.name.clone()).collect();
         let outputs = pipeline.output_columns();
-        let schema_row = spec.and_then(|spec| schema_row(spec, &inputs));
+        let schema_row = bare_row.or_else(|| spec.and_then(|spec| schema_row(spec, &inputs)));
         Ok(Scorer { pipeline, inputs, outputs, format, bare, schema_row })
     }
 

@@ -1103,3 +1103,47 @@ async fn artifacts_have_their_own_size_limit() {
         .expect_error(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large");
     assert_eq!(get(&app, "/healthz").await.status, StatusCode::OK);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bare_scorecard_whose_string_fields_refuse_zero_is_accepted_and_answers_as_jpmml() {
+    // Its string fields list their categories and refuse a bare 0, so the check before a model
+    // exists must try a row its declared inputs allow.
+    let scratch = Scratch::new("scorecard-bare");
+    let (_service, app) = start(&scratch, scratch.config()).await;
+    let pmml = std::fs::read(fixtures().join("pmml/germancredit_points_below.pmml")).expect("the PMML fixture");
+    let model = create_model(&app, "card", pmml).await;
+    assert_eq!(model["format"], "pmml");
+    create_config(&app, "card", json!([{"name": "only", "model": "card"}])).await;
+    deploy(&app, "card", "card").await;
+
+    let mut input = csv::Reader::from_path(fixtures().join("pmml/germancredit.input.csv")).expect("the input");
+    let header: Vec<String> = input.headers().expect("a header").iter().map(str::to_string).collect();
+    let mut expected = csv::Reader::from_path(fixtures().join("pmml/germancredit_points_below.expected.csv"))
+        .expect("the expected answers");
+    let inputs: Vec<String> =
+        model["inputs"].as_array().expect("inputs").iter().map(|v| v.as_str().expect("a name").to_string()).collect();
+    for (row, want) in input.records().zip(expected.records()).take(20) {
+        let (row, want) = (row.expect("a row"), want.expect("a row"));
+        let instance: serde_json::Map<String, Value> = inputs
+            .iter()
+            .map(|name| {
+                let at = header.iter().position(|column| column == name).expect("the input column");
+                let cell = row.get(at).unwrap_or("");
+                let value = cell.parse::<f64>().map_or_else(|_| json!(cell), |number| json!(number));
+                (name.clone(), if cell.is_empty() { Value::Null } else { value })
+            })
+            .collect();
+        let answer = call(
+            &app,
+            Method::POST,
+            "/endpoints/card/invocations",
+            &[("content-type", "application/json")],
+            json!({"instances": [instance]}).to_string(),
+        )
+        .await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+        let found = answer.json()["predictions"][0]["values"][0].as_f64().expect("a score");
+        let score: f64 = want.get(0).expect("a score column").parse().expect("a number");
+        assert_close(found, score, "scorecard points");
+    }
+}
