@@ -61,7 +61,11 @@ impl Server {
 
     fn cli(&self, token: Option<&str>, arguments: &[&str]) -> Output {
         let mut command = Command::new(env!("CARGO_BIN_EXE_riskserve"));
-        command.args(arguments).env("RISKSERVE_URL", &self.url).env_remove("RISKSERVE_TOKEN");
+        command
+            .args(arguments)
+            .env("RISKSERVE_URL", &self.url)
+            .env_remove("RISKSERVE_TOKEN")
+            .env("RISKSERVE_TOKEN_FILE", "/nonexistent/riskserve-token");
         if let Some(token) = token {
             command.env("RISKSERVE_TOKEN", token);
         }
@@ -129,6 +133,18 @@ fn iam_and_audit_commands_work_end_to_end() {
         "{}",
         String::from_utf8_lossy(&refused.stderr)
     );
+
+    // The profile file stands in for RISKSERVE_TOKEN.
+    let token_file = scratch.0.join("token");
+    std::fs::write(&token_file, format!("{admin}\n")).expect("written");
+    let from_file = Command::new(env!("CARGO_BIN_EXE_riskserve"))
+        .args(["model", "list"])
+        .env("RISKSERVE_URL", &server.url)
+        .env_remove("RISKSERVE_TOKEN")
+        .env("RISKSERVE_TOKEN_FILE", &token_file)
+        .output()
+        .expect("runs");
+    assert!(from_file.status.success(), "{}", String::from_utf8_lossy(&from_file.stderr));
 
     let user = server.json(&admin, &["iam", "user", "create", "--name", "app", "--role", "invoker"]);
     assert_eq!(user["roles"], serde_json::json!(["invoker"]));

@@ -41,14 +41,32 @@ pub enum Output {
 }
 
 impl Connection {
-    /// A client for this server; `RISKSERVE_TOKEN`, when set, is sent as a bearer token.
+    /// A client for this server; `RISKSERVE_TOKEN`, when set, is sent as a bearer token, else the token of the
+    /// profile file (see [`profile_token`]).
     pub fn client(&self) -> anyhow::Result<Client> {
         if !(self.url.starts_with("http://") || self.url.starts_with("https://")) {
             bail!("--url must start with http:// or https://, got `{}`", self.url);
         }
         let timeout = seconds(self.request_timeout, "--request-timeout")?;
-        Ok(Client::new(&self.url, std::env::var("RISKSERVE_TOKEN").ok(), timeout))
+        let token = std::env::var("RISKSERVE_TOKEN").ok().filter(|token| !token.is_empty()).or_else(profile_token);
+        Ok(Client::new(&self.url, token, timeout))
     }
+}
+
+/// The token of the profile file: `RISKSERVE_TOKEN_FILE`, else `$XDG_CONFIG_HOME/riskserve/token` (or
+/// `~/.config/riskserve/token`), when it exists; its first line.
+fn profile_token() -> Option<String> {
+    let path = match std::env::var_os("RISKSERVE_TOKEN_FILE") {
+        Some(path) => std::path::PathBuf::from(path),
+        None => {
+            let config = std::env::var_os("XDG_CONFIG_HOME")
+                .map(std::path::PathBuf::from)
+                .or_else(|| std::env::var_os("HOME").map(|home| std::path::PathBuf::from(home).join(".config")))?;
+            config.join("riskserve").join("token")
+        }
+    };
+    let text = std::fs::read_to_string(path).ok()?;
+    text.lines().next().map(|line| line.trim().to_string()).filter(|token| !token.is_empty())
 }
 
 /// A positive, finite number of seconds as a duration; `flag` names where it came from.
