@@ -484,6 +484,14 @@ fn the_autoscaler_follows_a_load_step_within_bounds_and_fails_no_request() {
     assert_eq!(last["to"].as_u64(), Some(1), "{last}");
     assert!(last["cause"].as_str().unwrap().contains("below the target"), "{last}");
     assert_eq!(server.describe("quiet")["scaling_activities"], json!([]));
+    // And in the audit trail (written in the background: it may take a moment).
+    let audited = eventually(Duration::from_secs(30), "the scaling activities in the audit trail", || {
+        let reply = server.get("/api/v1/audit-events?action=autoscaling:Scale");
+        let items = reply.json()["items"].as_array().cloned().unwrap_or_default();
+        (items.len() >= activities.len()).then_some(items)
+    });
+    assert!(audited.iter().all(|event| event["resource"] == "Endpoint/busy"), "{audited:?}");
+    assert_eq!(audited[0]["parameters"]["from"], 1, "{audited:?}");
     let described = server.cli_ok(&["endpoint", "describe", "busy"]);
     assert!(described.contains("SCALED AT") && described.contains("below the target"), "{described}");
     let scaling = server.cli_ok(&["endpoint", "scaling", "describe", "busy"]);

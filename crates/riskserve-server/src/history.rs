@@ -24,6 +24,9 @@ pub struct MinuteAggregate {
     pub rejected: u64,
     /// Instances times the seconds they ran within the minute (60 × the average count).
     pub instance_seconds: f64,
+    /// Seconds of the minute the variant served (60, or less in its first and last minutes).
+    #[serde(default)]
+    pub serving_seconds: f64,
     pub model_latency: SparseHistogram,
     pub overhead_latency: SparseHistogram,
 }
@@ -70,6 +73,7 @@ impl MinuteAggregate {
         self.errors_5xx += other.errors_5xx;
         self.rejected += other.rejected;
         self.instance_seconds += other.instance_seconds;
+        self.serving_seconds += other.serving_seconds;
         for (mine, theirs) in
             [(&mut self.model_latency, &other.model_latency), (&mut self.overhead_latency, &other.overhead_latency)]
         {
@@ -80,13 +84,14 @@ impl MinuteAggregate {
         }
     }
 
-    fn from_counts(counts: &VariantCounts, instance_seconds: f64) -> MinuteAggregate {
+    fn from_counts(counts: &VariantCounts, instance_seconds: f64, serving_seconds: f64) -> MinuteAggregate {
         MinuteAggregate {
             invocations: counts.invocations,
             errors_4xx: counts.errors_4xx,
             errors_5xx: counts.errors_5xx,
             rejected: counts.rejected,
             instance_seconds,
+            serving_seconds,
             model_latency: SparseHistogram::from_counts(&counts.model_latency),
             overhead_latency: SparseHistogram::from_counts(&counts.overhead_latency),
         }
@@ -109,6 +114,7 @@ struct OpenMinute {
     measures: Arc<VariantMetrics>,
     start_counts: VariantCounts,
     instance_seconds: f64,
+    serving_seconds: f64,
 }
 
 #[derive(Default)]
@@ -157,21 +163,31 @@ impl History {
         let mut state = self.lock();
         Self::accumulate(&mut state, serving, now);
         let mut finished = Vec::new();
+        let all = metrics.all();
         if state.open_minute != minute {
             let closing = state.open_minute;
             // A first sample has no minute behind it.
             finished = Self::close(&mut state, closing, minute, closing != 0);
             state.open_minute = minute;
+            // Forgotten variants (deleted endpoints) stop once their last minute is closed.
+            state
+                .open
+                .retain(|key, _| all.iter().any(|(endpoint, variant, _)| key.0 == *endpoint && key.1 == *variant));
         }
         // A variant seen for the first time (or whose measures were replaced) counts from zero:
         // measures are created with the server, or with the variant.
-        for (endpoint, variant, measures) in metrics.all() {
+        for (endpoint, variant, measures) in all {
             let key = (endpoint, variant);
             let known = state.open.get(&key).is_some_and(|open| Arc::ptr_eq(&open.measures, &measures));
             if !known {
                 state.open.insert(
                     key,
-                    OpenMinute { measures, start_counts: VariantCounts::default(), instance_seconds: 0.0 },
+                    OpenMinute {
+                        measures,
+                        start_counts: VariantCounts::default(),
+                        instance_seconds: 0.0,
+                        serving_seconds: 0.0,
+                    },
                 );
             }
         }
@@ -198,6 +214,7 @@ impl History {
         for (endpoint, variant, instances) in serving {
             if let Some(open) = state.open.get_mut(&(endpoint.clone(), variant.clone())) {
                 open.instance_seconds += *instances as f64 * elapsed;
+                open.serving_seconds += elapsed;
             }
         }
     }
@@ -210,11 +227,17 @@ impl History {
         for (key, open_minute) in open {
             let now_counts = open_minute.measures.counts();
             let counts = counts_since(&now_counts, &open_minute.start_counts);
-            let aggregate = MinuteAggregate::from_counts(&counts, open_minute.instance_seconds);
+            let aggregate =
+                MinuteAggregate::from_counts(&counts, open_minute.instance_seconds, open_minute.serving_seconds);
             // The next minute starts where this one ends.
             state.open.insert(
                 key.clone(),
-                OpenMinute { measures: open_minute.measures, start_counts: now_counts, instance_seconds: 0.0 },
+                OpenMinute {
+                    measures: open_minute.measures,
+                    start_counts: now_counts,
+                    instance_seconds: 0.0,
+                    serving_seconds: 0.0,
+                },
             );
             // Idle minutes need no row.
             if !keep || (aggregate.invocations == 0 && aggregate.instance_seconds == 0.0) {
@@ -264,7 +287,7 @@ impl History {
                     continue;
                 }
                 let counts = counts_since(&open.measures.counts(), &open.start_counts);
-                let aggregate = MinuteAggregate::from_counts(&counts, open.instance_seconds);
+                let aggregate = MinuteAggregate::from_counts(&counts, open.instance_seconds, open.serving_seconds);
                 if aggregate.invocations > 0 || aggregate.instance_seconds > 0.0 {
                     combined.entry(state.open_minute).or_default().add(&aggregate);
                 }
@@ -342,6 +365,7 @@ struct Combined {
     errors_5xx: u64,
     rejected: u64,
     instance_seconds: f64,
+    serving_seconds: f64,
     model_latency: HistogramCounts,
     overhead_latency: HistogramCounts,
 }
@@ -353,6 +377,8 @@ impl Combined {
         self.errors_5xx += minute.errors_5xx;
         self.rejected += minute.rejected;
         self.instance_seconds += minute.instance_seconds;
+        // Variants of one minute serve side by side: the minute covers the longest of them.
+        self.serving_seconds = self.serving_seconds.max(minute.serving_seconds);
         minute.model_latency.add_to(&mut self.model_latency);
         minute.overhead_latency.add_to(&mut self.overhead_latency);
     }
@@ -363,6 +389,7 @@ impl Combined {
         self.errors_5xx += other.errors_5xx;
         self.rejected += other.rejected;
         self.instance_seconds += other.instance_seconds;
+        self.serving_seconds += other.serving_seconds;
         self.model_latency.add(&other.model_latency);
         self.overhead_latency.add(&other.overhead_latency);
     }
@@ -527,16 +554,20 @@ impl Metric {
     fn value(self, combined: &Combined, stat: Stat, period_minutes: u32) -> Option<f64> {
         let minutes = f64::from(period_minutes.max(1));
         let per_period = |count: f64| if stat == Stat::Avg { count / minutes } else { count };
-        let average_instances = combined.instance_seconds / (60.0 * minutes);
+        // Over the time the endpoint served (a minute still open, or a variant's first minute, is shorter).
+        let average_instances =
+            if combined.serving_seconds > 0.0 { combined.instance_seconds / combined.serving_seconds } else { 0.0 };
+        let served_minutes = combined.serving_seconds / 60.0;
         match self {
             Metric::Invocations => Some(per_period(combined.invocations as f64)),
             Metric::Errors4xx => Some(per_period(combined.errors_4xx as f64)),
             Metric::Errors5xx => Some(per_period(combined.errors_5xx as f64)),
             Metric::Rejected => Some(per_period(combined.rejected as f64)),
             Metric::Instances => (average_instances > 0.0).then_some(average_instances),
-            Metric::InvocationsPerInstance => {
-                (average_instances > 0.0).then(|| per_period(combined.invocations as f64 / average_instances))
-            }
+            Metric::InvocationsPerInstance => (average_instances > 0.0).then(|| {
+                let per_instance = combined.invocations as f64 / average_instances;
+                if stat == Stat::Avg { per_instance / served_minutes.max(1.0 / 60.0) } else { per_instance }
+            }),
             Metric::ModelLatency | Metric::OverheadLatency => {
                 let histogram =
                     if self == Metric::ModelLatency { &combined.model_latency } else { &combined.overhead_latency };

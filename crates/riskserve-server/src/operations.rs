@@ -107,6 +107,14 @@ impl Service {
     pub(crate) async fn start_operations(&self) -> Result<(), ServiceError> {
         let operations = self.operations();
         operations.history.load(self.store(), operations.meter.now()).await?;
+        // Policies of endpoints deleted while the server was down (a delete completed by recovery) go too.
+        let endpoints: std::collections::HashSet<String> =
+            self.store().metadata.all_endpoints().await?.into_iter().map(|endpoint| endpoint.name).collect();
+        for policy in self.store().metadata.scaling_policies(None).await? {
+            if !endpoints.contains(&policy.endpoint) {
+                self.store().metadata.delete_scaling_policy(&policy.endpoint, &policy.variant).await?;
+            }
+        }
         *operations.policies() = self.store().metadata.scaling_policies(None).await?;
         self.read_meters();
         let sampler = self.clone();
@@ -148,6 +156,26 @@ impl Service {
         if let Err(error) = operations.meter.flush(self.store()).await {
             crate::logging::event(&format!("cannot store metered usage at shutdown: {error}"));
         }
+    }
+
+    /// Forgets a deleted endpoint: its scaling policies and live measures go (its history and
+    /// metered usage stay for reports).
+    pub(crate) async fn endpoint_deleted(&self, endpoint: &str) {
+        let operations = self.operations();
+        let _serial = operations.scaling.lock().await;
+        let policies: Vec<ScalingPolicyRecord> =
+            operations.policies().iter().filter(|policy| policy.endpoint == endpoint).cloned().collect();
+        for policy in policies {
+            if let Err(error) = self.store().metadata.delete_scaling_policy(endpoint, &policy.variant).await {
+                tracing::warn!("cannot delete the scaling policy of deleted endpoint {endpoint:?}: {error}");
+            }
+        }
+        operations.policies().retain(|policy| policy.endpoint != endpoint);
+        operations.control().retain(|(name, _), _| name != endpoint);
+        // The meter and the history take their last reading of it first.
+        self.read_meters();
+        self.sample_history().await;
+        operations.metrics.remove_endpoint(endpoint);
     }
 
     /// Every serving variant with its instance count.
@@ -263,6 +291,25 @@ impl Service {
             if let Err(error) = self.store().metadata.insert_scaling_activity(&activity).await {
                 tracing::warn!("cannot record a scaling activity: {error}");
             }
+            self.audit(crate::audit::AuditEvent {
+                time: activity.time.clone(),
+                request_id: String::new(),
+                principal: "autoscaler".to_string(),
+                source: None,
+                action: "autoscaling:Scale".to_string(),
+                resource: Resource::Endpoint(record.endpoint.clone()).audit_name(),
+                parameters: serde_json::json!({
+                    "variant": record.variant,
+                    "from": current,
+                    "to": decision.to,
+                    "cause": decision.cause,
+                }),
+                outcome: "allowed",
+                status: 200,
+                error_code: None,
+                latency_us: 0,
+                urgent: true,
+            });
         }
     }
 
@@ -270,7 +317,7 @@ impl Service {
     pub fn metrics_text(&self) -> String {
         let operations = self.operations();
         let control = operations.control();
-        let gauges = self
+        let mut gauges: Vec<VariantGauges> = self
             .runtimes()
             .all()
             .iter()
@@ -287,6 +334,7 @@ impl Service {
             })
             .collect();
         drop(control);
+        gauges.sort_by(|a, b| (&a.endpoint, &a.variant).cmp(&(&b.endpoint, &b.variant)));
         exposition(&operations.metrics, gauges)
     }
 

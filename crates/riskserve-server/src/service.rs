@@ -438,6 +438,7 @@ impl Service {
         let _switch = self.inner.switch.lock().await;
         self.inner.runtimes.remove(name);
         self.inner.store.metadata.finish_delete(name).await?;
+        self.endpoint_deleted(name).await;
         Ok(())
     }
 

@@ -60,6 +60,14 @@ fn policy_path(name: &str, variant: &str) -> String {
     format!("/api/v1/endpoints/{}/variants/{}/scaling-policy", segment(name), segment(variant))
 }
 
+/// A number for people: whole numbers without a decimal point.
+fn figure(value: &Value) -> String {
+    match value.as_f64() {
+        Some(number) if number.fract() == 0.0 && number.abs() < 1e15 => format!("{number:.0}"),
+        _ => show(value),
+    }
+}
+
 /// The policy columns of a table.
 fn print_policies(output: Output, policies: &[Value]) {
     print_list(
@@ -69,9 +77,9 @@ fn print_policies(output: Output, policies: &[Value]) {
             ("VARIANT", &|policy| cell(policy, "variant")),
             ("MIN", &|policy| show(&policy["min_instances"])),
             ("MAX", &|policy| show(&policy["max_instances"])),
-            ("TARGET/INSTANCE/MIN", &|policy| show(&policy["target"])),
-            ("OUT COOLDOWN s", &|policy| show(&policy["scale_out_cooldown"])),
-            ("IN COOLDOWN s", &|policy| show(&policy["scale_in_cooldown"])),
+            ("TARGET/INSTANCE/MIN", &|policy| figure(&policy["target"])),
+            ("OUT COOLDOWN s", &|policy| figure(&policy["scale_out_cooldown"])),
+            ("IN COOLDOWN s", &|policy| figure(&policy["scale_in_cooldown"])),
         ],
     );
 }
