@@ -148,7 +148,22 @@ impl Pipeline {
 /// The JSON Schema of the pipeline file format, as committed in `schemas/pipeline.schema.json`.
 pub fn json_schema() -> String {
     let schema = schemars::schema_for!(spec::PipelineSpec);
+    let schema = sorted_keys(serde_json::to_value(&schema).unwrap_or_default());
     let mut text = serde_json::to_string_pretty(&schema).unwrap_or_default();
     text.push('\n');
     text
+}
+
+/// The value with every object's keys in sorted order: the committed schema must not depend on
+/// whether some other crate in the build turned on serde_json's `preserve_order`.
+fn sorted_keys(value: serde_json::Value) -> serde_json::Value {
+    match value {
+        serde_json::Value::Object(members) => {
+            let sorted: std::collections::BTreeMap<String, serde_json::Value> =
+                members.into_iter().map(|(key, member)| (key, sorted_keys(member))).collect();
+            serde_json::Value::Object(sorted.into_iter().collect())
+        }
+        serde_json::Value::Array(items) => serde_json::Value::Array(items.into_iter().map(sorted_keys).collect()),
+        other => other,
+    }
 }
