@@ -76,8 +76,10 @@ pub fn seal_message(seal: &AuditSeal) -> String {
 
 enum Message {
     Event(Box<AuditEvent>),
-    /// Write what is queued and seal; answer when done (clean shutdown, tests, `verify`).
+    /// Write what is queued and seal; answer when done (tests, `verify`).
     Flush(oneshot::Sender<()>),
+    /// Write, seal, close the database and stop; answer when done (a clean shutdown).
+    Close(oneshot::Sender<()>),
 }
 
 /// The handle every request path uses: sending never waits on the database.
@@ -115,7 +117,35 @@ impl AuditLog {
                 .map_or_else(|| GENESIS.to_string(), |seal| hex::encode(Sha256::digest(seal_message(seal)))),
             seal_interval,
         };
-        tokio::spawn(writer.run(receiver, wake.clone()));
+        // The writer runs on its own thread and runtime, with its own connections: chaining and writing a batch
+        // of thousands of events takes milliseconds of CPU that must not hold up the request workers.
+        let database = data_dir.join("riskserve.db");
+        let thread_wake = wake.clone();
+        let (ready, started) = oneshot::channel();
+        std::thread::Builder::new()
+            .name("riskserve-audit".to_string())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                    Ok(runtime) => runtime,
+                    Err(error) => {
+                        let _ = ready.send(Err(ServiceError::internal(format!("no audit runtime: {error}"))));
+                        return;
+                    }
+                };
+                runtime.block_on(async move {
+                    match Metadata::open(&database).await {
+                        Ok(own) => {
+                            let _ = ready.send(Ok(()));
+                            Writer { metadata: own, ..writer }.run(receiver, thread_wake).await;
+                        }
+                        Err(error) => {
+                            let _ = ready.send(Err(error.into()));
+                        }
+                    }
+                });
+            })
+            .map_err(|error| ServiceError::internal(format!("cannot start the audit writer: {error}")))?;
+        started.await.map_err(|_| ServiceError::internal("the audit writer stopped at start"))??;
         Ok(AuditLog { sender, wake, public_key })
     }
 
@@ -133,6 +163,15 @@ impl AuditLog {
     pub async fn flush(&self) {
         let (done, wait) = oneshot::channel();
         if self.sender.send(Message::Flush(done)).is_ok() {
+            self.wake.notify_one();
+            let _ = wait.await;
+        }
+    }
+
+    /// Writes and seals everything queued, then stops the writer (a clean shutdown); later events are dropped.
+    pub async fn close(&self) {
+        let (done, wait) = oneshot::channel();
+        if self.sender.send(Message::Close(done)).is_ok() {
             self.wake.notify_one();
             let _ = wait.await;
         }
@@ -190,6 +229,12 @@ impl Writer {
                         waiters.push(done);
                         seal_now = true;
                     }
+                    Ok(Message::Close(done)) => {
+                        waiters.push(done);
+                        seal_now = true;
+                        closed = true;
+                        break;
+                    }
                     Err(mpsc::error::TryRecvError::Empty) => break,
                     Err(mpsc::error::TryRecvError::Disconnected) => {
                         closed = true;
@@ -206,6 +251,9 @@ impl Writer {
             }
             if seal_now {
                 next_seal = tokio::time::Instant::now() + self.seal_interval;
+            }
+            if closed {
+                self.metadata.close().await;
             }
             for waiter in waiters.drain(..) {
                 let _ = waiter.send(());

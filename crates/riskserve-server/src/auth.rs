@@ -325,8 +325,11 @@ fn is_public(path: &str) -> bool {
     matches!(path, "/ping" | "/healthz" | "/v2/health/live" | "/v2/health/ready")
 }
 
+/// The invocation paths: SageMaker's (`/invocations`, `/endpoints/{name}/invocations`) and the Open Inference
+/// Protocol's (`/v2/models/{name}[/versions/{version}]/infer`). Their events are batched, and they change nothing
+/// that cached decisions depend on.
 fn is_invocation(path: &str) -> bool {
-    path == "/invocations" || path.ends_with("/invocations") || path.contains("/infer")
+    path.ends_with("/invocations") || (path.starts_with("/v2/models/") && path.ends_with("/infer"))
 }
 
 /// A refused authentication: the error to answer and who the request claimed to be.

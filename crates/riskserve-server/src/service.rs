@@ -171,7 +171,7 @@ impl Service {
         let _switch = self.inner.switch.lock().await;
         self.inner.runtimes.clear();
         // Every queued audit event is written and sealed before the database closes.
-        self.inner.security.audit().flush().await;
+        self.inner.security.audit().close().await;
         self.inner.store.metadata.close().await;
     }
 
