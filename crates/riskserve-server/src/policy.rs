@@ -24,7 +24,7 @@ pub fn action_group(action: &str) -> &'static str {
     match service {
         "iam" => "Iam",
         "audit" => "Audit",
-        "metrics" => "Metrics",
+        "metrics" | "cost" => "Metrics",
         _ if verb.starts_with("Invoke") => "Invoke",
         _ if ["Describe", "List", "Get", "Search"].iter().any(|prefix| verb.starts_with(prefix)) => "ReadControlPlane",
         _ => "WriteControlPlane",
