@@ -244,18 +244,36 @@ fn actions() -> Vec<Action> {
         action("audit:Query", Method::GET, "/api/v1/audit-events", None),
         action("audit:Verify", Method::GET, "/api/v1/audit/verify", None),
         action("audit:GetPublicKey", Method::GET, "/api/v1/audit/public-key", None),
+        // The operations routes (issue 6).
+        action("metrics:Read", Method::GET, "/metrics", None),
+        action("cost:Read", Method::GET, "/api/v1/cost", None),
+        action("autoscaling:DescribeScalingPolicies", Method::GET, "/api/v1/endpoints/nothing/scaling-policies", None),
+        action(
+            "autoscaling:PutScalingPolicy",
+            Method::PUT,
+            "/api/v1/endpoints/nothing/variants/v/scaling-policy",
+            Some(json!({})),
+        ),
+        action(
+            "autoscaling:DeleteScalingPolicy",
+            Method::DELETE,
+            "/api/v1/endpoints/nothing/variants/v/scaling-policy",
+            None,
+        ),
     ]
 }
 
 /// What each built-in role may do (the roles' definition in docs/security.md).
 fn allowed(role: &str, action: &str) -> bool {
     let (service, verb) = action.split_once(':').expect("service:Verb");
-    let read = service == "sagemaker" && (verb.starts_with("Describe") || verb.starts_with("List"));
+    let control_plane = service == "sagemaker" || service == "autoscaling";
+    let read = control_plane && (verb.starts_with("Describe") || verb.starts_with("List"));
+    let metrics = service == "metrics" || service == "cost";
     match role {
         "admin" => true,
-        "deployer" => service == "sagemaker",
+        "deployer" => control_plane || metrics,
         "invoker" => action == "sagemaker:InvokeEndpoint",
-        "auditor" => read || service == "audit",
+        "auditor" => read || service == "audit" || metrics,
         _ => false,
     }
 }
