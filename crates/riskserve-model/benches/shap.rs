@@ -10,6 +10,9 @@
 
 use std::hint::black_box;
 
+mod common;
+
+use common::{NUM_FEATURES, Random, synthetic_rows};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use riskserve_model::error::Format;
 use riskserve_model::ir::{
@@ -18,56 +21,8 @@ use riskserve_model::ir::{
 };
 use riskserve_model::shap::Explainer;
 
-const NUM_FEATURES: usize = 30;
 const POOL_ROWS: usize = 4096;
 const BENCH_ROWS: usize = 1000;
-
-/// SplitMix64.
-struct Random(u64);
-
-impl Random {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn uniform(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    fn below(&mut self, bound: usize) -> usize {
-        (self.uniform() * bound as f64) as usize % bound.max(1)
-    }
-
-    fn normal(&mut self) -> f64 {
-        let u = self.uniform().max(1e-300);
-        let v = self.uniform();
-        (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
-    }
-}
-
-/// Credit-like columns: scores, amounts, counts, flags, ratios; features 1, 7, 13, 19, 25 have
-/// 5-9 % missing values.
-fn synthetic_rows(random: &mut Random, count: usize) -> Vec<f64> {
-    let mut rows = Vec::with_capacity(count * NUM_FEATURES);
-    for _ in 0..count {
-        for feature in 0..NUM_FEATURES {
-            let value = match feature % 5 {
-                0 => 600.0 + 80.0 * random.normal(),
-                1 => (8.0 + 1.2 * random.normal()).exp(),
-                2 => random.below(12) as f64,
-                3 => f64::from(u8::from(random.uniform() < 0.3)),
-                _ => random.uniform(),
-            };
-            let missing = feature % 6 == 1 && random.uniform() < 0.05 + 0.01 * (feature % 5) as f64;
-            rows.push(if missing { f64::NAN } else { value });
-        }
-    }
-    rows
-}
 
 /// Grows a depth-wise tree to `max_depth` on `pool`; nodes with fewer than 8 rows stop early.
 fn grow_tree(random: &mut Random, pool: &[f64], max_depth: usize) -> Tree {
