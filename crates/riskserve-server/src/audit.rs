@@ -9,7 +9,7 @@ use axum::Router;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Extension, Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::get;
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use riskserve_store::{AuditFilter, AuditRecord, AuditSeal, Metadata, now_rfc3339};
@@ -20,6 +20,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::auth::{Caller, Resource};
 use crate::error::ServiceError;
 use crate::iam::{MasterKey, random_bytes, write_private};
+use crate::rest::answer;
 use crate::service::Service;
 
 /// The hash before the first event and the seal before the first seal.
@@ -604,19 +605,13 @@ pub fn routes() -> Router<Service> {
         .route("/api/v1/audit/public-key", get(public_key))
 }
 
-fn respond<T: Serialize>(result: Result<T, ServiceError>) -> Response {
-    match result {
-        Ok(value) => (StatusCode::OK, axum::Json(value)).into_response(),
-        Err(error) => error.into_response(),
-    }
-}
-
 async fn query_events(
     State(service): State<Service>,
     Extension(caller): Extension<Caller>,
     query: Result<Query<AuditQuery>, QueryRejection>,
 ) -> Response {
-    respond(
+    answer(
+        StatusCode::OK,
         async {
             service.authorize(&caller, "audit:Query", Resource::AuditTrail).await?;
             let Query(query) =
@@ -628,7 +623,8 @@ async fn query_events(
 }
 
 async fn verify_events(State(service): State<Service>, Extension(caller): Extension<Caller>) -> Response {
-    respond(
+    answer(
+        StatusCode::OK,
         async {
             service.authorize(&caller, "audit:Verify", Resource::AuditTrail).await?;
             service.verify_audit().await
@@ -638,7 +634,8 @@ async fn verify_events(State(service): State<Service>, Extension(caller): Extens
 }
 
 async fn public_key(State(service): State<Service>, Extension(caller): Extension<Caller>) -> Response {
-    respond(
+    answer(
+        StatusCode::OK,
         async {
             service.authorize(&caller, "audit:GetPublicKey", Resource::AuditTrail).await?;
             Ok(serde_json::json!({"algorithm": "Ed25519", "public_key": service.security().audit().public_key_hex()}))

@@ -12,7 +12,7 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Extension, Path as UrlPath, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
@@ -23,6 +23,7 @@ use sha2::{Digest, Sha256};
 use crate::auth::{Caller, Principal, Resource};
 use crate::error::ServiceError;
 use crate::policy::{self, Policies};
+use crate::rest::{answer, json_body, no_content};
 use crate::service::Service;
 
 /// Fills `buffer` from the operating system's random source.
@@ -637,27 +638,6 @@ pub fn routes() -> Router<Service> {
         .route("/api/v1/policies/{name}", get(get_policy).put(put_policy).delete(delete_policy))
 }
 
-fn json<T: serde::de::DeserializeOwned>(
-    headers: &HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<T, ServiceError> {
-    crate::rest::json_body(headers, body)
-}
-
-fn answer<T: Serialize>(status: StatusCode, result: Result<T, ServiceError>) -> Response {
-    match result {
-        Ok(value) => (status, axum::Json(value)).into_response(),
-        Err(error) => error.into_response(),
-    }
-}
-
-fn no_content(result: Result<(), ServiceError>) -> Response {
-    match result {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(error) => error.into_response(),
-    }
-}
-
 async fn create_user(
     State(service): State<Service>,
     Extension(caller): Extension<Caller>,
@@ -665,7 +645,7 @@ async fn create_user(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let result = async {
-        let request: CreateUser = json(&headers, body)?;
+        let request: CreateUser = json_body(&headers, body)?;
         service.authorize(&caller, "iam:CreateUser", Resource::User(request.name.clone())).await?;
         service.create_user(request).await
     };
@@ -701,7 +681,7 @@ async fn update_user(
 ) -> Response {
     let result = async {
         service.authorize(&caller, "iam:UpdateUser", Resource::User(name.clone())).await?;
-        service.update_user(&name, json(&headers, body)?).await
+        service.update_user(&name, json_body(&headers, body)?).await
     };
     answer(StatusCode::OK, result.await)
 }
@@ -751,7 +731,7 @@ async fn update_access_key(
 ) -> Response {
     let result = async {
         service.authorize(&caller, "iam:UpdateAccessKey", Resource::User(name.clone())).await?;
-        let change: UpdateCredential = json(&headers, body)?;
+        let change: UpdateCredential = json_body(&headers, body)?;
         service.set_access_key_active(&name, &id, change.active).await
     };
     answer(StatusCode::OK, result.await)
@@ -802,7 +782,7 @@ async fn update_token(
 ) -> Response {
     let result = async {
         service.authorize(&caller, "iam:UpdateToken", Resource::User(name.clone())).await?;
-        let change: UpdateCredential = json(&headers, body)?;
+        let change: UpdateCredential = json_body(&headers, body)?;
         service.set_token_active(&name, &id, change.active).await
     };
     answer(StatusCode::OK, result.await)
@@ -849,7 +829,7 @@ async fn put_policy(
 ) -> Response {
     let result = async {
         service.authorize(&caller, "iam:PutPolicy", Resource::Policy(name.clone())).await?;
-        service.put_policy(&name, json(&headers, body)?).await
+        service.put_policy(&name, json_body(&headers, body)?).await
     };
     answer(StatusCode::OK, result.await)
 }

@@ -178,6 +178,22 @@ pub(crate) fn respond(result: Result<Response, ServiceError>) -> Response {
     result.unwrap_or_else(IntoResponse::into_response)
 }
 
+/// A handler's result as an answer: the value as JSON with `status`, or the error's answer.
+pub(crate) fn answer<T: serde::Serialize>(status: StatusCode, result: Result<T, ServiceError>) -> Response {
+    match result {
+        Ok(value) => (status, axum::Json(value)).into_response(),
+        Err(error) => error.into_response(),
+    }
+}
+
+/// A handler's result with no body: 204, or the error's answer.
+pub(crate) fn no_content(result: Result<(), ServiceError>) -> Response {
+    match result {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(error) => error.into_response(),
+    }
+}
+
 // ---- health ----
 
 /// The container contract's health check.
