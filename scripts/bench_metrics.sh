@@ -19,7 +19,7 @@ done
 mkdir -p bench-out
 if [ "$criterion" = 1 ]; then
     echo "== criterion: recording metrics vs a one-row invocation"
-    cargo bench -p riskserve-server --bench metrics 2>&1 | tee bench-out/metrics-criterion.txt | grep -E "^metrics/|time:"
+    cargo bench -p riskserve-service --bench metrics 2>&1 | tee bench-out/metrics-criterion.txt | grep -E "^metrics/|time:"
 fi
 cargo build --release -p riskserve-cli
 binary="$CARGO_TARGET_DIR/release/riskserve"

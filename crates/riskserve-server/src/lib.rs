@@ -1,56 +1,28 @@
-//! riskserve's server: the service layer, the native REST façade with its OpenAPI document, the
-//! SageMaker runtime invocation path, and the endpoint runtime that serves invocations from
-//! memory. Layers: `rest` (façade) → `service` (use cases) → `runtime` (serving) and
-//! `riskserve-store` (persistence); `scoring` is the one module that knows how rows are scored.
+//! riskserve's HTTP façades over the service layer (riskserve-service): the native REST API with its OpenAPI
+//! document, the SageMaker control plane (JSON 1.1) and runtime, the Open Inference Protocol v2, the
+//! authentication and request-log middleware, and the route table. Every handler decodes, authorizes, makes one
+//! service call and encodes; the logic lives in the service crate, which knows no HTTP.
 
 mod audit;
-mod auth;
-mod codec;
-mod config;
-mod error;
-mod history;
+mod authenticate;
 mod iam;
-mod logging;
-mod metrics;
-mod model_archive;
 mod oip;
 mod operations;
-mod policy;
-mod resources;
+mod request_log;
+mod respond;
 mod rest;
-mod runtime;
+mod router;
 mod sagemaker;
 mod sagemaker_runtime;
-mod scaling;
-mod scoring;
-mod service;
-pub mod sigv4;
-mod usage;
-mod validate;
 
-pub use audit::{AuditEvent, VerifyReport, verify_data_dir};
-pub use auth::{AuthConfig, Caller, InvocationRecords, Principal, Resource};
-pub use codec::BodyFormat;
-pub use config::ServerConfig;
-pub use error::ServiceError;
-pub use history::{Datapoint, MetricQuery, MetricSeries};
-pub use iam::{AdminBootstrap, new_token};
-pub use logging::LogFormat;
-pub use metrics::{InvocationContext, Metrics, VariantMetrics};
-pub use resources::{
-    ArtifactInput, ArtifactUploaded, CreateEndpoint, CreateEndpointConfig, CreateModel, Endpoint, EndpointConfig, List,
-    Model, UpdateEndpoint, Variant,
-};
-pub use rest::{openapi_json, router};
-pub use scaling::{AutoscalingSettings, PutScalingPolicy, ScalingActivity, ScalingPolicy};
-pub use service::{InvocationAnswer, InvocationRequest, Service};
-pub use usage::{CostLine, CostQuery, CostReport, PriceTable};
+pub use riskserve_service::*;
+pub use router::{openapi_json, router};
 
 /// Runs the server until SIGTERM or Ctrl-C: recovers the stored endpoints, listens, prints
 /// `riskserve listening on http://ADDR` on stderr, and on a signal stops accepting, lets
 /// in-flight requests finish and drains every endpoint.
 pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
-    logging::init(config.log_format);
+    riskserve_service::init_logging(config.log_format);
     let service = Service::start(config.clone()).await.map_err(|error| anyhow::anyhow!("cannot start: {error}"))?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

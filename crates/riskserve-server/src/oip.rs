@@ -12,10 +12,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Map, Value, json};
 
-use crate::auth::{Caller, Resource};
-use crate::codec::BodyFormat;
-use crate::error::ServiceError;
-use crate::service::{InvocationRequest, Service};
+use riskserve_service::BodyFormat;
+use riskserve_service::ServiceError;
+use riskserve_service::{Caller, Resource};
+use riskserve_service::{InvocationRequest, Service};
+
+use crate::respond::status_of;
 
 /// The header that gives the length of the JSON part of a binary-extension body.
 pub const HEADER_LENGTH: &str = "inference-header-content-length";
@@ -57,7 +59,7 @@ impl From<ServiceError> for OipError {
         }
         let status = match &error {
             ServiceError::InvalidState(_) => StatusCode::BAD_REQUEST,
-            _ => error.status(),
+            _ => status_of(&error),
         };
         OipError { status, message: error.public_message() }
     }
@@ -225,7 +227,7 @@ async fn run_infer(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, OipError> {
     // Metrics count from arrival and meter usage by principal, as for native invocations.
-    let context = crate::metrics::InvocationContext::now(caller.principal.name.clone());
+    let context = riskserve_service::InvocationContext::now(caller.principal.name.clone());
     service.authorize(caller, "sagemaker:InvokeEndpoint", Resource::Endpoint(model.to_string())).await?;
     let body = body.map_err(|rejection| OipError {
         status: rejection.status(),

@@ -1,5 +1,5 @@
-//! The native REST façade (`/api/v1`), the health routes and the SageMaker runtime invocation
-//! path: handlers only destructure, check the transport (content type, body limit), call the
+//! The native REST façade (`/api/v1`), the health routes and the invocation paths (`/endpoints/{name}/invocations`,
+//! `/invocations`): handlers only destructure, check the transport (content type, body limit), authorize, call the
 //! service and wrap its answer. The OpenAPI document is generated from these annotations.
 
 use axum::Router;
@@ -11,17 +11,18 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post, put};
 use riskserve_store::PageRequest;
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
 use utoipa::OpenApi;
 
-use crate::auth::{Caller, Resource};
-use crate::codec::BodyFormat;
-use crate::error::{ErrorBody, ErrorDetail, ServiceError};
-use crate::resources::{
-    ArtifactDescription, ArtifactInput, ArtifactUploaded, CreateEndpoint, CreateEndpointConfig, CreateModel, Endpoint,
-    EndpointConfig, List, Model, UpdateEndpoint, Variant, VariantChange,
+use riskserve_service::{
+    ArtifactDescription, ArtifactInput, ArtifactUploaded, BodyFormat, Caller, CreateEndpoint, CreateEndpointConfig,
+    CreateModel, Endpoint, EndpointConfig, InvocationContext, InvocationRequest, List, Model, Resource, Service,
+    ServiceError, UpdateEndpoint, Variant, VariantChange,
 };
-use crate::service::{InvocationRequest, Service};
+
+use crate::authenticate::InvocationRecords;
+use crate::respond::{
+    ErrorBody, ErrorDetail, body_bytes, content_type, created, error_response, json_body, ok, respond,
+};
 
 /// The header that picks a variant.
 const TARGET_VARIANT: &str = "x-amzn-sagemaker-target-variant";
@@ -74,25 +75,15 @@ const ENABLE_EXPLANATIONS: &str = "x-amzn-sagemaker-enable-explanations";
         JsonInstances,
     ))
 )]
-struct ApiDoc;
+pub struct ApiDoc;
 
-/// The OpenAPI document of the routes above, as JSON.
-pub fn openapi_json() -> String {
-    let mut document = ApiDoc::openapi();
-    document.merge(<crate::operations::OperationsApi as OpenApi>::openapi());
-    document.to_pretty_json().unwrap_or_else(|_| "{}".to_string())
-}
+// ---- transport checks shared by the handlers ----
 
-/// The HTTP application; tests drive it with `tower::ServiceExt::oneshot`.
-pub fn router(service: Service) -> Router {
-    let max_body = service.config().max_body_bytes;
-    let max_artifact = service.config().max_artifact_bytes;
-    let artifacts =
-        Router::new().route("/api/v1/artifacts", put(upload_artifact)).layer(DefaultBodyLimit::max(max_artifact));
+/// The native REST routes and the invocation paths (the artifact upload apart: it has its own body limit).
+pub fn routes() -> Router<Service> {
     Router::new()
         .route("/ping", get(ping))
         .route("/healthz", get(healthz))
-        .route("/api/v1/openapi.json", get(openapi))
         .route("/api/v1/models", post(create_model).get(list_models))
         .route("/api/v1/models/{name}", get(get_model).delete(delete_model))
         .route("/api/v1/endpoint-configs", post(create_endpoint_config).get(list_endpoint_configs))
@@ -102,52 +93,11 @@ pub fn router(service: Service) -> Router {
         .route("/api/v1/endpoints/{name}/variants/{variant}", patch(update_variant))
         .route("/endpoints/{name}/invocations", post(invoke_endpoint))
         .route("/invocations", post(invoke_only))
-        .merge(crate::sagemaker::routes())
-        .merge(crate::oip::routes())
-        .merge(crate::iam::routes())
-        .merge(crate::audit::routes())
-        .layer(DefaultBodyLimit::max(max_body))
-        .merge(artifacts)
-        .merge(crate::operations::routes())
-        .fallback(unknown_route)
-        .layer(axum::middleware::from_fn(crate::logging::log_request))
-        .layer(axum::middleware::from_fn_with_state(service.clone(), crate::auth::authenticate))
-        .with_state(service)
 }
 
-// ---- transport checks shared by the handlers ----
-
-fn body_bytes(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ServiceError> {
-    body.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ServiceError::PayloadTooLarge("the request body exceeds the server's limit".to_string())
-        } else {
-            ServiceError::validation(format!("cannot read the request body: {}", rejection.body_text()))
-        }
-    })
-}
-
-fn content_type(headers: &HeaderMap) -> Option<&str> {
-    headers.get(header::CONTENT_TYPE).and_then(|value| value.to_str().ok())
-}
-
-/// A JSON request body: `application/json`, parsed with errors naming the line and column.
-pub(crate) fn json_body<T: DeserializeOwned>(
-    headers: &HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<T, ServiceError> {
-    let body = body_bytes(body)?;
-    match BodyFormat::from_content_type(content_type(headers)) {
-        Ok(BodyFormat::Json) => {}
-        Ok(BodyFormat::Csv) | Err(_) => {
-            return Err(ServiceError::UnsupportedMediaType(format!(
-                "Content-Type {:?} is not supported here; send application/json",
-                content_type(headers).unwrap_or("")
-            )));
-        }
-    }
-    serde_json::from_slice(&body)
-        .map_err(|error| ServiceError::validation(format!("the JSON body is malformed: {error}")))
+/// The artifact upload, whose body may be as large as `max_artifact_bytes`.
+pub fn artifact_routes(max_artifact_bytes: usize) -> Router<Service> {
+    Router::new().route("/api/v1/artifacts", put(upload_artifact)).layer(DefaultBodyLimit::max(max_artifact_bytes))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -166,34 +116,6 @@ fn page_request(query: Result<Query<ListQuery>, QueryRejection>) -> Result<PageR
     Ok(PageRequest { max_results: query.max_results, next_token: query.next_token })
 }
 
-fn created<T: serde::Serialize>(value: T) -> Response {
-    (StatusCode::CREATED, axum::Json(value)).into_response()
-}
-
-pub(crate) fn ok<T: serde::Serialize>(value: T) -> Response {
-    axum::Json(value).into_response()
-}
-
-pub(crate) fn respond(result: Result<Response, ServiceError>) -> Response {
-    result.unwrap_or_else(IntoResponse::into_response)
-}
-
-/// A handler's result as an answer: the value as JSON with `status`, or the error's answer.
-pub(crate) fn answer<T: serde::Serialize>(status: StatusCode, result: Result<T, ServiceError>) -> Response {
-    match result {
-        Ok(value) => (status, axum::Json(value)).into_response(),
-        Err(error) => error.into_response(),
-    }
-}
-
-/// A handler's result with no body: 204, or the error's answer.
-pub(crate) fn no_content(result: Result<(), ServiceError>) -> Response {
-    match result {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(error) => error.into_response(),
-    }
-}
-
 // ---- health ----
 
 /// The container contract's health check.
@@ -205,14 +127,6 @@ async fn ping() -> StatusCode {
 #[utoipa::path(get, path = "/healthz", responses((status = 200, description = "`{\"status\": \"ok\"}`")))]
 async fn healthz() -> Response {
     ok(serde_json::json!({"status": "ok"}))
-}
-
-async fn openapi() -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], openapi_json()).into_response()
-}
-
-async fn unknown_route() -> Response {
-    ServiceError::NotFound("no such route".to_string()).into_response()
 }
 
 // ---- artifacts ----
@@ -546,7 +460,7 @@ struct InvokeQuery {
 /// The error answer of the invocation path. SageMaker's own error shapes arrive with the
 /// SageMaker façade; this is the one function that will change.
 fn invocation_error(error: ServiceError) -> Response {
-    error.into_response()
+    error_response(error)
 }
 
 async fn invoke(
@@ -587,7 +501,7 @@ async fn invoke(
             target_variant,
             explain: header_explain || query.explain.unwrap_or(false),
         };
-        let context = crate::metrics::InvocationContext { received, principal: caller.principal.name.clone() };
+        let context = InvocationContext { received, principal: caller.principal.name.clone() };
         service.invoke_with(endpoint, request, context).await
     }
     .await;
@@ -595,7 +509,7 @@ async fn invoke(
         Ok(answer) => {
             // CSV answers one line a record; the audit trail counts them (never reads them).
             let records = (answer.content_type == "text/csv")
-                .then(|| crate::auth::InvocationRecords(answer.body.iter().filter(|byte| **byte == b'\n').count()));
+                .then(|| InvocationRecords(answer.body.iter().filter(|byte| **byte == b'\n').count()));
             let mut response = answer.body.into_response();
             if let Some(records) = records {
                 response.extensions_mut().insert(records);

@@ -16,11 +16,13 @@ use axum::routing::post;
 use riskserve_store::{PageRequest, TaggedKind};
 use serde_json::{Map, Value, json};
 
-use crate::auth::{Caller, Resource};
-use crate::error::ServiceError;
-use crate::model_archive::{self, Framework};
-use crate::resources::{CreateEndpoint, CreateEndpointConfig, CreateModel, Endpoint, UpdateEndpoint, Variant};
-use crate::service::Service;
+use riskserve_service::Service;
+use riskserve_service::ServiceError;
+use riskserve_service::model_archive::Framework;
+use riskserve_service::{Caller, Resource};
+use riskserve_service::{ContainerArchive, CreateEndpoint, CreateEndpointConfig, Endpoint, UpdateEndpoint, Variant};
+
+use crate::respond::status_of;
 
 /// The façade name under which SageMaker documents are kept.
 pub const FACADE: &str = "sagemaker";
@@ -85,9 +87,9 @@ impl From<ServiceError> for AwsError {
             ServiceError::Internal(_) => AwsError::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalFailure", message),
             // Errors added after this façade (authentication, authorization) map by status.
             #[allow(unreachable_patterns)]
-            _ => match error.status() {
-                StatusCode::UNAUTHORIZED => AwsError::new(error.status(), "UnrecognizedClientException", message),
-                StatusCode::FORBIDDEN => AwsError::new(error.status(), "AccessDeniedException", message),
+            _ => match status_of(&error) {
+                StatusCode::UNAUTHORIZED => AwsError::new(status_of(&error), "UnrecognizedClientException", message),
+                StatusCode::FORBIDDEN => AwsError::new(status_of(&error), "AccessDeniedException", message),
                 status if status.is_server_error() => AwsError::new(status, "InternalFailure", message),
                 status => AwsError::new(status, "ValidationException", message),
             },
@@ -434,7 +436,7 @@ impl Facade<'_> {
         if containers.is_empty() {
             return Err(AwsError::missing("PrimaryContainer"));
         }
-        let mut files = Vec::new();
+        let mut archives = Vec::with_capacity(containers.len());
         for (index, container) in containers.iter().enumerate() {
             let place = if containers.len() == 1 {
                 "PrimaryContainer".to_string()
@@ -456,38 +458,8 @@ impl Facade<'_> {
                     "{place}.ModelDataUrl is required: riskserve containers serve a model archive"
                 )));
             };
-            let archive = self.read_model_data(url, &place).await?;
-            let limit = self.service.config().max_artifact_bytes;
-            let unpacked = tokio::task::spawn_blocking(move || {
-                model_archive::unpack(&archive, limit).and_then(|files| model_archive::select(files, framework))
-            })
-            .await
-            .map_err(|error| AwsError::from(ServiceError::internal(format!("the archive reader stopped: {error}"))))?
-            .map_err(|message| AwsError::validation(format!("{place}.ModelDataUrl {url:?}: {message}")))?;
-            files.push((place, unpacked));
+            archives.push(ContainerArchive { place, framework, model_data_url: url.to_string() });
         }
-        let merged = merge_containers(files)?;
-        let mut artifacts = Vec::with_capacity(merged.artifacts.len());
-        for file in merged.artifacts {
-            let uploaded = self.service.upload_artifact(Bytes::from(file.bytes)).await?;
-            artifacts.push(crate::resources::ArtifactInput { name: file.name, digest: uploaded.digest });
-        }
-        let pipeline = match merged.pipeline {
-            Some(spec) => Some(self.service.upload_artifact(Bytes::from(spec)).await?.digest),
-            None => None,
-        };
-        let model = self
-            .service
-            .create_model(CreateModel {
-                name: name.to_string(),
-                artifacts,
-                artifact_url: None,
-                format: merged.format.map(str::to_string),
-                pipeline,
-                tags,
-                description: None,
-            })
-            .await?;
         let mut document = Map::new();
         for key in ["PrimaryContainer", "Containers", "ExecutionRoleArn", "EnableNetworkIsolation"] {
             if let Some(value) = member(self.input, key) {
@@ -503,50 +475,17 @@ impl Facade<'_> {
                 .map(|key| key.trim().to_ascii_lowercase())
                 .find(|key| !OUTPUT_KEYS.contains(&key.as_str()))
         {
-            // The model exists now; it is removed again so that a refused request leaves nothing.
-            let _ = self.service.delete_model(&model.name).await;
             return Err(AwsError::validation(format!(
                 "PrimaryContainer.Environment.SAGEMAKER_INFERENCE_OUTPUT names {unknown:?}; the keys are {}",
                 OUTPUT_KEYS.join(", ")
             )));
         }
+        let model = self.service.create_model_from_archives(name, archives, tags).await?;
         self.service
             .put_facade_document(FACADE, TaggedKind::Model, &model.name, &model.created_at, &Value::Object(document))
             .await?;
         output_selections().forget(self.service, &model.name);
         Ok(json!({"ModelArn": arn(self.service, TaggedKind::Model, &model.name)}))
-    }
-
-    /// The bytes behind a `ModelDataUrl`: `file:///absolute/path`, or an uploaded artifact by
-    /// digest (`sha256:<hex>`, also as `riskserve://artifacts/sha256:<hex>`).
-    async fn read_model_data(&self, url: &str, place: &str) -> Result<Vec<u8>, AwsError> {
-        if let Some(digest) = url.strip_prefix("riskserve://artifacts/").or(url.starts_with("sha256:").then_some(url)) {
-            return Ok(self.service.artifact(digest, &format!("{place}.ModelDataUrl")).await?.to_vec());
-        }
-        if url.starts_with("s3://") {
-            return Err(AwsError::validation(format!(
-                "{place}.ModelDataUrl {url:?}: S3 is not configured on this server; use file:///absolute/path or \
-                 upload the archive (PUT /api/v1/artifacts) and give its sha256:<hex> digest"
-            )));
-        }
-        let Some(path) = url.strip_prefix("file://").filter(|path| path.starts_with('/')) else {
-            return Err(AwsError::validation(format!(
-                "{place}.ModelDataUrl {url:?} is not file:///absolute/path, sha256:<hex> or s3://"
-            )));
-        };
-        let limit = self.service.config().max_artifact_bytes as u64;
-        let path = std::path::PathBuf::from(path);
-        let shown = path.display().to_string();
-        tokio::task::spawn_blocking(move || {
-            let size = std::fs::metadata(&path)?.len();
-            if size > limit {
-                return Err(std::io::Error::other(format!("it has {size} bytes, more than the {limit} accepted")));
-            }
-            std::fs::read(&path)
-        })
-        .await
-        .map_err(|error| AwsError::from(ServiceError::internal(format!("the file reader stopped: {error}"))))?
-        .map_err(|error| AwsError::validation(format!("{place}.ModelDataUrl: cannot read {shown}: {error}")))
     }
 
     async fn describe_model(&self) -> Answer {
@@ -580,7 +519,7 @@ impl Facade<'_> {
         let contains = optional_str(self.input, "NameContains")?.map(str::to_ascii_lowercase);
         let (models, next_token) = filtered_page(
             page_of(self.input)?,
-            |model: &crate::resources::Model| {
+            |model: &riskserve_service::Model| {
                 contains.as_ref().is_none_or(|part| model.name.to_ascii_lowercase().contains(part))
             },
             |model| model.name.as_str(),
@@ -724,7 +663,7 @@ impl Facade<'_> {
         let contains = optional_str(self.input, "NameContains")?.map(str::to_ascii_lowercase);
         let (configs, next_token) = filtered_page(
             page_of(self.input)?,
-            |config: &crate::resources::EndpointConfig| {
+            |config: &riskserve_service::EndpointConfig| {
                 contains.as_ref().is_none_or(|part| config.name.to_ascii_lowercase().contains(part))
             },
             |config| config.name.as_str(),
@@ -839,7 +778,7 @@ impl Facade<'_> {
                     format!("{place}.DesiredInstanceCount {count} is over this server's limit of {max_instances}"),
                 ));
             }
-            parsed.push((variant.to_string(), crate::resources::VariantChange { weight, instances }));
+            parsed.push((variant.to_string(), riskserve_service::VariantChange { weight, instances }));
         }
         // Every variant is checked before any changes, so a bad name leaves the endpoint as it was.
         let endpoint = self.service.get_endpoint(name).await?;
@@ -920,7 +859,7 @@ async fn filtered_page<T, Fetch, Future>(
 ) -> Result<(Vec<T>, Option<String>), AwsError>
 where
     Fetch: FnMut(PageRequest) -> Future,
-    Future: std::future::Future<Output = Result<crate::resources::List<T>, ServiceError>>,
+    Future: std::future::Future<Output = Result<riskserve_service::List<T>, ServiceError>>,
 {
     let wanted = page.max_results.unwrap_or(100) as usize;
     let mut token = page.next_token;
@@ -982,43 +921,6 @@ pub fn describe(service: &Service, endpoint: &Endpoint) -> Value {
         members.insert("FailureReason".to_string(), Value::String(reason.clone()));
     }
     answer
-}
-
-/// How the models of several containers become one riskserve model: one container is the model;
-/// several fit when exactly one of them brings a `pipeline.json` and the others only model files
-/// it names.
-fn merge_containers(files: Vec<(String, model_archive::ModelFiles)>) -> Result<model_archive::ModelFiles, AwsError> {
-    if files.len() == 1 {
-        return files.into_iter().next().map(|(_, files)| files).ok_or_else(|| AwsError::missing("PrimaryContainer"));
-    }
-    let with_spec: Vec<&str> =
-        files.iter().filter(|(_, files)| files.pipeline.is_some()).map(|(place, _)| place.as_str()).collect();
-    if with_spec.len() != 1 {
-        return Err(AwsError::validation(format!(
-            "a serial inference pipeline of {} containers maps onto one riskserve pipeline only when exactly one \
-             container's archive holds a {} naming the other containers' model files ({} do); riskserve runs \
-             no container code",
-            files.len(),
-            model_archive::PIPELINE_FILE,
-            with_spec.len()
-        )));
-    }
-    let mut merged = model_archive::ModelFiles { artifacts: Vec::new(), pipeline: None, format: None };
-    for (place, container) in files {
-        if container.pipeline.is_some() {
-            merged.pipeline = container.pipeline;
-        }
-        for file in container.artifacts {
-            if merged.artifacts.iter().any(|existing| existing.name == file.name) {
-                return Err(AwsError::validation(format!(
-                    "{place}: a file named {:?} comes from two containers",
-                    file.name
-                )));
-            }
-            merged.artifacts.push(file);
-        }
-    }
-    Ok(merged)
 }
 
 #[cfg(test)]

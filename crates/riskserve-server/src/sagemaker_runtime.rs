@@ -10,11 +10,13 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
-use crate::auth::{Caller, Resource};
-use crate::codec::{self, BodyFormat};
-use crate::error::ServiceError;
-use crate::scoring::Cell;
-use crate::service::{InvocationRequest, Service};
+use riskserve_service::Cell;
+use riskserve_service::ServiceError;
+use riskserve_service::{BodyFormat, decode_csv};
+use riskserve_service::{Caller, Resource};
+use riskserve_service::{InvocationRequest, Service};
+
+use crate::respond::status_of;
 
 const CUSTOM_ATTRIBUTES: &str = "x-amzn-sagemaker-custom-attributes";
 const TARGET_VARIANT: &str = "x-amzn-sagemaker-target-variant";
@@ -123,8 +125,8 @@ impl From<ServiceError> for RuntimeError {
                 translated.kind = "InternalFailure";
             }
             _ => {
-                translated.status = error.status();
-                translated.kind = match error.status() {
+                translated.status = status_of(&error);
+                translated.kind = match status_of(&error) {
                     StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => "AccessDeniedException",
                     status if status.is_server_error() => "InternalFailure",
                     _ => "ValidationError",
@@ -191,7 +193,7 @@ async fn answer(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, RuntimeError> {
     // Metrics count from arrival and meter usage by principal, as for native invocations.
-    let context = crate::metrics::InvocationContext::now(caller.principal.name.clone());
+    let context = riskserve_service::InvocationContext::now(caller.principal.name.clone());
     service.authorize(caller, "sagemaker:InvokeEndpoint", Resource::Endpoint(endpoint.to_string())).await?;
     let body = body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
@@ -297,7 +299,7 @@ fn default_accept(payload: Payload) -> Payload {
 pub fn to_instances(body: &[u8], payload: Payload, fields: &[String]) -> Result<Vec<Value>, RuntimeError> {
     match payload {
         Payload::Csv => {
-            let rows = codec::decode_csv(body, fields)?;
+            let rows = decode_csv(body, fields)?;
             Ok(rows
                 .into_iter()
                 .map(|row| Value::Array(row.into_iter().map(|cell| cell_value(&cell)).collect()))

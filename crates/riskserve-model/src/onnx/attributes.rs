@@ -1,7 +1,7 @@
 //! Typed access to ONNX node attributes and constant tensors, with errors that name the node.
 
+use super::errors::{invalid, malformed, unsupported};
 use super::proto::{AttributeProto, DATA_LOCATION_EXTERNAL, NodeProto, TensorProto, attribute_type, data_type};
-use super::{invalid, malformed, unsupported};
 use crate::error::ModelError;
 
 /// A node of the graph with the helpers the converters use.

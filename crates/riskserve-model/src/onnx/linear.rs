@@ -11,8 +11,8 @@
 //!   is one per target.
 
 use super::attributes::NodeView;
+use super::errors::{invalid, unsupported};
 use super::trees::{Converted, PostTransform};
-use super::{invalid, unsupported};
 use crate::error::ModelError;
 use crate::ir::{LinearModel, ModelBody, Output, OutputKind, Transform};
 

@@ -36,6 +36,7 @@
 //! value for `LabelEncoder`), or is refused when a `OneHotEncoder` has `zeros = 0`.
 
 mod attributes;
+mod errors;
 mod linear;
 mod preprocessing;
 mod proto;
@@ -46,6 +47,7 @@ use std::collections::{HashMap, HashSet};
 use prost::Message;
 
 use self::attributes::NodeView;
+use self::errors::{invalid, malformed, unsupported};
 use self::preprocessing::{Converter, Kind};
 use self::proto::{GraphProto, data_type};
 use self::trees::Converted;
@@ -75,18 +77,6 @@ const MACHINE_LEARNING_OPERATORS: &[&str] = &[
 
 const MODEL_OPERATORS: &[&str] =
     &["TreeEnsembleClassifier", "TreeEnsembleRegressor", "LinearClassifier", "LinearRegressor"];
-
-pub(crate) fn malformed(message: impl Into<String>) -> ModelError {
-    ModelError::malformed(Format::Onnx, message)
-}
-
-pub(crate) fn invalid(message: impl Into<String>) -> ModelError {
-    ModelError::invalid(Format::Onnx, message)
-}
-
-pub(crate) fn unsupported(message: impl Into<String>) -> ModelError {
-    ModelError::unsupported(Format::Onnx, message)
-}
 
 /// Loads an ONNX-ML model file.
 pub fn load(bytes: &[u8]) -> Result<Model, ModelError> {

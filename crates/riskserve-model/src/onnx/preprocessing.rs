@@ -4,8 +4,8 @@
 use std::collections::{HashMap, HashSet};
 
 use super::attributes::{NodeView, Tensor, TensorData, decode_tensor};
+use super::errors::{invalid, malformed, unsupported};
 use super::proto::{GraphProto, TensorProto, data_type};
-use super::{invalid, malformed, unsupported};
 use crate::error::ModelError;
 use crate::preprocess::{Arithmetic, BinaryOperator, CodeColumn, MAX_SCRATCH_SLOTS, Norm, Step};
 

@@ -28,7 +28,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::attributes::NodeView;
-use super::{invalid, unsupported};
+use super::errors::{invalid, unsupported};
 use crate::error::ModelError;
 use crate::ir::{
     Aggregation, Direction, ModelBody, Node, Output, OutputKind, Precision, SplitTest, Transform, Tree, TreeEnsemble,

@@ -1,18 +1,10 @@
-//! Logs: plain lines by default; with `log_format = "json"` one JSON object per line, including one
-//! line per HTTP request that carries its request id (the audit trail's), principal, status and
-//! latency. Server messages go through [`event`], so that in JSON mode they are JSON lines too, with
-//! the request id of the request they happened in.
+//! Logs: plain lines by default; with `log_format = "json"` one JSON object per line (the HTTP façade adds one
+//! per request, with its request id). Server messages go through [`event`], so that in JSON mode they are JSON
+//! lines too, inside the span of the request they happened in.
 
 use std::sync::OnceLock;
-use std::time::Instant;
 
-use axum::extract::Request;
-use axum::middleware::Next;
-use axum::response::Response;
 use serde::Deserialize;
-use tracing::Instrument;
-
-use crate::auth::Caller;
 
 /// How the server writes its log on stderr.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -74,32 +66,4 @@ pub fn event(message: &str) {
 /// Whether requests get a log line each.
 pub fn logs_requests() -> bool {
     json()
-}
-
-/// The request-log middleware (installed inside authentication, so the `Caller` is known): every
-/// line logged while the request runs carries its id, and one line reports it when it ends.
-pub async fn log_request(request: Request, next: Next) -> Response {
-    if !logs_requests() {
-        return next.run(request).await;
-    }
-    let started = Instant::now();
-    let (request_id, principal) = match request.extensions().get::<Caller>() {
-        Some(caller) => (caller.request_id.clone(), caller.principal.name.clone()),
-        None => (String::new(), String::new()),
-    };
-    let method = request.method().clone();
-    let path = request.uri().path().to_string();
-    let span = tracing::info_span!("request", request_id = %request_id, principal = %principal);
-    let response = next.run(request).instrument(span.clone()).await;
-    let status = response.status().as_u16();
-    span.in_scope(|| {
-        tracing::info!(
-            method = %method,
-            path = %path,
-            status,
-            latency_us = started.elapsed().as_micros() as u64,
-            "request"
-        );
-    });
-    response
 }

@@ -1,6 +1,6 @@
-//! The service layer: every use case as a plain async function on [`Service`]. Façades (the
-//! native REST API now; SageMaker JSON 1.1 and the Open Inference Protocol later) translate
-//! requests into these calls and hold no logic of their own.
+//! The service layer: every use case as a plain async function on [`Service`]. Façades (native REST, SageMaker
+//! JSON 1.1 and runtime, the Open Inference Protocol) translate requests into these calls and hold no logic of
+//! their own; the use cases of access control, identities, the audit trail and operations are in submodules.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -16,16 +16,23 @@ use tokio::sync::oneshot;
 use crate::codec::BodyFormat;
 use crate::config::ServerConfig;
 use crate::error::ServiceError;
+use crate::metrics::InvocationContext;
+use crate::operations::Operations;
 use crate::resources::{
     ArtifactDescription, ArtifactUploaded, CreateEndpoint, CreateEndpointConfig, CreateModel, Endpoint, EndpointConfig,
     List, Model, UpdateEndpoint, Variant, VariantChange,
 };
 use crate::runtime::{EndpointRuntime, Job, Runtimes, VariantRuntime};
 use crate::scoring::{ArtifactBytes, ScoreOptions, Scorer};
+use crate::security::Security;
 use crate::validate;
 
+mod access;
+pub(crate) mod audit_trail;
 /// Use cases the façades need beyond the native API: tag changes, façade documents, artifacts by digest.
 pub(crate) mod facade;
+pub(crate) mod identities;
+mod operations;
 
 /// One invocation as a façade hands it over.
 #[derive(Debug, Clone)]
@@ -63,9 +70,9 @@ struct Inner {
     /// the serving runtime, so the two always agree.
     switch: tokio::sync::Mutex<()>,
     /// Metrics, history, usage meter and autoscaler (`operations.rs`).
-    operations: crate::operations::Operations,
+    operations: Operations,
     /// Identities, policies, cached decisions and the audit log (`auth.rs`).
-    security: crate::auth::Security,
+    security: Security,
 }
 
 fn scorer_key(model: &ModelRecord) -> String {
@@ -122,14 +129,14 @@ impl Service {
         if removed > 0 {
             log(&format!("removed {removed} unfinished artifact uploads"));
         }
-        let security = crate::auth::Security::start(&store, &config).await?;
+        let security = Security::start(&store, &config).await?;
         let service = Service {
             inner: Arc::new(Inner {
                 store,
                 runtimes: Runtimes::default(),
                 scorers: Mutex::new(HashMap::new()),
                 switch: tokio::sync::Mutex::new(()),
-                operations: crate::operations::Operations::new(&config),
+                operations: Operations::new(&config),
                 security,
                 config,
             }),
@@ -147,7 +154,7 @@ impl Service {
         &self.inner.runtimes
     }
 
-    pub(crate) fn operations(&self) -> &crate::operations::Operations {
+    pub(crate) fn operations(&self) -> &Operations {
         &self.inner.operations
     }
 
@@ -156,12 +163,12 @@ impl Service {
     }
 
     /// Access control's state (`auth.rs`).
-    pub(crate) fn security(&self) -> &crate::auth::Security {
+    pub(crate) fn security(&self) -> &Security {
         &self.inner.security
     }
 
     /// The name of the only endpoint in service, when exactly one serves (`POST /invocations`).
-    pub(crate) fn only_serving_endpoint(&self) -> Option<String> {
+    pub fn only_serving_endpoint(&self) -> Option<String> {
         self.inner.runtimes.only().map(|runtime| runtime.name.clone())
     }
 
@@ -721,7 +728,7 @@ impl Service {
         endpoint: Option<&str>,
         request: InvocationRequest,
     ) -> Result<InvocationAnswer, ServiceError> {
-        self.invoke_with(endpoint, request, crate::metrics::InvocationContext::now("anonymous")).await
+        self.invoke_with(endpoint, request, InvocationContext::now("anonymous")).await
     }
 
     /// [`Service::invoke`] with what the façade knows beyond the request (when it arrived, who
@@ -731,7 +738,7 @@ impl Service {
         &self,
         endpoint: Option<&str>,
         request: InvocationRequest,
-        context: crate::metrics::InvocationContext,
+        context: InvocationContext,
     ) -> Result<InvocationAnswer, ServiceError> {
         let runtime = self.serving(endpoint).await?;
         let variant = runtime.pick(request.target_variant.as_deref())?;
@@ -741,7 +748,7 @@ impl Service {
         let options = ScoreOptions { explain: request.explain, ..ScoreOptions::default() };
         let queued = std::time::Instant::now();
         if let Err(error) = variant.submit(Job { body: request.body, format: request.format, options, reply }) {
-            measures.record(std::time::Duration::ZERO, context.received.elapsed(), error.status().as_u16());
+            measures.record(std::time::Duration::ZERO, context.received.elapsed(), Some(error.class()));
             return Err(error);
         }
         let variant_name = variant.name.clone();
@@ -751,8 +758,8 @@ impl Service {
             .await
             .map_err(|_| ServiceError::internal(format!("variant {variant_name:?} stopped before answering")))
             .and_then(|answer| answer);
-        let status = answered.as_ref().map_or_else(|error| error.status().as_u16(), |_| 200);
-        measures.record(queued.elapsed(), context.received.elapsed(), status);
+        let failure = answered.as_ref().err().map(ServiceError::class);
+        measures.record(queued.elapsed(), context.received.elapsed(), failure);
         Ok(InvocationAnswer { variant: variant_name, body: answered?, content_type: request.format.content_type() })
     }
 

@@ -176,7 +176,8 @@ pub struct VariantControl {
 pub type ControlState = HashMap<(String, String), VariantControl>;
 
 /// A policy as the API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ScalingPolicy {
     pub endpoint: String,
     pub variant: String,
@@ -193,7 +194,8 @@ pub struct ScalingPolicy {
 }
 
 /// `PUT /api/v1/endpoints/{name}/variants/{variant}/scaling-policy`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PutScalingPolicy {
     pub min_instances: u32,
@@ -213,7 +215,8 @@ fn default_cooldown() -> f64 {
 }
 
 /// One change the scaler made.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ScalingActivity {
     pub variant: String,
     /// RFC 3339.

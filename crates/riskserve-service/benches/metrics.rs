@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
-use riskserve_server::{
+use riskserve_service::{
     ArtifactInput, BodyFormat, CreateEndpoint, CreateEndpointConfig, CreateModel, InvocationContext, InvocationRequest,
     Metrics, ServerConfig, Service, Variant,
 };
@@ -17,7 +17,7 @@ use riskserve_server::{
 fn record(metrics: &Metrics, latency: Duration) {
     let measures = metrics.variant(black_box("credit"), black_box("main"));
     measures.record_principal(black_box("alice"));
-    measures.record(latency, latency + Duration::from_micros(20), black_box(200));
+    measures.record(latency, latency + Duration::from_micros(20), black_box(None));
 }
 
 fn recording(criterion: &mut Criterion) {

@@ -396,8 +396,9 @@ impl Combined {
 }
 
 /// The query string of the metrics route.
-#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
+#[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 #[serde(deny_unknown_fields)]
 pub struct MetricQuery {
     /// invocations, invocations_per_instance, model_latency, overhead_latency, errors_4xx, errors_5xx,
@@ -416,7 +417,8 @@ pub struct MetricQuery {
 }
 
 /// The answer of the metrics route.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MetricSeries {
     pub endpoint: String,
     pub variant: Option<String>,
@@ -429,7 +431,8 @@ pub struct MetricSeries {
     pub datapoints: Vec<Datapoint>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Datapoint {
     /// The period's start, RFC 3339.
     pub timestamp: String,
@@ -714,7 +717,7 @@ mod tests {
                     "main",
                     Duration::from_micros(100),
                     Duration::from_micros(110),
-                    200,
+                    None,
                 );
             }
             for second in 1..=60 {

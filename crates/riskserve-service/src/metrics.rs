@@ -18,6 +18,8 @@ use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
+use crate::error::ErrorClass;
+
 /// Buckets per doubling of latency.
 const BUCKETS_PER_DOUBLING: usize = 4;
 /// Doublings above 1 µs that have buckets: the last finite bound is 2^26 µs (about 67 s).
@@ -234,21 +236,22 @@ pub struct VariantCounts {
 impl VariantMetrics {
     /// Records one invocation that reached this variant: `model` is the time from queueing the job
     /// to its answer (queue, decoding, scoring, encoding), `total` the whole request as the façade
-    /// saw it; the overhead is their difference. `status` is the HTTP status answered.
-    pub fn record(&self, model: Duration, total: Duration, status: u16) {
+    /// saw it; the overhead is their difference. `failure` is the class of the error answered, if any.
+    pub fn record(&self, model: Duration, total: Duration, failure: Option<ErrorClass>) {
         let Some(stripe) = self.stripes.get(stripe()) else { return };
         stripe.invocations.fetch_add(1, Ordering::Relaxed);
-        match status {
-            400..=499 => {
+        match failure {
+            None => {}
+            Some(ErrorClass::Client) => {
                 stripe.errors_4xx.fetch_add(1, Ordering::Relaxed);
             }
-            500..=599 => {
+            Some(ErrorClass::Server) => {
                 stripe.errors_5xx.fetch_add(1, Ordering::Relaxed);
-                if status == 503 {
-                    stripe.rejected.fetch_add(1, Ordering::Relaxed);
-                }
             }
-            _ => {}
+            Some(ErrorClass::Overloaded) => {
+                stripe.errors_5xx.fetch_add(1, Ordering::Relaxed);
+                stripe.rejected.fetch_add(1, Ordering::Relaxed);
+            }
         }
         // A request refused before the model saw it has no model latency.
         if !model.is_zero() {
@@ -329,8 +332,15 @@ impl Metrics {
 
     /// The one recording function of the invocation path (every façade goes through
     /// `Service::invoke_with`, which calls it once per request).
-    pub fn record_invocation(&self, endpoint: &str, variant: &str, model: Duration, total: Duration, status: u16) {
-        self.variant(endpoint, variant).record(model, total, status);
+    pub fn record_invocation(
+        &self,
+        endpoint: &str,
+        variant: &str,
+        model: Duration,
+        total: Duration,
+        failure: Option<ErrorClass>,
+    ) {
+        self.variant(endpoint, variant).record(model, total, failure);
     }
 
     /// Forgets a deleted endpoint's measures (its history and usage stay stored).
@@ -668,9 +678,21 @@ mod tests {
     #[test]
     fn the_exposition_names_each_variant() {
         let metrics = Metrics::default();
-        metrics.record_invocation("credit", "main", Duration::from_micros(50), Duration::from_micros(80), 200);
-        metrics.record_invocation("credit", "main", Duration::ZERO, Duration::from_micros(5), 503);
-        metrics.record_invocation("credit", "main", Duration::from_micros(50), Duration::from_micros(60), 400);
+        metrics.record_invocation("credit", "main", Duration::from_micros(50), Duration::from_micros(80), None);
+        metrics.record_invocation(
+            "credit",
+            "main",
+            Duration::ZERO,
+            Duration::from_micros(5),
+            Some(ErrorClass::Overloaded),
+        );
+        metrics.record_invocation(
+            "credit",
+            "main",
+            Duration::from_micros(50),
+            Duration::from_micros(60),
+            Some(ErrorClass::Client),
+        );
         let gauges = vec![VariantGauges {
             endpoint: "credit".into(),
             variant: "main".into(),

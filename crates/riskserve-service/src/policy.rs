@@ -9,7 +9,7 @@ use cedar_policy::{
     RestrictedExpression, Schema, ValidationMode, Validator,
 };
 
-use crate::auth::{Principal, Resource};
+use crate::caller::{Principal, Resource};
 
 /// The Cedar schema every policy is validated against.
 pub const SCHEMA: &str = include_str!("../policies/schema.cedarschema");

@@ -34,7 +34,8 @@ impl Clock for SystemClock {
 }
 
 /// Prices (`[prices]` in the config file).
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct PriceTable {
     /// The currency the prices are in, as shown in reports.
@@ -204,8 +205,9 @@ impl Meter {
 }
 
 /// The query of `GET /api/v1/cost`.
-#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
+#[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 #[serde(deny_unknown_fields)]
 pub struct CostQuery {
     /// endpoint (default), variant, tag or principal.
@@ -217,7 +219,8 @@ pub struct CostQuery {
 }
 
 /// One line of a cost report.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CostLine {
     /// The endpoint, `endpoint/variant`, `key=value` tag, or principal name; `(capacity)` holds the
     /// instance time in a report by principal, `(untagged)` endpoints without tags.
@@ -231,7 +234,8 @@ pub struct CostLine {
 }
 
 /// A cost report.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CostReport {
     pub by: String,
     /// RFC 3339, whole minutes.

@@ -213,6 +213,40 @@ fn check_model_file(file: &ArchiveFile, framework: Framework) -> Result<Option<&
     }
 }
 
+/// How the models of several containers become one riskserve model: one container is the model;
+/// several fit when exactly one of them brings a `pipeline.json` and the others only model files
+/// it names. Each container comes with the place its request named it (`Containers.2`).
+pub fn merge(files: Vec<(String, ModelFiles)>) -> Result<ModelFiles, String> {
+    if files.len() == 1 {
+        return files.into_iter().next().map(|(_, files)| files).ok_or_else(|| "no container".to_string());
+    }
+    let with_spec: Vec<&str> =
+        files.iter().filter(|(_, files)| files.pipeline.is_some()).map(|(place, _)| place.as_str()).collect();
+    if with_spec.len() != 1 {
+        return Err(format!(
+            "a serial inference pipeline of {} containers maps onto one riskserve pipeline only when exactly one \
+             container's archive holds a {} naming the other containers' model files ({} do); riskserve runs \
+             no container code",
+            files.len(),
+            PIPELINE_FILE,
+            with_spec.len()
+        ));
+    }
+    let mut merged = ModelFiles { artifacts: Vec::new(), pipeline: None, format: None };
+    for (place, container) in files {
+        if container.pipeline.is_some() {
+            merged.pipeline = container.pipeline;
+        }
+        for file in container.artifacts {
+            if merged.artifacts.iter().any(|existing| existing.name == file.name) {
+                return Err(format!("{place}: a file named {:?} comes from two containers", file.name));
+            }
+            merged.artifacts.push(file);
+        }
+    }
+    Ok(merged)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,9 +1,15 @@
-//! The server's settings, with the defaults every layer (file, flags, environment) starts from.
+//! The server's settings (access control's among them), with the defaults every layer (file, flags, environment)
+//! starts from.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use serde::Deserialize;
+
+use crate::identity::AdminBootstrap;
+use crate::logging::LogFormat;
+use crate::scaling::AutoscalingSettings;
+use crate::usage::PriceTable;
 
 /// Everything `riskserve serve` can be told. Unknown keys in a file are refused.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -29,13 +35,13 @@ pub struct ServerConfig {
     /// a trusted network); none by default.
     pub metrics_listen: Option<SocketAddr>,
     /// `text` (plain lines) or `json` (JSON lines, one per request with its request id).
-    pub log_format: crate::logging::LogFormat,
+    pub log_format: LogFormat,
     /// How the autoscaler runs (`[autoscaling]`).
-    pub autoscaling: crate::scaling::AutoscalingSettings,
+    pub autoscaling: AutoscalingSettings,
     /// Prices of the cost report (`[prices]`).
-    pub prices: crate::usage::PriceTable,
+    pub prices: PriceTable,
     /// Access control and the audit trail (`[auth]`).
-    pub auth: crate::auth::AuthConfig,
+    pub auth: AuthConfig,
 }
 
 impl Default for ServerConfig {
@@ -50,10 +56,37 @@ impl Default for ServerConfig {
             region: "us-east-1".to_string(),
             account_id: "000000000000".to_string(),
             metrics_listen: None,
-            log_format: crate::logging::LogFormat::default(),
-            autoscaling: crate::scaling::AutoscalingSettings::default(),
-            prices: crate::usage::PriceTable::default(),
-            auth: crate::auth::AuthConfig::default(),
+            log_format: LogFormat::default(),
+            autoscaling: AutoscalingSettings::default(),
+            prices: PriceTable::default(),
+            auth: AuthConfig::default(),
+        }
+    }
+}
+
+/// Settings of access control.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// A file holding the master key (64 hex digits); default `<data_dir>/master.key`, created when absent.
+    pub master_key_file: Option<PathBuf>,
+    /// Seconds between audit seals (signed digests of the chain).
+    pub seal_interval_seconds: u64,
+    /// FOR BENCHMARKS ONLY: no authentication, authorization or audit. Refused unless the server listens
+    /// on a loopback address; a warning is printed at start.
+    pub insecure_disable_for_benchmark: bool,
+    /// First-start administrator and master key from the environment (never from a file).
+    #[serde(skip)]
+    pub bootstrap: AdminBootstrap,
+}
+
+impl Default for AuthConfig {
+    fn default() -> AuthConfig {
+        AuthConfig {
+            master_key_file: None,
+            seal_interval_seconds: 60,
+            insecure_disable_for_benchmark: false,
+            bootstrap: AdminBootstrap::default(),
         }
     }
 }

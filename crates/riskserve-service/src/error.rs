@@ -1,9 +1,6 @@
-//! The service layer's one error type, its stable codes, and their HTTP statuses (in one place).
+//! The service layer's one error type, with its stable codes and the class of fault each one is.
 
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
 use riskserve_store::StoreError;
-use serde::Serialize;
 
 /// Why a request failed. Every variant has a stable code that clients may match on; messages
 /// name what is wrong and where, without a trailing period.
@@ -41,9 +38,16 @@ pub enum ServiceError {
     AccessDenied(String),
 }
 
-/// The stable code of an error answer, kept on the response for the audit trail.
-#[derive(Debug, Clone, Copy)]
-pub struct ErrorCode(pub &'static str);
+/// Whose fault a failure is, as metrics count it (SageMaker's 4XX and 5XX errors; refusals under load apart).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// The request was wrong or not allowed (a 4xx answer).
+    Client,
+    /// The chosen variant had no room (a 5xx answer that asks the client to retry).
+    Overloaded,
+    /// The server failed (a 5xx answer).
+    Server,
+}
 
 impl ServiceError {
     pub fn validation(message: impl Into<String>) -> ServiceError {
@@ -73,23 +77,22 @@ impl ServiceError {
         }
     }
 
-    /// The HTTP status of the native REST API (and of the SageMaker runtime path, until its own
-    /// error shapes arrive).
-    pub fn status(&self) -> StatusCode {
+    /// Whose fault the failure is; each façade's status mapping agrees with it (tested there).
+    pub fn class(&self) -> ErrorClass {
         match self {
-            ServiceError::Validation(_) | ServiceError::InvalidArtifact(_) | ServiceError::InvalidInput(_) => {
-                StatusCode::BAD_REQUEST
-            }
-            ServiceError::NotFound(_) => StatusCode::NOT_FOUND,
-            ServiceError::AlreadyExists(_) | ServiceError::InUse(_) | ServiceError::InvalidState(_) => {
-                StatusCode::CONFLICT
-            }
-            ServiceError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            ServiceError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ServiceError::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            ServiceError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            ServiceError::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
-            ServiceError::AccessDenied(_) => StatusCode::FORBIDDEN,
+            ServiceError::Validation(_)
+            | ServiceError::InvalidArtifact(_)
+            | ServiceError::InvalidInput(_)
+            | ServiceError::NotFound(_)
+            | ServiceError::AlreadyExists(_)
+            | ServiceError::InUse(_)
+            | ServiceError::InvalidState(_)
+            | ServiceError::PayloadTooLarge(_)
+            | ServiceError::UnsupportedMediaType(_)
+            | ServiceError::Unauthenticated { .. }
+            | ServiceError::AccessDenied(_) => ErrorClass::Client,
+            ServiceError::Overloaded { .. } => ErrorClass::Overloaded,
+            ServiceError::Internal(_) => ErrorClass::Server,
         }
     }
 
@@ -115,34 +118,5 @@ impl From<StoreError> for ServiceError {
             | StoreError::Io(_)
             | StoreError::Corrupt(_)) => ServiceError::Internal(other.to_string()),
         }
-    }
-}
-
-/// The JSON error body: `{"error": {"code", "message"}}`.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ErrorBody {
-    pub error: ErrorDetail,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ErrorDetail {
-    /// A stable code: validation_error, invalid_artifact, invalid_input, not_found, already_exists, in_use,
-    /// invalid_state, payload_too_large, unsupported_media_type, overloaded, internal.
-    pub code: String,
-    pub message: String,
-}
-
-impl IntoResponse for ServiceError {
-    fn into_response(self) -> Response {
-        if let ServiceError::Internal(message) = &self {
-            eprintln!("riskserve: internal error: {message}");
-        }
-        let body = ErrorBody { error: ErrorDetail { code: self.code().to_string(), message: self.public_message() } };
-        let mut response = (self.status(), axum::Json(body)).into_response();
-        response.extensions_mut().insert(ErrorCode(self.code()));
-        if let ServiceError::Overloaded { retry_after_seconds, .. } = &self {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_seconds));
-        }
-        response
     }
 }
