@@ -2,7 +2,7 @@
 //! bearer tokens (hashes only) and custom Cedar policies.
 
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 
 use crate::{Metadata, StoreError};
 
@@ -54,7 +54,7 @@ pub struct IdentitySnapshot {
     pub policies: Vec<PolicyRecord>,
 }
 
-fn user_from_row(row: &SqliteRow) -> Result<UserRecord, StoreError> {
+fn user_from_row(row: &AnyRow) -> Result<UserRecord, StoreError> {
     let roles: String = row.try_get("roles")?;
     let disabled: i64 = row.try_get("disabled")?;
     Ok(UserRecord {
@@ -66,7 +66,7 @@ fn user_from_row(row: &SqliteRow) -> Result<UserRecord, StoreError> {
     })
 }
 
-fn key_from_row(row: &SqliteRow) -> Result<AccessKeyRecord, StoreError> {
+fn key_from_row(row: &AnyRow) -> Result<AccessKeyRecord, StoreError> {
     let active: i64 = row.try_get("active")?;
     Ok(AccessKeyRecord {
         access_key_id: row.try_get("access_key_id")?,
@@ -77,7 +77,7 @@ fn key_from_row(row: &SqliteRow) -> Result<AccessKeyRecord, StoreError> {
     })
 }
 
-fn token_from_row(row: &SqliteRow) -> Result<TokenRecord, StoreError> {
+fn token_from_row(row: &AnyRow) -> Result<TokenRecord, StoreError> {
     let active: i64 = row.try_get("active")?;
     Ok(TokenRecord {
         id: row.try_get("id")?,
@@ -88,7 +88,7 @@ fn token_from_row(row: &SqliteRow) -> Result<TokenRecord, StoreError> {
     })
 }
 
-fn policy_from_row(row: &SqliteRow) -> Result<PolicyRecord, StoreError> {
+fn policy_from_row(row: &AnyRow) -> Result<PolicyRecord, StoreError> {
     Ok(PolicyRecord {
         name: row.try_get("name")?,
         text: row.try_get("text")?,
@@ -129,15 +129,15 @@ impl Metadata {
         keys: &[AccessKeyRecord],
         tokens: &[TokenRecord],
     ) -> Result<(), StoreError> {
-        let mut transaction = self.pool().begin_with("BEGIN IMMEDIATE").await?;
-        let taken = sqlx::query("SELECT 1 FROM users WHERE name = ?")
+        let mut transaction = self.write().await?;
+        let taken = sqlx::query("SELECT 1 FROM users WHERE name = $1")
             .bind(&user.name)
             .fetch_optional(&mut *transaction)
             .await?;
         if taken.is_some() {
             return Err(StoreError::AlreadyExists(format!("user {:?} already exists", user.name)));
         }
-        sqlx::query("INSERT INTO users (id, name, roles, disabled, created_at) VALUES (?, ?, ?, ?, ?)")
+        sqlx::query("INSERT INTO users (id, name, roles, disabled, created_at) VALUES ($1, $2, $3, $4, $5)")
             .bind(&user.id)
             .bind(&user.name)
             .bind(roles_text(&user.roles))
@@ -156,7 +156,7 @@ impl Metadata {
     }
 
     pub async fn get_user(&self, name: &str) -> Result<UserRecord, StoreError> {
-        match sqlx::query("SELECT * FROM users WHERE name = ?").bind(name).fetch_optional(self.pool()).await? {
+        match sqlx::query("SELECT * FROM users WHERE name = $1").bind(name).fetch_optional(self.pool()).await? {
             Some(row) => user_from_row(&row),
             None => Err(StoreError::NotFound(format!("user {name:?} does not exist"))),
         }
@@ -169,9 +169,9 @@ impl Metadata {
         roles: Option<&[String]>,
         disabled: Option<bool>,
     ) -> Result<UserRecord, StoreError> {
-        let mut transaction = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let mut transaction = self.write().await?;
         let Some(row) =
-            sqlx::query("SELECT * FROM users WHERE name = ?").bind(name).fetch_optional(&mut *transaction).await?
+            sqlx::query("SELECT * FROM users WHERE name = $1").bind(name).fetch_optional(&mut *transaction).await?
         else {
             return Err(StoreError::NotFound(format!("user {name:?} does not exist")));
         };
@@ -182,7 +182,7 @@ impl Metadata {
         if let Some(disabled) = disabled {
             user.disabled = disabled;
         }
-        sqlx::query("UPDATE users SET roles = ?, disabled = ? WHERE id = ?")
+        sqlx::query("UPDATE users SET roles = $1, disabled = $2 WHERE id = $3")
             .bind(roles_text(&user.roles))
             .bind(i64::from(user.disabled))
             .bind(&user.id)
@@ -194,7 +194,7 @@ impl Metadata {
 
     /// Deletes a user with its keys and tokens.
     pub async fn delete_user(&self, name: &str) -> Result<(), StoreError> {
-        let done = sqlx::query("DELETE FROM users WHERE name = ?").bind(name).execute(self.pool()).await?;
+        let done = sqlx::query("DELETE FROM users WHERE name = $1").bind(name).execute(self.pool()).await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("user {name:?} does not exist")));
         }
@@ -210,7 +210,7 @@ impl Metadata {
         deactivate_key: Option<&str>,
         deactivate_token: Option<&str>,
     ) -> Result<(), StoreError> {
-        let mut transaction = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let mut transaction = self.write().await?;
         if let Some(key) = key {
             insert_key(&mut transaction, key).await?;
         }
@@ -218,13 +218,13 @@ impl Metadata {
             insert_token(&mut transaction, token).await?;
         }
         if let Some(id) = deactivate_key {
-            sqlx::query("UPDATE access_keys SET active = 0 WHERE access_key_id = ?")
+            sqlx::query("UPDATE access_keys SET active = 0 WHERE access_key_id = $1")
                 .bind(id)
                 .execute(&mut *transaction)
                 .await?;
         }
         if let Some(id) = deactivate_token {
-            sqlx::query("UPDATE tokens SET active = 0 WHERE id = ?").bind(id).execute(&mut *transaction).await?;
+            sqlx::query("UPDATE tokens SET active = 0 WHERE id = $1").bind(id).execute(&mut *transaction).await?;
         }
         transaction.commit().await?;
         Ok(())
@@ -232,7 +232,7 @@ impl Metadata {
 
     /// Activates or deactivates an access key of a user.
     pub async fn set_key_active(&self, user_id: &str, access_key_id: &str, active: bool) -> Result<(), StoreError> {
-        let done = sqlx::query("UPDATE access_keys SET active = ? WHERE access_key_id = ? AND user_id = ?")
+        let done = sqlx::query("UPDATE access_keys SET active = $1 WHERE access_key_id = $2 AND user_id = $3")
             .bind(i64::from(active))
             .bind(access_key_id)
             .bind(user_id)
@@ -245,7 +245,7 @@ impl Metadata {
     }
 
     pub async fn delete_key(&self, user_id: &str, access_key_id: &str) -> Result<(), StoreError> {
-        let done = sqlx::query("DELETE FROM access_keys WHERE access_key_id = ? AND user_id = ?")
+        let done = sqlx::query("DELETE FROM access_keys WHERE access_key_id = $1 AND user_id = $2")
             .bind(access_key_id)
             .bind(user_id)
             .execute(self.pool())
@@ -258,7 +258,7 @@ impl Metadata {
 
     /// Activates or deactivates a token of a user.
     pub async fn set_token_active(&self, user_id: &str, token_id: &str, active: bool) -> Result<(), StoreError> {
-        let done = sqlx::query("UPDATE tokens SET active = ? WHERE id = ? AND user_id = ?")
+        let done = sqlx::query("UPDATE tokens SET active = $1 WHERE id = $2 AND user_id = $3")
             .bind(i64::from(active))
             .bind(token_id)
             .bind(user_id)
@@ -271,7 +271,7 @@ impl Metadata {
     }
 
     pub async fn delete_token(&self, user_id: &str, token_id: &str) -> Result<(), StoreError> {
-        let done = sqlx::query("DELETE FROM tokens WHERE id = ? AND user_id = ?")
+        let done = sqlx::query("DELETE FROM tokens WHERE id = $1 AND user_id = $2")
             .bind(token_id)
             .bind(user_id)
             .execute(self.pool())
@@ -285,7 +285,7 @@ impl Metadata {
     /// Inserts or replaces a custom policy.
     pub async fn put_policy(&self, policy: &PolicyRecord) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO policies (name, text, description, created_at) VALUES (?, ?, ?, ?)
+            "INSERT INTO policies (name, text, description, created_at) VALUES ($1, $2, $3, $4)
              ON CONFLICT(name) DO UPDATE SET text = excluded.text, description = excluded.description",
         )
         .bind(&policy.name)
@@ -298,7 +298,7 @@ impl Metadata {
     }
 
     pub async fn delete_policy(&self, name: &str) -> Result<(), StoreError> {
-        let done = sqlx::query("DELETE FROM policies WHERE name = ?").bind(name).execute(self.pool()).await?;
+        let done = sqlx::query("DELETE FROM policies WHERE name = $1").bind(name).execute(self.pool()).await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("policy {name:?} does not exist")));
         }
@@ -307,11 +307,12 @@ impl Metadata {
 }
 
 async fn insert_key(
-    transaction: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    transaction: &mut sqlx::Transaction<'static, sqlx::Any>,
     key: &AccessKeyRecord,
 ) -> Result<(), StoreError> {
     sqlx::query(
-        "INSERT INTO access_keys (access_key_id, user_id, sealed_secret, active, created_at) VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO access_keys (access_key_id, user_id, sealed_secret, active, created_at)
+         VALUES ($1, $2, $3, $4, $5)",
     )
     .bind(&key.access_key_id)
     .bind(&key.user_id)
@@ -324,10 +325,10 @@ async fn insert_key(
 }
 
 async fn insert_token(
-    transaction: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    transaction: &mut sqlx::Transaction<'static, sqlx::Any>,
     token: &TokenRecord,
 ) -> Result<(), StoreError> {
-    sqlx::query("INSERT INTO tokens (id, user_id, token_hash, active, created_at) VALUES (?, ?, ?, ?, ?)")
+    sqlx::query("INSERT INTO tokens (id, user_id, token_hash, active, created_at) VALUES ($1, $2, $3, $4, $5)")
         .bind(&token.id)
         .bind(&token.user_id)
         .bind(&token.token_hash)

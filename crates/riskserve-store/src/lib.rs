@@ -1,5 +1,9 @@
-//! riskserve's persistence: metadata in SQLite (the only crate that knows SQL) and model artifacts
-//! in a content-addressed object store (a local folder now; the same interface points at S3 later).
+//! riskserve's persistence: metadata in a SQL database (the only crate that knows SQL) and model
+//! artifacts in a content-addressed object store (a local folder now; the same interface points at S3 later).
+//!
+//! The metadata's SQL is written once, for every database engine; what the engines do differently
+//! sits behind one backend interface (`backend`), whose embedded file in the data directory is the
+//! default.
 //!
 //! Every state change is one transaction, so a crash (kill -9) at any moment leaves either the old
 //! state or the new one. Artifacts are written under a temporary name and renamed into place, so a
@@ -7,6 +11,7 @@
 
 mod artifacts;
 mod audit;
+mod backend;
 mod error;
 mod iam;
 mod metadata;

@@ -1,34 +1,25 @@
-//! The metadata database: every SQL statement riskserve runs. Each public method that changes
-//! state runs in one `BEGIN IMMEDIATE` transaction, so it either happens entirely or not at all.
+//! The metadata database: every SQL statement riskserve runs, written once for every backend. Each public method
+//! that changes state runs in one write transaction, so it either happens entirely or not at all.
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::Duration;
 
 use serde::de::DeserializeOwned;
-use sqlx::migrate::{Migration, MigrationType, Migrator};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
-use sqlx::{Row, SqlSafeStr, Sqlite, SqlitePool, Transaction};
+use sqlx::any::AnyRow;
+use sqlx::{Any, AnyPool, Row, Transaction};
 
+use crate::backend::Backend;
 use crate::records::{ConfigRecord, EndpointRecord, EndpointStatus, ModelRecord, Page, PageRequest, VariantRecord};
 use crate::{StoreError, now_rfc3339};
 
 mod facade;
 pub use facade::{FacadeDocument, TaggedKind};
 
-/// The schema's history; a new migration is appended, never edited.
-const MIGRATIONS: &[(i64, &str, &str)] = &[
-    (1, "initial", include_str!("../migrations/0001_initial.sql")),
-    (2, "identities", include_str!("../migrations/0002_iam.sql")),
-    (3, "audit trail", include_str!("../migrations/0003_audit.sql")),
-    (4, "operations", include_str!("../migrations/0004_operations.sql")),
-    (5, "facade documents", include_str!("../migrations/0005_facade_documents.sql")),
-];
-
-/// The metadata database (SQLite in WAL mode).
+/// The metadata database, in whichever engine its backend names (the embedded file by default).
 #[derive(Debug, Clone)]
 pub struct Metadata {
-    pool: SqlitePool,
+    pool: AnyPool,
+    backend: Backend,
 }
 
 fn json_text<T: serde::Serialize>(value: &T) -> String {
@@ -39,7 +30,7 @@ fn parse_json<T: DeserializeOwned>(text: &str, what: &str) -> Result<T, StoreErr
     serde_json::from_str(text).map_err(|error| StoreError::Corrupt(format!("{what}: {error}")))
 }
 
-fn model_from_row(row: &SqliteRow) -> Result<ModelRecord, StoreError> {
+fn model_from_row(row: &AnyRow) -> Result<ModelRecord, StoreError> {
     Ok(ModelRecord {
         name: row.try_get("name")?,
         format: row.try_get("format")?,
@@ -53,7 +44,7 @@ fn model_from_row(row: &SqliteRow) -> Result<ModelRecord, StoreError> {
     })
 }
 
-fn endpoint_from_row(row: &SqliteRow) -> Result<EndpointRecord, StoreError> {
+fn endpoint_from_row(row: &AnyRow) -> Result<EndpointRecord, StoreError> {
     let status: String = row.try_get("status")?;
     let live_variants: Option<String> = row.try_get("live_variants")?;
     Ok(EndpointRecord {
@@ -82,29 +73,15 @@ fn page_of<T>(mut items: Vec<T>, limit: u32, name_of: impl Fn(&T) -> &str) -> Pa
 }
 
 impl Metadata {
-    /// Opens the database file (created when absent) and applies pending migrations.
+    /// Opens the embedded database file (created when absent) and applies pending migrations.
     pub async fn open(path: &Path) -> Result<Metadata, StoreError> {
-        let options = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            // FULL: a transaction that returned is on disk, even if the machine loses power.
-            .synchronous(SqliteSynchronous::Full)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
-        let migrations = MIGRATIONS
-            .iter()
-            .map(|(version, description, sql)| {
-                Migration::new(*version, (*description).into(), MigrationType::Simple, sql.into_sql_str(), false)
-            })
-            .collect();
-        Migrator::with_migrations(migrations).run(&pool).await?;
-        Ok(Metadata { pool })
+        let (backend, pool) = Backend::open_file(path).await?;
+        backend.migrator().run(&pool).await?;
+        Ok(Metadata { pool, backend })
     }
 
     /// The connection pool, for the other modules of this crate (each keeps its own tables' SQL).
-    pub(crate) fn pool(&self) -> &SqlitePool {
+    pub(crate) fn pool(&self) -> &AnyPool {
         &self.pool
     }
 
@@ -113,10 +90,10 @@ impl Metadata {
         self.pool.close().await;
     }
 
-    async fn write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
-        // IMMEDIATE takes the write lock at the start, so a read-then-write transaction never
-        // fails half-way because another writer got there first.
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    /// Starts a write transaction: it holds the write lock from its first statement, so a read-then-write
+    /// transaction never fails half-way because another writer got there first.
+    pub(crate) async fn write(&self) -> Result<Transaction<'static, Any>, StoreError> {
+        Ok(self.pool.begin_with(self.backend.begin_write()).await?)
     }
 
     // ---- models ----
@@ -124,7 +101,7 @@ impl Metadata {
     /// Inserts a model; `AlreadyExists` when the name is taken.
     pub async fn insert_model(&self, model: &ModelRecord) -> Result<(), StoreError> {
         let mut transaction = self.write().await?;
-        let taken = sqlx::query("SELECT 1 FROM models WHERE name = ?")
+        let taken = sqlx::query("SELECT 1 FROM models WHERE name = $1")
             .bind(&model.name)
             .fetch_optional(&mut *transaction)
             .await?
@@ -134,7 +111,7 @@ impl Metadata {
         }
         sqlx::query(
             "INSERT INTO models (name, format, pipeline, artifacts, inputs, outputs, tags, description, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(&model.name)
         .bind(&model.format)
@@ -152,7 +129,7 @@ impl Metadata {
     }
 
     pub async fn get_model(&self, name: &str) -> Result<ModelRecord, StoreError> {
-        let row = sqlx::query("SELECT * FROM models WHERE name = ?").bind(name).fetch_optional(&self.pool).await?;
+        let row = sqlx::query("SELECT * FROM models WHERE name = $1").bind(name).fetch_optional(&self.pool).await?;
         match row {
             Some(row) => model_from_row(&row),
             None => Err(StoreError::NotFound(format!("model {name:?} does not exist"))),
@@ -161,7 +138,7 @@ impl Metadata {
 
     pub async fn list_models(&self, page: &PageRequest) -> Result<Page<ModelRecord>, StoreError> {
         let limit = page.limit();
-        let rows = sqlx::query("SELECT * FROM models WHERE name > ? ORDER BY name LIMIT ?")
+        let rows = sqlx::query("SELECT * FROM models WHERE name > $1 ORDER BY name LIMIT $2")
             .bind(page.next_token.as_deref().unwrap_or(""))
             .bind(i64::from(limit) + 1)
             .fetch_all(&self.pool)
@@ -174,14 +151,14 @@ impl Metadata {
     pub async fn delete_model(&self, name: &str) -> Result<(), StoreError> {
         let mut transaction = self.write().await?;
         let exists =
-            sqlx::query("SELECT 1 FROM models WHERE name = ?").bind(name).fetch_optional(&mut *transaction).await?;
+            sqlx::query("SELECT 1 FROM models WHERE name = $1").bind(name).fetch_optional(&mut *transaction).await?;
         if exists.is_none() {
             return Err(StoreError::NotFound(format!("model {name:?} does not exist")));
         }
         let user = sqlx::query(
             "SELECT e.name AS endpoint, v.config_name AS config FROM config_variants v
              JOIN endpoints e ON e.config = v.config_name OR e.live_config = v.config_name
-             WHERE v.model_name = ? ORDER BY e.name LIMIT 1",
+             WHERE v.model_name = $1 ORDER BY e.name LIMIT 1",
         )
         .bind(name)
         .fetch_optional(&mut *transaction)
@@ -193,7 +170,7 @@ impl Metadata {
                 "model {name:?} is used by endpoint {endpoint:?} through endpoint config {config:?}"
             )));
         }
-        sqlx::query("DELETE FROM models WHERE name = ?").bind(name).execute(&mut *transaction).await?;
+        sqlx::query("DELETE FROM models WHERE name = $1").bind(name).execute(&mut *transaction).await?;
         transaction.commit().await?;
         Ok(())
     }
@@ -204,7 +181,7 @@ impl Metadata {
     /// when a variant names a model that does not exist.
     pub async fn insert_config(&self, config: &ConfigRecord) -> Result<(), StoreError> {
         let mut transaction = self.write().await?;
-        let taken = sqlx::query("SELECT 1 FROM endpoint_configs WHERE name = ?")
+        let taken = sqlx::query("SELECT 1 FROM endpoint_configs WHERE name = $1")
             .bind(&config.name)
             .fetch_optional(&mut *transaction)
             .await?
@@ -213,7 +190,7 @@ impl Metadata {
             return Err(StoreError::AlreadyExists(format!("endpoint config {:?} already exists", config.name)));
         }
         for variant in &config.variants {
-            let model = sqlx::query("SELECT 1 FROM models WHERE name = ?")
+            let model = sqlx::query("SELECT 1 FROM models WHERE name = $1")
                 .bind(&variant.model)
                 .fetch_optional(&mut *transaction)
                 .await?;
@@ -224,7 +201,7 @@ impl Metadata {
                 )));
             }
         }
-        sqlx::query("INSERT INTO endpoint_configs (name, tags, created_at) VALUES (?, ?, ?)")
+        sqlx::query("INSERT INTO endpoint_configs (name, tags, created_at) VALUES ($1, $2, $3)")
             .bind(&config.name)
             .bind(json_text(&config.tags))
             .bind(&config.created_at)
@@ -233,7 +210,7 @@ impl Metadata {
         for (position, variant) in config.variants.iter().enumerate() {
             sqlx::query(
                 "INSERT INTO config_variants (config_name, position, variant_name, model_name, weight, instances)
-                 VALUES (?, ?, ?, ?, ?, ?)",
+                 VALUES ($1, $2, $3, $4, $5, $6)",
             )
             .bind(&config.name)
             .bind(position as i64)
@@ -248,9 +225,9 @@ impl Metadata {
         Ok(())
     }
 
-    async fn config_from_row(&self, row: &SqliteRow) -> Result<ConfigRecord, StoreError> {
+    async fn config_from_row(&self, row: &AnyRow) -> Result<ConfigRecord, StoreError> {
         let name: String = row.try_get("name")?;
-        let variants = sqlx::query("SELECT * FROM config_variants WHERE config_name = ? ORDER BY position")
+        let variants = sqlx::query("SELECT * FROM config_variants WHERE config_name = $1 ORDER BY position")
             .bind(&name)
             .fetch_all(&self.pool)
             .await?
@@ -276,7 +253,7 @@ impl Metadata {
 
     pub async fn get_config(&self, name: &str) -> Result<ConfigRecord, StoreError> {
         let row =
-            sqlx::query("SELECT * FROM endpoint_configs WHERE name = ?").bind(name).fetch_optional(&self.pool).await?;
+            sqlx::query("SELECT * FROM endpoint_configs WHERE name = $1").bind(name).fetch_optional(&self.pool).await?;
         match row {
             Some(row) => self.config_from_row(&row).await,
             None => Err(StoreError::NotFound(format!("endpoint config {name:?} does not exist"))),
@@ -285,7 +262,7 @@ impl Metadata {
 
     pub async fn list_configs(&self, page: &PageRequest) -> Result<Page<ConfigRecord>, StoreError> {
         let limit = page.limit();
-        let rows = sqlx::query("SELECT * FROM endpoint_configs WHERE name > ? ORDER BY name LIMIT ?")
+        let rows = sqlx::query("SELECT * FROM endpoint_configs WHERE name > $1 ORDER BY name LIMIT $2")
             .bind(page.next_token.as_deref().unwrap_or(""))
             .bind(i64::from(limit) + 1)
             .fetch_all(&self.pool)
@@ -300,23 +277,24 @@ impl Metadata {
     /// Deletes a config; `InUse` while an endpoint serves it or is moving to it.
     pub async fn delete_config(&self, name: &str) -> Result<(), StoreError> {
         let mut transaction = self.write().await?;
-        let exists = sqlx::query("SELECT 1 FROM endpoint_configs WHERE name = ?")
+        let exists = sqlx::query("SELECT 1 FROM endpoint_configs WHERE name = $1")
             .bind(name)
             .fetch_optional(&mut *transaction)
             .await?;
         if exists.is_none() {
             return Err(StoreError::NotFound(format!("endpoint config {name:?} does not exist")));
         }
-        let user = sqlx::query("SELECT name FROM endpoints WHERE config = ? OR live_config = ? ORDER BY name LIMIT 1")
-            .bind(name)
-            .bind(name)
-            .fetch_optional(&mut *transaction)
-            .await?;
+        let user =
+            sqlx::query("SELECT name FROM endpoints WHERE config = $1 OR live_config = $2 ORDER BY name LIMIT 1")
+                .bind(name)
+                .bind(name)
+                .fetch_optional(&mut *transaction)
+                .await?;
         if let Some(row) = user {
             let endpoint: String = row.try_get("name")?;
             return Err(StoreError::InUse(format!("endpoint config {name:?} is used by endpoint {endpoint:?}")));
         }
-        sqlx::query("DELETE FROM endpoint_configs WHERE name = ?").bind(name).execute(&mut *transaction).await?;
+        sqlx::query("DELETE FROM endpoint_configs WHERE name = $1").bind(name).execute(&mut *transaction).await?;
         transaction.commit().await?;
         Ok(())
     }
@@ -324,19 +302,21 @@ impl Metadata {
     // ---- endpoints ----
 
     async fn endpoint_in(
-        transaction: &mut Transaction<'static, Sqlite>,
+        transaction: &mut Transaction<'static, Any>,
         name: &str,
     ) -> Result<EndpointRecord, StoreError> {
-        let row =
-            sqlx::query("SELECT * FROM endpoints WHERE name = ?").bind(name).fetch_optional(&mut **transaction).await?;
+        let row = sqlx::query("SELECT * FROM endpoints WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&mut **transaction)
+            .await?;
         match row {
             Some(row) => endpoint_from_row(&row),
             None => Err(StoreError::NotFound(format!("endpoint {name:?} does not exist"))),
         }
     }
 
-    async fn require_config(transaction: &mut Transaction<'static, Sqlite>, config: &str) -> Result<(), StoreError> {
-        let exists = sqlx::query("SELECT 1 FROM endpoint_configs WHERE name = ?")
+    async fn require_config(transaction: &mut Transaction<'static, Any>, config: &str) -> Result<(), StoreError> {
+        let exists = sqlx::query("SELECT 1 FROM endpoint_configs WHERE name = $1")
             .bind(config)
             .fetch_optional(&mut **transaction)
             .await?;
@@ -355,7 +335,7 @@ impl Metadata {
     ) -> Result<EndpointRecord, StoreError> {
         let mut transaction = self.write().await?;
         let taken =
-            sqlx::query("SELECT 1 FROM endpoints WHERE name = ?").bind(name).fetch_optional(&mut *transaction).await?;
+            sqlx::query("SELECT 1 FROM endpoints WHERE name = $1").bind(name).fetch_optional(&mut *transaction).await?;
         if taken.is_some() {
             return Err(StoreError::AlreadyExists(format!("endpoint {name:?} already exists")));
         }
@@ -364,7 +344,7 @@ impl Metadata {
         sqlx::query(
             "INSERT INTO endpoints (name, status, config, live_config, live_variants, failure_reason, generation, tags,
                                     created_at, updated_at)
-             VALUES (?, 'Creating', ?, NULL, NULL, NULL, 1, ?, ?, ?)",
+             VALUES ($1, 'Creating', $2, NULL, NULL, NULL, 1, $3, $4, $5)",
         )
         .bind(name)
         .bind(config)
@@ -379,7 +359,7 @@ impl Metadata {
     }
 
     pub async fn get_endpoint(&self, name: &str) -> Result<EndpointRecord, StoreError> {
-        let row = sqlx::query("SELECT * FROM endpoints WHERE name = ?").bind(name).fetch_optional(&self.pool).await?;
+        let row = sqlx::query("SELECT * FROM endpoints WHERE name = $1").bind(name).fetch_optional(&self.pool).await?;
         match row {
             Some(row) => endpoint_from_row(&row),
             None => Err(StoreError::NotFound(format!("endpoint {name:?} does not exist"))),
@@ -388,7 +368,7 @@ impl Metadata {
 
     pub async fn list_endpoints(&self, page: &PageRequest) -> Result<Page<EndpointRecord>, StoreError> {
         let limit = page.limit();
-        let rows = sqlx::query("SELECT * FROM endpoints WHERE name > ? ORDER BY name LIMIT ?")
+        let rows = sqlx::query("SELECT * FROM endpoints WHERE name > $1 ORDER BY name LIMIT $2")
             .bind(page.next_token.as_deref().unwrap_or(""))
             .bind(i64::from(limit) + 1)
             .fetch_all(&self.pool)
@@ -417,9 +397,9 @@ impl Metadata {
         Self::require_config(&mut transaction, config).await?;
         let status = if endpoint.live_config.is_some() { "Updating" } else { "Creating" };
         sqlx::query(
-            "UPDATE endpoints SET status = ?, config = ?, failure_reason = NULL, generation = generation + 1,
-                                  updated_at = ?
-             WHERE name = ?",
+            "UPDATE endpoints SET status = $1, config = $2, failure_reason = NULL, generation = generation + 1,
+                                  updated_at = $3
+             WHERE name = $4",
         )
         .bind(status)
         .bind(config)
@@ -443,9 +423,9 @@ impl Metadata {
     ) -> Result<bool, StoreError> {
         let mut transaction = self.write().await?;
         let done = sqlx::query(
-            "UPDATE endpoints SET status = 'InService', live_config = config, live_variants = ?, failure_reason = NULL,
-                                  updated_at = ?
-             WHERE name = ? AND generation = ? AND status IN ('Creating', 'Updating')",
+            "UPDATE endpoints SET status = 'InService', live_config = config, live_variants = $1, failure_reason = NULL,
+                                  updated_at = $2
+             WHERE name = $3 AND generation = $4 AND status IN ('Creating', 'Updating')",
         )
         .bind(json_text(&variants))
         .bind(now_rfc3339())
@@ -480,7 +460,7 @@ impl Metadata {
             return Ok(None);
         }
         let status = if endpoint.live_config.is_some() { EndpointStatus::RollingBack } else { EndpointStatus::Failed };
-        sqlx::query("UPDATE endpoints SET status = ?, failure_reason = ?, updated_at = ? WHERE name = ?")
+        sqlx::query("UPDATE endpoints SET status = $1, failure_reason = $2, updated_at = $3 WHERE name = $4")
             .bind(status.as_str())
             .bind(reason)
             .bind(now_rfc3339())
@@ -496,8 +476,8 @@ impl Metadata {
     pub async fn finish_rollback(&self, name: &str, generation: i64) -> Result<bool, StoreError> {
         let mut transaction = self.write().await?;
         let done = sqlx::query(
-            "UPDATE endpoints SET status = 'InService', config = live_config, updated_at = ?
-             WHERE name = ? AND generation = ? AND status = 'RollingBack' AND live_config IS NOT NULL",
+            "UPDATE endpoints SET status = 'InService', config = live_config, updated_at = $1
+             WHERE name = $2 AND generation = $3 AND status = 'RollingBack' AND live_config IS NOT NULL",
         )
         .bind(now_rfc3339())
         .bind(name)
@@ -519,7 +499,7 @@ impl Metadata {
             return Ok(endpoint);
         }
         sqlx::query(
-            "UPDATE endpoints SET status = 'Deleting', generation = generation + 1, updated_at = ? WHERE name = ?",
+            "UPDATE endpoints SET status = 'Deleting', generation = generation + 1, updated_at = $1 WHERE name = $2",
         )
         .bind(now_rfc3339())
         .bind(name)
@@ -533,7 +513,7 @@ impl Metadata {
     /// Removes a `Deleting` endpoint's row. Returns false when it is not (or no longer) there.
     pub async fn finish_delete(&self, name: &str) -> Result<bool, StoreError> {
         let mut transaction = self.write().await?;
-        let done = sqlx::query("DELETE FROM endpoints WHERE name = ? AND status = 'Deleting'")
+        let done = sqlx::query("DELETE FROM endpoints WHERE name = $1 AND status = 'Deleting'")
             .bind(name)
             .execute(&mut *transaction)
             .await?
@@ -548,9 +528,9 @@ impl Metadata {
     pub async fn mark_failed(&self, name: &str, reason: &str) -> Result<(), StoreError> {
         let mut transaction = self.write().await?;
         sqlx::query(
-            "UPDATE endpoints SET status = 'Failed', failure_reason = ?, live_config = NULL, live_variants = NULL,
-                                  generation = generation + 1, updated_at = ?
-             WHERE name = ?",
+            "UPDATE endpoints SET status = 'Failed', failure_reason = $1, live_config = NULL, live_variants = NULL,
+                                  generation = generation + 1, updated_at = $2
+             WHERE name = $3",
         )
         .bind(reason)
         .bind(now_rfc3339())
@@ -584,7 +564,7 @@ impl Metadata {
         if let Some(instances) = instances {
             slot.instances = instances;
         }
-        sqlx::query("UPDATE endpoints SET live_variants = ?, updated_at = ? WHERE name = ?")
+        sqlx::query("UPDATE endpoints SET live_variants = $1, updated_at = $2 WHERE name = $3")
             .bind(json_text(&variants))
             .bind(now_rfc3339())
             .bind(name)

@@ -20,10 +20,10 @@ impl Metadata {
         if minutes.is_empty() {
             return Ok(());
         }
-        let mut transaction = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let mut transaction = self.write().await?;
         for minute in minutes {
             sqlx::query(
-                "INSERT INTO metric_minutes (endpoint, variant, minute, data) VALUES (?, ?, ?, ?)
+                "INSERT INTO metric_minutes (endpoint, variant, minute, data) VALUES ($1, $2, $3, $4)
                  ON CONFLICT (endpoint, variant, minute) DO UPDATE SET data = excluded.data",
             )
             .bind(&minute.endpoint)
@@ -40,7 +40,8 @@ impl Metadata {
     /// Every stored minute from `since` on, oldest first.
     pub async fn metric_minutes_since(&self, since: i64) -> Result<Vec<MetricMinute>, StoreError> {
         let rows = sqlx::query(
-            "SELECT endpoint, variant, minute, data FROM metric_minutes WHERE minute >= ? ORDER BY minute, endpoint, variant",
+            "SELECT endpoint, variant, minute, data FROM metric_minutes WHERE minute >= $1
+             ORDER BY minute, endpoint, variant",
         )
         .bind(since)
         .fetch_all(self.pool())
@@ -59,7 +60,8 @@ impl Metadata {
 
     /// Removes minutes older than `before`; the number removed.
     pub async fn prune_metric_minutes(&self, before: i64) -> Result<u64, StoreError> {
-        let done = sqlx::query("DELETE FROM metric_minutes WHERE minute < ?").bind(before).execute(self.pool()).await?;
+        let done =
+            sqlx::query("DELETE FROM metric_minutes WHERE minute < $1").bind(before).execute(self.pool()).await?;
         Ok(done.rows_affected())
     }
 }

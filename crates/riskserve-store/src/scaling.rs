@@ -1,7 +1,7 @@
 //! Scaling policies (one per endpoint variant) and the activities the scaler recorded.
 
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 
 use crate::{Metadata, StoreError, now_rfc3339};
 
@@ -32,12 +32,12 @@ pub struct ScalingActivityRecord {
     pub cause: String,
 }
 
-fn count(row: &SqliteRow, column: &str) -> Result<u32, StoreError> {
+fn count(row: &AnyRow, column: &str) -> Result<u32, StoreError> {
     let value: i64 = row.try_get(column)?;
     u32::try_from(value).map_err(|_| StoreError::Corrupt(format!("{column} {value} is out of range")))
 }
 
-fn policy_from_row(row: &SqliteRow) -> Result<ScalingPolicyRecord, StoreError> {
+fn policy_from_row(row: &AnyRow) -> Result<ScalingPolicyRecord, StoreError> {
     Ok(ScalingPolicyRecord {
         endpoint: row.try_get("endpoint")?,
         variant: row.try_get("variant")?,
@@ -58,7 +58,7 @@ impl Metadata {
         sqlx::query(
             "INSERT INTO scaling_policies (endpoint, variant, min_instances, max_instances, target, scale_out_cooldown,
                                            scale_in_cooldown, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
              ON CONFLICT (endpoint, variant) DO UPDATE SET min_instances = excluded.min_instances,
                  max_instances = excluded.max_instances, target = excluded.target,
                  scale_out_cooldown = excluded.scale_out_cooldown, scale_in_cooldown = excluded.scale_in_cooldown,
@@ -82,7 +82,7 @@ impl Metadata {
     pub async fn scaling_policies(&self, endpoint: Option<&str>) -> Result<Vec<ScalingPolicyRecord>, StoreError> {
         let rows = match endpoint {
             Some(name) => {
-                sqlx::query("SELECT * FROM scaling_policies WHERE endpoint = ? ORDER BY variant")
+                sqlx::query("SELECT * FROM scaling_policies WHERE endpoint = $1 ORDER BY variant")
                     .bind(name)
                     .fetch_all(self.pool())
                     .await?
@@ -96,7 +96,7 @@ impl Metadata {
 
     /// Deletes a variant's policy; `NotFound` when it has none.
     pub async fn delete_scaling_policy(&self, endpoint: &str, variant: &str) -> Result<(), StoreError> {
-        let done = sqlx::query("DELETE FROM scaling_policies WHERE endpoint = ? AND variant = ?")
+        let done = sqlx::query("DELETE FROM scaling_policies WHERE endpoint = $1 AND variant = $2")
             .bind(endpoint)
             .bind(variant)
             .execute(self.pool())
@@ -112,7 +112,7 @@ impl Metadata {
     pub async fn insert_scaling_activity(&self, activity: &ScalingActivityRecord) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO scaling_activities (endpoint, variant, time, from_instances, to_instances, cause)
-             VALUES (?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(&activity.endpoint)
         .bind(&activity.variant)
@@ -132,7 +132,8 @@ impl Metadata {
         limit: u32,
     ) -> Result<Vec<ScalingActivityRecord>, StoreError> {
         let rows = sqlx::query(
-            "SELECT * FROM (SELECT * FROM scaling_activities WHERE endpoint = ? ORDER BY id DESC LIMIT ?) ORDER BY id",
+            "SELECT * FROM (SELECT * FROM scaling_activities WHERE endpoint = $1 ORDER BY id DESC LIMIT $2) AS recent
+             ORDER BY id",
         )
         .bind(endpoint)
         .bind(i64::from(limit))

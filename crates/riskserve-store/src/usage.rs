@@ -25,15 +25,15 @@ impl Metadata {
         if records.is_empty() {
             return Ok(());
         }
-        let mut transaction = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let mut transaction = self.write().await?;
         for record in records {
             let invocations = i64::try_from(record.invocations).unwrap_or(i64::MAX);
             sqlx::query(
                 "INSERT INTO usage_minutes (minute, endpoint, variant, principal, tags, instance_seconds, invocations)
-                 VALUES (?, ?, ?, ?, ?, ?, ?)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)
                  ON CONFLICT (minute, endpoint, variant, principal) DO UPDATE SET tags = excluded.tags,
-                     instance_seconds = instance_seconds + excluded.instance_seconds,
-                     invocations = invocations + excluded.invocations",
+                     instance_seconds = usage_minutes.instance_seconds + excluded.instance_seconds,
+                     invocations = usage_minutes.invocations + excluded.invocations",
             )
             .bind(record.minute)
             .bind(&record.endpoint)
@@ -52,7 +52,8 @@ impl Metadata {
     /// Stored usage of the minutes in `[from, to)`.
     pub async fn usage_between(&self, from: i64, to: i64) -> Result<Vec<UsageRecord>, StoreError> {
         let rows = sqlx::query(
-            "SELECT * FROM usage_minutes WHERE minute >= ? AND minute < ? ORDER BY minute, endpoint, variant, principal",
+            "SELECT * FROM usage_minutes WHERE minute >= $1 AND minute < $2
+             ORDER BY minute, endpoint, variant, principal",
         )
         .bind(from)
         .bind(to)

@@ -21,14 +21,14 @@ impl TaggedKind {
     fn tag_statements(self) -> (&'static str, &'static str) {
         match self {
             TaggedKind::Model => {
-                ("SELECT tags FROM models WHERE name = ?", "UPDATE models SET tags = ? WHERE name = ?")
+                ("SELECT tags FROM models WHERE name = $1", "UPDATE models SET tags = $1 WHERE name = $2")
             }
             TaggedKind::EndpointConfig => (
-                "SELECT tags FROM endpoint_configs WHERE name = ?",
-                "UPDATE endpoint_configs SET tags = ? WHERE name = ?",
+                "SELECT tags FROM endpoint_configs WHERE name = $1",
+                "UPDATE endpoint_configs SET tags = $1 WHERE name = $2",
             ),
             TaggedKind::Endpoint => {
-                ("SELECT tags FROM endpoints WHERE name = ?", "UPDATE endpoints SET tags = ? WHERE name = ?")
+                ("SELECT tags FROM endpoints WHERE name = $1", "UPDATE endpoints SET tags = $1 WHERE name = $2")
             }
         }
     }
@@ -62,7 +62,8 @@ impl Metadata {
     ) -> Result<(), StoreError> {
         let mut transaction = self.write().await?;
         sqlx::query(
-            "INSERT INTO facade_documents (facade, kind, name, resource_created_at, document) VALUES (?, ?, ?, ?, ?)
+            "INSERT INTO facade_documents (facade, kind, name, resource_created_at, document)
+             VALUES ($1, $2, $3, $4, $5)
              ON CONFLICT (facade, kind, name) DO UPDATE SET resource_created_at = excluded.resource_created_at,
              document = excluded.document",
         )
@@ -84,7 +85,7 @@ impl Metadata {
         name: &str,
     ) -> Result<Option<FacadeDocument>, StoreError> {
         let row = sqlx::query(
-            "SELECT resource_created_at, document FROM facade_documents WHERE facade = ? AND kind = ? AND name = ?",
+            "SELECT resource_created_at, document FROM facade_documents WHERE facade = $1 AND kind = $2 AND name = $3",
         )
         .bind(facade)
         .bind(kind.as_str())
