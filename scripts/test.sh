@@ -7,16 +7,20 @@ cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/riskserve/target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
+echo "== module layering (scripts/check_layers.py)"
+python3 scripts/check_layers.py --self-test
+python3 scripts/check_layers.py
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
-# The operations test scrapes riskserve with a real Prometheus server (Debian's package); it skips loudly without one.
+# The operations test scrapes riskserve with a real Prometheus server (Debian's package); without one it skips loudly
+# on a developer's machine and fails in CI (CI=true).
 if ! command -v prometheus > /dev/null; then
     echo "== installing prometheus (apt-get)"
     if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo -n"; fi
     { $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq prometheus; } > /dev/null 2>&1 \
-        || echo "!! cannot install prometheus: the Prometheus scrape test will be skipped"
+        || echo "!! cannot install prometheus: the Prometheus scrape test will skip (fail under CI=true)"
 fi
 echo "== cargo test"
 cargo test --workspace --all-targets --locked
