@@ -10,6 +10,7 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 echo "== module layering (scripts/check_layers.py)"
 python3 scripts/check_layers.py --self-test
 python3 scripts/check_layers.py
+bash scripts/validate_deploy.sh
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
