@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every check and test of the repository: formatting, lints, unit, parity and CLI tests, then the real-client
-# tests (boto3, the AWS CLI, tritonclient) in their own virtual environment.
+# tests (boto3, the AWS CLI, tritonclient) in their own virtual environment, and three replicas sharing PostgreSQL and
+# S3 behind haproxy.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # Keep build output outside the clone so that repeated runs (and CI) reuse it.
@@ -23,7 +24,9 @@ if ! command -v prometheus > /dev/null; then
     { $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq prometheus; } > /dev/null 2>&1 \
         || echo "!! cannot install prometheus: the Prometheus scrape test will skip (fail under CI=true)"
 fi
-echo "== cargo test"
-cargo test --workspace --all-targets --locked
+echo "== cargo test (the store's PostgreSQL tests against a temporary server: scripts/with_postgres.sh)"
+bash scripts/with_postgres.sh cargo test --workspace --all-targets --locked
 echo "== real clients (scripts/client_tests.sh)"
 bash scripts/client_tests.sh
+echo "== replicas on PostgreSQL and S3 behind haproxy (scripts/replica_tests.sh)"
+bash scripts/replica_tests.sh

@@ -16,6 +16,15 @@ pub struct ServeArgs {
     /// Folder for the metadata database and the artifacts [default: ./riskserve-data; env RISKSERVE_DATA_DIR].
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// The metadata database shared by replicas, postgres://user:password@host:port/database [default: SQLite in
+    /// the data directory; env RISKSERVE_STORE, preferred: a flag's password shows in `ps`].
+    #[arg(long, value_name = "URL")]
+    pub store: Option<String>,
+    /// The artifact store shared by replicas, s3://bucket/prefix, with credentials, region and endpoint from the
+    /// usual AWS variables (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT_URL)
+    /// [default: a folder in the data directory; env RISKSERVE_ARTIFACTS].
+    #[arg(long, value_name = "URL")]
+    pub artifacts: Option<String>,
     /// A TOML file of settings (keys: listen, data_dir, max_body_bytes, max_artifact_bytes, queue_depth,
     /// max_instances).
     #[arg(long, value_name = "FILE")]
@@ -72,6 +81,12 @@ fn settings(args: &ServeArgs, environment: &HashMap<String, String>) -> anyhow::
     if let Some(data_dir) = &args.data_dir {
         config.data_dir = data_dir.clone();
     }
+    if let Some(value) = &args.store {
+        config.store = Some(riskserve_server::StoreUrl(value.clone()));
+    }
+    if let Some(value) = &args.artifacts {
+        config.artifacts = Some(value.clone());
+    }
     if let Some(value) = args.max_body_bytes {
         config.max_body_bytes = value;
     }
@@ -89,6 +104,12 @@ fn settings(args: &ServeArgs, environment: &HashMap<String, String>) -> anyhow::
     }
     if let Some(value) = environment.get("RISKSERVE_DATA_DIR").filter(|value| !value.is_empty()) {
         config.data_dir = PathBuf::from(value);
+    }
+    if let Some(value) = environment.get("RISKSERVE_STORE").filter(|value| !value.is_empty()) {
+        config.store = Some(riskserve_server::StoreUrl(value.clone()));
+    }
+    if let Some(value) = environment.get("RISKSERVE_ARTIFACTS").filter(|value| !value.is_empty()) {
+        config.artifacts = Some(value.clone());
     }
     if let Some(value) = variable(environment, "RISKSERVE_MAX_BODY_BYTES")? {
         config.max_body_bytes = value;
@@ -176,6 +197,8 @@ mod tests {
     fn no_flags() -> ServeArgs {
         ServeArgs {
             listen: None,
+            store: None,
+            artifacts: None,
             data_dir: None,
             config: None,
             max_body_bytes: None,

@@ -15,6 +15,8 @@ mod router;
 mod sagemaker;
 mod sagemaker_runtime;
 
+use std::future::IntoFuture;
+
 pub use riskserve_service::*;
 pub use router::{openapi_json, router};
 
@@ -38,9 +40,26 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
         tokio::spawn(async move { axum::serve(metrics_listener, metrics_router).await });
     }
     eprintln!("riskserve listening on http://{address}");
-    axum::serve(listener, router(service.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>())
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    let (signalled, on_signal) = tokio::sync::oneshot::channel::<()>();
+    let draining = service.clone();
+    let server =
+        axum::serve(listener, router(service.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>())
+            .with_graceful_shutdown(async move {
+                shutdown_signal().await;
+                // Readiness goes first, so a balancer stops sending while in-flight requests finish.
+                draining.stop_accepting();
+                let _ = signalled.send(());
+            });
+    let mut server = std::pin::pin!(server.into_future());
+    tokio::select! {
+        result = &mut server => result?,
+        _ = on_signal => {
+            let grace = std::time::Duration::from_secs(config.shutdown_grace_seconds);
+            if tokio::time::timeout(grace, &mut server).await.is_err() {
+                eprintln!("riskserve: requests still in flight after {grace:?} are cut off");
+            }
+        }
+    }
     service.shutdown().await;
     Ok(())
 }

@@ -30,7 +30,7 @@ pub fn routes() -> Router<Service> {
     Router::new()
         .route("/v2", get(server_metadata))
         .route("/v2/health/live", get(live))
-        .route("/v2/health/ready", get(live))
+        .route("/v2/health/ready", get(ready_check))
         .route("/v2/models/{model}", get(model_metadata))
         .route("/v2/models/{model}/ready", get(model_ready))
         .route("/v2/models/{model}/infer", post(infer))
@@ -79,6 +79,13 @@ fn respond(result: Result<Response, OipError>) -> Response {
 
 async fn live() -> Response {
     axum::Json(json!({"live": true, "ready": true})).into_response()
+}
+
+/// Ready once the server has recovered and serves the stored state; not ready (503) while it shuts down.
+async fn ready_check(State(service): State<Service>) -> Response {
+    let ready = service.ready();
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, axum::Json(json!({"live": true, "ready": ready}))).into_response()
 }
 
 async fn server_metadata() -> Response {

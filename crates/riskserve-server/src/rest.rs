@@ -118,10 +118,11 @@ fn page_request(query: Result<Query<ListQuery>, QueryRejection>) -> Result<PageR
 
 // ---- health ----
 
-/// The container contract's health check.
-#[utoipa::path(get, path = "/ping", responses((status = 200, description = "The server is up")))]
-async fn ping() -> StatusCode {
-    StatusCode::OK
+/// The container contract's health check, and the readiness check of load balancers and Kubernetes: 200 once the
+/// server has recovered and serves the stored state, 503 once it is shutting down.
+#[utoipa::path(get, path = "/ping", responses((status = 200, description = "Ready"), (status = 503, description = "Not ready: starting or shutting down")))]
+async fn ping(State(service): State<Service>) -> StatusCode {
+    if service.ready() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }
 }
 
 #[utoipa::path(get, path = "/healthz", responses((status = 200, description = "`{\"status\": \"ok\"}`")))]

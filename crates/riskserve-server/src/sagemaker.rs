@@ -85,6 +85,9 @@ impl From<ServiceError> for AwsError {
             ServiceError::InUse(_) => AwsError::new(bad_request, "ResourceInUse", message),
             ServiceError::Overloaded { .. } => AwsError::new(bad_request, "ThrottlingException", message),
             ServiceError::Internal(_) => AwsError::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalFailure", message),
+            ServiceError::Unavailable(_) => {
+                AwsError::new(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", message)
+            }
             // Errors added after this façade (authentication, authorization) map by status.
             #[allow(unreachable_patterns)]
             _ => match status_of(&error) {

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
-use riskserve_store::{AuditRecord, AuditSeal, Metadata, now_rfc3339};
+use riskserve_store::{AuditHead, AuditRecord, AuditSeal, Metadata, now_rfc3339};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
@@ -82,6 +82,8 @@ pub struct AuditLog {
     /// so the hot path costs one channel push.
     wake: std::sync::Arc<tokio::sync::Notify>,
     public_key: VerifyingKey,
+    /// Whether this process seals at intervals (the leader of replicas; always on an embedded store).
+    sealing: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl AuditLog {
@@ -92,23 +94,18 @@ impl AuditLog {
         master: &MasterKey,
         seal_interval: Duration,
     ) -> Result<AuditLog, ServiceError> {
-        let key = signing_key(data_dir, master)?;
+        let shared = metadata.database_url();
+        let key = signing_key(data_dir, master, shared.is_some())?;
         let public_key = key.verifying_key();
-        let tail = metadata.audit_tail().await?;
-        let seals = metadata.audit_seals().await?;
         let (sender, receiver) = mpsc::unbounded_channel();
         let wake = std::sync::Arc::new(tokio::sync::Notify::new());
         let writer = Writer {
             metadata,
             key,
-            next_seq: tail.as_ref().map_or(1, |record| record.seq + 1),
-            last_hash: tail.map_or_else(|| GENESIS.to_string(), |record| record.hash),
-            last_sealed_seq: seals.last().map_or(0, |seal| seal.last_seq),
-            prev_seal: seals
-                .last()
-                .map_or_else(|| GENESIS.to_string(), |seal| hex::encode(Sha256::digest(seal_message(seal)))),
             seal_interval,
+            sealing: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true)),
         };
+        let sealing = writer.sealing.clone();
         // The writer runs on its own thread and runtime, with its own connections: chaining and writing a batch
         // of thousands of events takes milliseconds of CPU that must not hold up the request workers.
         let database = data_dir.join("riskserve.db");
@@ -125,7 +122,11 @@ impl AuditLog {
                     }
                 };
                 runtime.block_on(async move {
-                    match Metadata::open(&database).await {
+                    let own = match &shared {
+                        Some(url) => Metadata::open_url(url).await,
+                        None => Metadata::open(&database).await,
+                    };
+                    match own {
                         Ok(own) => {
                             let _ = ready.send(Ok(()));
                             Writer { metadata: own, ..writer }.run(receiver, thread_wake).await;
@@ -138,7 +139,7 @@ impl AuditLog {
             })
             .map_err(|error| ServiceError::internal(format!("cannot start the audit writer: {error}")))?;
         started.await.map_err(|_| ServiceError::internal("the audit writer stopped at start"))??;
-        Ok(AuditLog { sender, wake, public_key })
+        Ok(AuditLog { sender, wake, public_key, sealing })
     }
 
     /// Queues an event; never blocks.
@@ -169,13 +170,22 @@ impl AuditLog {
         }
     }
 
+    /// Seals at intervals, or not (replicas that do not lead leave it to the leader; flushes still seal).
+    pub fn set_sealing(&self, sealing: bool) {
+        self.sealing.store(sealing, std::sync::atomic::Ordering::Relaxed);
+    }
+
     pub fn public_key_hex(&self) -> String {
         hex::encode(self.public_key.as_bytes())
     }
 }
 
-/// The Ed25519 key that signs seals: `<data_dir>/audit-signing.key`, sealed with the master key.
-fn signing_key(data_dir: &Path, master: &MasterKey) -> Result<SigningKey, ServiceError> {
+/// The Ed25519 key that signs seals: `<data_dir>/audit-signing.key`, sealed with the master key; replicas of a
+/// shared store derive it from the master key they share instead, so that one public key verifies every seal.
+fn signing_key(data_dir: &Path, master: &MasterKey, shared: bool) -> Result<SigningKey, ServiceError> {
+    if shared {
+        return Ok(SigningKey::from_bytes(&master.derive("riskserve-audit-signing-key-v1")));
+    }
     let path = data_dir.join("audit-signing.key");
     let seed = if path.exists() {
         let sealed = std::fs::read_to_string(&path)
@@ -194,16 +204,16 @@ fn signing_key(data_dir: &Path, master: &MasterKey) -> Result<SigningKey, Servic
 struct Writer {
     metadata: Metadata,
     key: SigningKey,
-    next_seq: i64,
-    last_hash: String,
-    last_sealed_seq: i64,
-    prev_seal: String,
     seal_interval: Duration,
+    sealing: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
+
+/// Events kept for the next write when a write fails (the database is out of reach), before the oldest go.
+const MAX_PENDING: usize = 100_000;
 
 impl Writer {
     async fn run(mut self, mut receiver: mpsc::UnboundedReceiver<Message>, wake: std::sync::Arc<tokio::sync::Notify>) {
-        let mut batch: Vec<AuditRecord> = Vec::new();
+        let mut batch: Vec<AuditEvent> = Vec::new();
         let mut waiters: Vec<oneshot::Sender<()>> = Vec::new();
         let mut next_seal = tokio::time::Instant::now() + self.seal_interval;
         loop {
@@ -212,11 +222,12 @@ impl Writer {
                 () = tokio::time::sleep(BATCH_WINDOW) => {}
                 () = wake.notified() => {}
             }
-            let mut seal_now = tokio::time::Instant::now() >= next_seal;
+            let mut seal_now =
+                tokio::time::Instant::now() >= next_seal && self.sealing.load(std::sync::atomic::Ordering::Relaxed);
             let mut closed = false;
             loop {
                 match receiver.try_recv() {
-                    Ok(Message::Event(event)) => batch.push(self.chain(*event)),
+                    Ok(Message::Event(event)) => batch.push(*event),
                     Ok(Message::Flush(done)) => {
                         waiters.push(done);
                         seal_now = true;
@@ -256,62 +267,88 @@ impl Writer {
         }
     }
 
-    /// Writes `batch` (and a seal over everything written, when asked and there is something new) in one
-    /// transaction, then empties it.
-    async fn write(&mut self, batch: &mut Vec<AuditRecord>, seal: bool) {
-        let seal = if seal && self.next_seq - 1 > self.last_sealed_seq { self.seal() } else { None };
-        if batch.is_empty() && seal.is_none() {
-            return;
-        }
-        match self.metadata.append_audit(batch, seal.as_ref()).await {
-            // The chain in memory already moved on; a restart continues from what is stored.
-            Err(error) => eprintln!("riskserve: cannot write {} audit events: {error}", batch.len()),
-            Ok(()) => {
-                if let Some(seal) = &seal {
-                    self.last_sealed_seq = seal.last_seq;
-                    self.prev_seal = hex::encode(Sha256::digest(seal_message(seal)));
+    /// Chains `batch` onto the stored chain and writes it (and a seal over everything written, when asked and
+    /// there is something new) in one write transaction, which reads the chain's head itself: replicas sharing a
+    /// database extend one chain. The batch empties once written; after a failed write it is kept for the next.
+    async fn write(&mut self, batch: &mut Vec<AuditEvent>, seal: bool) {
+        let key = &self.key;
+        let events = batch.clone();
+        let written = self
+            .metadata
+            .append_audit_chained(move |head: AuditHead| {
+                let mut seq = head.last_seq;
+                let mut last_hash = head.last_hash.unwrap_or_else(|| GENESIS.to_string());
+                let records: Vec<AuditRecord> = events
+                    .into_iter()
+                    .map(|event| {
+                        seq += 1;
+                        let record = chain(event, seq, std::mem::take(&mut last_hash));
+                        last_hash = record.hash.clone();
+                        record
+                    })
+                    .collect();
+                let last_sealed = head.last_seal.as_ref().map_or(0, |seal| seal.last_seq);
+                let prev_seal = head
+                    .last_seal
+                    .as_ref()
+                    .map_or_else(|| GENESIS.to_string(), |seal| hex::encode(Sha256::digest(seal_message(seal))));
+                let seal = (seal && seq > last_sealed).then(|| sign(key, seq, last_hash, prev_seal));
+                (records, seal)
+            })
+            .await;
+        match written {
+            Ok(_) => batch.clear(),
+            Err(error) => {
+                eprintln!(
+                    "riskserve: cannot write {} audit events yet (kept for the next write): {error}",
+                    batch.len()
+                );
+                if batch.len() > MAX_PENDING {
+                    let dropped = batch.len() - MAX_PENDING;
+                    batch.drain(..dropped);
+                    eprintln!("riskserve: {dropped} audit events dropped: the database stayed out of reach");
                 }
             }
         }
-        batch.clear();
     }
+}
 
-    fn chain(&mut self, event: AuditEvent) -> AuditRecord {
-        let mut record = AuditRecord {
-            seq: self.next_seq,
-            time: event.time,
-            request_id: event.request_id,
-            principal: event.principal,
-            source: event.source,
-            action: event.action,
-            resource: event.resource,
-            parameters: event.parameters.to_string(),
-            outcome: event.outcome.to_string(),
-            status: i64::from(event.status),
-            error_code: event.error_code,
-            latency_us: i64::try_from(event.latency_us).unwrap_or(i64::MAX),
-            prev_hash: std::mem::take(&mut self.last_hash),
-            hash: String::new(),
-        };
-        record.hash = event_hash(&record);
-        self.last_hash = record.hash.clone();
-        self.next_seq += 1;
-        record
-    }
+/// An event as the record that follows `prev_hash` at `seq`.
+fn chain(event: AuditEvent, seq: i64, prev_hash: String) -> AuditRecord {
+    let mut record = AuditRecord {
+        seq,
+        time: event.time,
+        request_id: event.request_id,
+        principal: event.principal,
+        source: event.source,
+        action: event.action,
+        resource: event.resource,
+        parameters: event.parameters.to_string(),
+        outcome: event.outcome.to_string(),
+        status: i64::from(event.status),
+        error_code: event.error_code,
+        latency_us: i64::try_from(event.latency_us).unwrap_or(i64::MAX),
+        prev_hash,
+        hash: String::new(),
+    };
+    record.hash = event_hash(&record);
+    record
+}
 
-    fn seal(&self) -> Option<AuditSeal> {
-        let mut seal = AuditSeal {
-            id: 0,
-            time: now_rfc3339(),
-            last_seq: self.next_seq - 1,
-            last_hash: self.last_hash.clone(),
-            prev_seal: self.prev_seal.clone(),
-            public_key: hex::encode(self.key.verifying_key().as_bytes()),
-            signature: String::new(),
-        };
-        seal.signature = hex::encode(self.key.sign(seal_message(&seal).as_bytes()).to_bytes());
-        Some(seal)
-    }
+/// A seal over the chain up to `last_seq` (whose hash is `last_hash`), following the seal whose digest is
+/// `prev_seal`, signed with `key`.
+fn sign(key: &SigningKey, last_seq: i64, last_hash: String, prev_seal: String) -> AuditSeal {
+    let mut seal = AuditSeal {
+        id: 0,
+        time: now_rfc3339(),
+        last_seq,
+        last_hash,
+        prev_seal,
+        public_key: hex::encode(key.verifying_key().as_bytes()),
+        signature: String::new(),
+    };
+    seal.signature = hex::encode(key.sign(seal_message(&seal).as_bytes()).to_bytes());
+    seal
 }
 
 // ---- verification ----

@@ -27,6 +27,9 @@ pub enum ServiceError {
     /// Every queue of the chosen variant is full; retry after `retry_after_seconds`.
     #[error("{message}")]
     Overloaded { message: String, retry_after_seconds: u32 },
+    /// The database or the artifact store cannot be reached right now (503; invocations keep serving from memory).
+    #[error("{0}")]
+    Unavailable(String),
     /// A fault on the server's side; the message is logged, never sent.
     #[error("{0}")]
     Internal(String),
@@ -71,6 +74,7 @@ impl ServiceError {
             ServiceError::PayloadTooLarge(_) => "payload_too_large",
             ServiceError::UnsupportedMediaType(_) => "unsupported_media_type",
             ServiceError::Overloaded { .. } => "overloaded",
+            ServiceError::Unavailable(_) => "store_unavailable",
             ServiceError::Internal(_) => "internal",
             ServiceError::Unauthenticated { code, .. } => code,
             ServiceError::AccessDenied(_) => "access_denied",
@@ -92,7 +96,7 @@ impl ServiceError {
             | ServiceError::Unauthenticated { .. }
             | ServiceError::AccessDenied(_) => ErrorClass::Client,
             ServiceError::Overloaded { .. } => ErrorClass::Overloaded,
-            ServiceError::Internal(_) => ErrorClass::Server,
+            ServiceError::Unavailable(_) | ServiceError::Internal(_) => ErrorClass::Server,
         }
     }
 
@@ -107,11 +111,18 @@ impl ServiceError {
 
 impl From<StoreError> for ServiceError {
     fn from(error: StoreError) -> ServiceError {
+        if error.is_unavailable() && !matches!(error, StoreError::Unavailable(_)) {
+            return ServiceError::Unavailable(format!(
+                "the metadata database is out of reach ({error}); invocations keep serving, retry the change later"
+            ));
+        }
         match error {
             StoreError::NotFound(message) => ServiceError::NotFound(message),
             StoreError::AlreadyExists(message) => ServiceError::AlreadyExists(message),
             StoreError::InUse(message) => ServiceError::InUse(message),
             StoreError::InvalidState(message) => ServiceError::InvalidState(message),
+            StoreError::Invalid(message) => ServiceError::Validation(message),
+            StoreError::Unavailable(message) => ServiceError::Unavailable(message),
             other @ (StoreError::Database(_)
             | StoreError::Migrate(_)
             | StoreError::Artifact(_)

@@ -34,7 +34,7 @@ mod validate;
 pub use audit::{AuditEvent, VerifyReport, redact_query, verify_data_dir};
 pub use caller::{Caller, DecisionSlot, Principal, Resource, request_id};
 pub use codec::{BodyFormat, decode_csv};
-pub use config::{AuthConfig, ServerConfig};
+pub use config::{AuthConfig, ServerConfig, StoreUrl};
 pub use error::{ErrorClass, ServiceError};
 pub use history::{Datapoint, MetricQuery, MetricSeries};
 pub use identity::AdminBootstrap;

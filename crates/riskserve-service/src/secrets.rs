@@ -89,6 +89,21 @@ impl MasterKey {
         Ok(MasterKey(Key::from(bytes)))
     }
 
+    /// A 32-byte key for `context`, derived from the master key (HMAC-SHA256): every holder of the master key
+    /// derives the same one, and it reveals nothing of the master key or of keys for other contexts.
+    pub fn derive(&self, context: &str) -> [u8; 32] {
+        use hmac::{Hmac, KeyInit as _, Mac};
+        let key: [u8; 32] = self.0.into();
+        match Hmac::<Sha256>::new_from_slice(&key) {
+            Ok(mut mac) => {
+                mac.update(context.as_bytes());
+                mac.finalize().into_bytes().into()
+            }
+            // HMAC takes keys of any length; this arm cannot run.
+            Err(_) => Sha256::digest([key.as_slice(), context.as_bytes()].concat()).into(),
+        }
+    }
+
     /// hex(nonce || ciphertext), bound to `context` (e.g. the access key id) as associated data.
     pub fn seal(&self, plaintext: &[u8], context: &str) -> Result<String, ServiceError> {
         let nonce = random_bytes::<12>()?;

@@ -1,14 +1,17 @@
-//! Content-addressed artifact storage: a file is stored once under `sha256/<hex>`, written first
-//! under `tmp/` and renamed into place, so a crash never leaves a partial file under a digest.
+//! Content-addressed artifact storage, in a local folder or an S3-compatible bucket: a file is stored once under
+//! `sha256/<hex>`; locally it is written under `tmp/` and renamed into place, on S3 a PUT is atomic already, so a
+//! crash never leaves a partial file under a digest.
 
 use std::path::{Path as FsPath, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
+use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt};
+use object_store::prefix::PrefixStore;
+use object_store::{ClientOptions, ObjectStore, ObjectStoreExt, RetryConfig};
 use sha2::{Digest, Sha256};
 
 use crate::StoreError;
@@ -23,6 +26,16 @@ pub struct ArtifactStore {
     objects: Arc<dyn ObjectStore>,
     /// The folder behind a local store, swept for the object store's own staging files at start.
     local_root: Option<PathBuf>,
+    /// The S3 location (`s3://bucket/prefix`) behind an S3 store, for messages and for reading `s3://` URLs.
+    s3: Option<S3Location>,
+}
+
+/// Where an S3 artifact store lives, and how its client reaches the service.
+#[derive(Debug, Clone)]
+struct S3Location {
+    url: String,
+    /// The endpoint of an S3-compatible service (`AWS_ENDPOINT_URL`), or AWS's own when absent.
+    endpoint: Option<String>,
 }
 
 /// What an upload produced.
@@ -61,7 +74,81 @@ impl ArtifactStore {
         })?;
         // Uploads are rare and acknowledged ones must survive a power loss too: fsync files and folders.
         let objects = LocalFileSystem::new_with_prefix(root)?.with_fsync(true);
-        Ok(ArtifactStore { objects: Arc::new(objects), local_root: Some(root.to_path_buf()) })
+        Ok(ArtifactStore { objects: Arc::new(objects), local_root: Some(root.to_path_buf()), s3: None })
+    }
+
+    /// A store in an S3-compatible bucket, `s3://bucket/prefix`, with credentials, region and endpoint from the usual
+    /// AWS variables (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, `AWS_ENDPOINT_URL`). The bucket is
+    /// reached once here, so an unreachable service or a missing bucket fails at start with a message naming it.
+    pub async fn open_s3(url: &str) -> Result<ArtifactStore, StoreError> {
+        let (bucket, prefix) = parse_s3_url(url)?;
+        let endpoint = std::env::var("AWS_ENDPOINT_URL").ok().or_else(|| std::env::var("AWS_ENDPOINT").ok());
+        let bucket_store = s3_client(bucket, endpoint.as_deref())?;
+        let objects: Arc<dyn ObjectStore> =
+            if prefix.is_empty() { Arc::new(bucket_store) } else { Arc::new(PrefixStore::new(bucket_store, prefix)) };
+        let s3 = S3Location { url: url.to_string(), endpoint };
+        let store = ArtifactStore { objects, local_root: None, s3: Some(s3) };
+        store.probe().await?;
+        Ok(store)
+    }
+
+    /// Lists the store's root once: fails with a message naming the bucket and the endpoint when they cannot be
+    /// reached.
+    async fn probe(&self) -> Result<(), StoreError> {
+        match self.objects.list_with_delimiter(None).await {
+            Ok(_) => Ok(()),
+            Err(error) => Err(StoreError::Unavailable(format!("{} is unreachable: {error}", self.describe()))),
+        }
+    }
+
+    /// The store as messages name it: its folder, or its S3 URL and endpoint.
+    pub fn describe(&self) -> String {
+        match (&self.s3, &self.local_root) {
+            (Some(s3), _) => match &s3.endpoint {
+                Some(endpoint) => format!("the S3 artifact store {} at {endpoint}", s3.url),
+                None => format!("the S3 artifact store {}", s3.url),
+            },
+            (None, Some(root)) => format!("the artifact folder {}", root.display()),
+            (None, None) => "the artifact store".to_string(),
+        }
+    }
+
+    /// Whether `s3://` URLs can be read (an S3 artifact store is configured, and with it credentials and endpoint).
+    pub fn reads_s3(&self) -> bool {
+        self.s3.is_some()
+    }
+
+    /// The object at `s3://bucket/key`, read with the artifact store's credentials and endpoint, if it holds at most
+    /// `limit` bytes.
+    pub async fn read_s3_url(&self, url: &str, limit: u64) -> Result<Bytes, StoreError> {
+        let Some(location) = &self.s3 else {
+            return Err(StoreError::Invalid(format!(
+                "{url:?}: S3 is not configured on this server (start it with --artifacts s3://bucket/prefix)"
+            )));
+        };
+        let (bucket, key) = parse_s3_url(url)?;
+        if key.is_empty() {
+            return Err(StoreError::Invalid(format!("{url:?} names a bucket, not an object")));
+        }
+        let client = s3_client(bucket, location.endpoint.as_deref())?;
+        let path = Path::from(key);
+        let meta = match client.head(&path).await {
+            Ok(meta) => meta,
+            Err(object_store::Error::NotFound { .. }) => {
+                return Err(StoreError::NotFound(format!("{url:?} does not exist")));
+            }
+            Err(error) => return Err(StoreError::Unavailable(format!("cannot read {url:?}: {error}"))),
+        };
+        if meta.size > limit {
+            return Err(StoreError::Invalid(format!(
+                "{url:?} has {} bytes, more than the {limit} accepted",
+                meta.size
+            )));
+        }
+        match client.get(&path).await {
+            Ok(result) => Ok(result.bytes().await?),
+            Err(error) => Err(StoreError::Unavailable(format!("cannot read {url:?}: {error}"))),
+        }
     }
 
     /// Stores `bytes` under their digest. Idempotent: storing the same bytes again returns the
@@ -74,6 +161,11 @@ impl ArtifactStore {
         if let Ok(meta) = self.objects.head(&destination).await
             && meta.size == size
         {
+            return Ok(info);
+        }
+        if self.s3.is_some() {
+            // A PUT is atomic on S3: the object appears whole or not at all (and a rename would be a copy).
+            self.objects.put(&destination, bytes.into()).await?;
             return Ok(info);
         }
         static UPLOADS: AtomicU64 = AtomicU64::new(0);
@@ -133,6 +225,10 @@ impl ArtifactStore {
     /// Removes every upload left unfinished by an earlier process; call once at start, before
     /// any upload. Returns how many files were removed.
     pub async fn collect_temporary(&self) -> Result<usize, StoreError> {
+        // An S3 store stages nothing, and other replicas share it: there is nothing of this process's to sweep.
+        if self.s3.is_some() {
+            return Ok(0);
+        }
         let mut removed = 0;
         let listing = self.objects.list_with_delimiter(Some(&Path::from(TEMPORARY_PREFIX))).await?;
         for meta in listing.objects {
@@ -153,5 +249,69 @@ impl ArtifactStore {
             }
         }
         Ok(removed)
+    }
+}
+
+/// `s3://bucket/prefix` → (bucket, prefix without surrounding slashes).
+fn parse_s3_url(url: &str) -> Result<(&str, &str), StoreError> {
+    let rest = url
+        .strip_prefix("s3://")
+        .ok_or_else(|| StoreError::Invalid(format!("{url:?} is not an s3://bucket/prefix URL")))?;
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    let valid_bucket = (3..=63).contains(&bucket.len())
+        && bucket
+            .bytes()
+            .all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'-' || byte == b'.');
+    if !valid_bucket {
+        return Err(StoreError::Invalid(format!(
+            "{url:?}: {bucket:?} is not an S3 bucket name (3 to 63 lowercase letters, digits, '-' and '.')"
+        )));
+    }
+    Ok((bucket, prefix.trim_matches('/')))
+}
+
+/// An S3 client for `bucket`: credentials and region from the environment, the given endpoint (plain HTTP allowed
+/// only when the endpoint itself says http://), and short timeouts and few retries so that an unreachable service is
+/// reported in seconds rather than minutes.
+fn s3_client(bucket: &str, endpoint: Option<&str>) -> Result<object_store::aws::AmazonS3, StoreError> {
+    static CRYPTO: std::sync::Once = std::sync::Once::new();
+    CRYPTO.call_once(|| {
+        // TLS (rustls) with ring, the crypto stack of the rest of riskserve; another provider installed first wins.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+    let plain_http = endpoint.is_some_and(|endpoint| endpoint.starts_with("http://"));
+    // Client options first: setting them replaces every client option set before (allow_http among them).
+    let options = ClientOptions::new()
+        .with_connect_timeout(std::time::Duration::from_secs(3))
+        .with_timeout(std::time::Duration::from_secs(30))
+        .with_allow_http(plain_http);
+    let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket).with_client_options(options);
+    if let Some(endpoint) = endpoint {
+        builder = builder.with_endpoint(endpoint);
+        // S3-compatible services address buckets by path (`endpoint/bucket/key`), not by host name.
+        builder = builder.with_virtual_hosted_style_request(false);
+    }
+    if std::env::var_os("AWS_REGION").is_none() && std::env::var_os("AWS_DEFAULT_REGION").is_none() {
+        builder = builder.with_region("us-east-1");
+    }
+    let retry =
+        RetryConfig { max_retries: 2, retry_timeout: std::time::Duration::from_secs(10), ..RetryConfig::default() };
+    builder
+        .with_retry(retry)
+        .build()
+        .map_err(|error| StoreError::Invalid(format!("cannot configure S3 for bucket {bucket:?}: {error}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn s3_urls_name_a_bucket_and_a_prefix() {
+        assert_eq!(parse_s3_url("s3://models/riskserve/").ok(), Some(("models", "riskserve")));
+        assert_eq!(parse_s3_url("s3://models").ok(), Some(("models", "")));
+        assert!(parse_s3_url("http://models/x").is_err());
+        assert!(parse_s3_url("s3://Models/x").is_err());
+        assert!(parse_s3_url("s3:///x").is_err());
     }
 }

@@ -1,10 +1,11 @@
-//! The audit trail in the metadata database: hash-chained events appended in batches, signed seals,
-//! and the filtered, paginated reads of `GET /api/v1/audit-events` and `riskserve audit verify`.
+//! The audit trail in the metadata database: hash-chained events appended in batches (continuing the stored head
+//! inside the write transaction, so that several replicas extend one chain), signed seals, and the filtered,
+//! paginated reads of `GET /api/v1/audit-events` and `riskserve audit verify`.
 
 use std::fmt::Write as _;
 
 use sqlx::any::AnyRow;
-use sqlx::{AssertSqlSafe, Row};
+use sqlx::{Any, AssertSqlSafe, Row, Transaction};
 
 use crate::{Metadata, StoreError};
 
@@ -76,6 +77,18 @@ pub struct AuditSeal {
     pub signature: String,
 }
 
+/// Where the chain stands when a batch is appended, read inside the batch's write transaction: the last event and
+/// the last seal, as every replica's writer must continue them.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct AuditHead {
+    /// The last event's sequence number; 0 while the trail is empty (the next event is `last_seq + 1`).
+    pub last_seq: i64,
+    /// The last event's hash; `None` while the trail is empty (the first event chains to the caller's genesis hash).
+    pub last_hash: Option<String>,
+    /// The last seal; `None` before the first one.
+    pub last_seal: Option<AuditSeal>,
+}
+
 /// Filters of an audit query; every present one must hold. Times compare as RFC 3339 text.
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {
@@ -121,10 +134,76 @@ fn seal_from_row(row: &AnyRow) -> Result<AuditSeal, StoreError> {
     })
 }
 
+/// Why `events` (and `seal`) do not continue `head`, if they do not: sequence numbers one after another from
+/// `head.last_seq + 1`, each event's `prev_hash` the hash before it, a seal over exactly the end of the chain.
+fn broken_link(head: &AuditHead, events: &[AuditRecord], seal: Option<&AuditSeal>) -> Option<String> {
+    let (mut seq, mut hash) = (head.last_seq, head.last_hash.as_deref());
+    for event in events {
+        if event.seq != seq + 1 {
+            return Some(format!("audit event {} does not follow event {seq}", event.seq));
+        }
+        if let Some(previous) = hash
+            && event.prev_hash != previous
+        {
+            return Some(format!("audit event {} does not chain to the hash of event {seq}", event.seq));
+        }
+        (seq, hash) = (event.seq, Some(event.hash.as_str()));
+    }
+    match seal {
+        Some(seal) if seal.last_seq != seq || Some(seal.last_hash.as_str()) != hash => {
+            Some(format!("the seal over event {} does not seal the end of the chain, event {seq}", seal.last_seq))
+        }
+        _ => None,
+    }
+}
+
 impl Metadata {
     /// Appends a batch of events (and optionally a seal after them) in one transaction.
     pub async fn append_audit(&self, events: &[AuditRecord], seal: Option<&AuditSeal>) -> Result<(), StoreError> {
         let mut transaction = self.write().await?;
+        Self::insert_audit(&mut transaction, events, seal).await?;
+        transaction.commit().await?;
+        Ok(())
+    }
+
+    /// Appends a batch that continues the chain as it is in the database, whoever wrote it: inside one write
+    /// transaction (which holds the database's one write lock, so no other writer, on this replica or another, can
+    /// append in between) it reads the [`AuditHead`], calls `chain` with it to build the events (sequence numbers
+    /// from `last_seq + 1`, the first `prev_hash` the head's hash, hashed by the caller) and optionally a seal over
+    /// the end of the chain, inserts them, commits, and returns the events written. A batch that does not continue the
+    /// head is refused with `InvalidState` and nothing is written; an empty batch without a seal writes nothing.
+    pub async fn append_audit_chained<F>(&self, chain: F) -> Result<Vec<AuditRecord>, StoreError>
+    where
+        F: FnOnce(AuditHead) -> (Vec<AuditRecord>, Option<AuditSeal>) + Send,
+    {
+        let mut transaction = self.write().await?;
+        let last_event = sqlx::query("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(&mut *transaction)
+            .await?;
+        let last_seal =
+            sqlx::query("SELECT * FROM audit_seals ORDER BY id DESC LIMIT 1").fetch_optional(&mut *transaction).await?;
+        let head = AuditHead {
+            last_seq: last_event.as_ref().map(|row| row.try_get("seq")).transpose()?.unwrap_or(0),
+            last_hash: last_event.as_ref().map(|row| row.try_get("hash")).transpose()?,
+            last_seal: last_seal.as_ref().map(seal_from_row).transpose()?,
+        };
+        let (events, seal) = chain(head.clone());
+        if events.is_empty() && seal.is_none() {
+            return Ok(events);
+        }
+        if let Some(problem) = broken_link(&head, &events, seal.as_ref()) {
+            return Err(StoreError::InvalidState(format!("{problem}: the batch does not continue the stored chain")));
+        }
+        Self::insert_audit(&mut transaction, &events, seal.as_ref()).await?;
+        transaction.commit().await?;
+        Ok(events)
+    }
+
+    async fn insert_audit(
+        transaction: &mut Transaction<'static, Any>,
+        events: &[AuditRecord],
+        seal: Option<&AuditSeal>,
+    ) -> Result<(), StoreError> {
         // Many rows a statement: one statement costs far more than one row (14 variables a row, 1,792 a statement:
         // well under what either engine allows in one statement).
         for chunk in events.chunks(AUDIT_ROWS_PER_STATEMENT) {
@@ -146,7 +225,7 @@ impl Metadata {
                     .bind(&event.prev_hash)
                     .bind(&event.hash);
             }
-            insert.execute(&mut *transaction).await?;
+            insert.execute(&mut **transaction).await?;
         }
         if let Some(seal) = seal {
             sqlx::query(
@@ -161,10 +240,9 @@ impl Metadata {
             .bind(&seal.prev_seal)
             .bind(&seal.public_key)
             .bind(&seal.signature)
-            .execute(&mut *transaction)
+            .execute(&mut **transaction)
             .await?;
         }
-        transaction.commit().await?;
         Ok(())
     }
 
@@ -218,7 +296,54 @@ impl Metadata {
 
 #[cfg(test)]
 mod tests {
-    use super::{AUDIT_COLUMNS, audit_insert};
+    use super::{AUDIT_COLUMNS, AuditHead, AuditRecord, AuditSeal, audit_insert, broken_link};
+
+    fn event(seq: i64, prev_hash: &str) -> AuditRecord {
+        AuditRecord {
+            seq,
+            time: "2024-01-01T00:00:00.000Z".to_string(),
+            request_id: "r".to_string(),
+            principal: "p".to_string(),
+            source: None,
+            action: "a".to_string(),
+            resource: "x".to_string(),
+            parameters: "{}".to_string(),
+            outcome: "allowed".to_string(),
+            status: 200,
+            error_code: None,
+            latency_us: 1,
+            prev_hash: prev_hash.to_string(),
+            hash: format!("h{seq}"),
+        }
+    }
+
+    fn seal(last_seq: i64, last_hash: &str) -> AuditSeal {
+        AuditSeal {
+            id: 0,
+            time: String::new(),
+            last_seq,
+            last_hash: last_hash.to_string(),
+            prev_seal: String::new(),
+            public_key: String::new(),
+            signature: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_batch_must_continue_the_head() {
+        let empty = AuditHead::default();
+        assert_eq!(broken_link(&empty, &[event(1, "genesis"), event(2, "h1")], Some(&seal(2, "h2"))), None);
+        assert!(broken_link(&empty, &[event(2, "genesis")], None).is_some());
+        assert!(broken_link(&empty, &[event(1, "g"), event(3, "h1")], None).is_some());
+        assert!(broken_link(&empty, &[event(1, "g"), event(2, "h9")], None).is_some());
+        let head = AuditHead { last_seq: 7, last_hash: Some("h7".to_string()), last_seal: None };
+        assert_eq!(broken_link(&head, &[event(8, "h7")], None), None);
+        assert!(broken_link(&head, &[event(8, "other")], None).is_some());
+        assert!(broken_link(&head, &[event(8, "h7")], Some(&seal(7, "h7"))).is_some());
+        // A seal alone seals the head.
+        assert_eq!(broken_link(&head, &[], Some(&seal(7, "h7"))), None);
+        assert!(broken_link(&head, &[], Some(&seal(7, "h6"))).is_some());
+    }
 
     #[test]
     fn the_multi_row_insert_numbers_every_placeholder_once() {

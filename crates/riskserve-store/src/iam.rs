@@ -1,5 +1,6 @@
 //! Identities in the metadata database: users and their roles, access keys (secrets arrive sealed),
-//! bearer tokens (hashes only) and custom Cedar policies.
+//! bearer tokens (hashes only) and custom Cedar policies. Every change is one write transaction that announces the
+//! rows it touched (`users:<name>`, `access_keys:<id>`, `tokens:<id>`, `policies:<name>`).
 
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -145,11 +146,14 @@ impl Metadata {
             .bind(&user.created_at)
             .execute(&mut *transaction)
             .await?;
+        self.notify(&mut transaction, "users", &user.name).await?;
         for key in keys {
             insert_key(&mut transaction, key).await?;
+            self.notify(&mut transaction, "access_keys", &key.access_key_id).await?;
         }
         for token in tokens {
             insert_token(&mut transaction, token).await?;
+            self.notify(&mut transaction, "tokens", &token.id).await?;
         }
         transaction.commit().await?;
         Ok(())
@@ -188,16 +192,20 @@ impl Metadata {
             .bind(&user.id)
             .execute(&mut *transaction)
             .await?;
+        self.notify(&mut transaction, "users", &user.name).await?;
         transaction.commit().await?;
         Ok(user)
     }
 
-    /// Deletes a user with its keys and tokens.
+    /// Deletes a user with its keys and tokens (announced as a change of the user).
     pub async fn delete_user(&self, name: &str) -> Result<(), StoreError> {
-        let done = sqlx::query("DELETE FROM users WHERE name = $1").bind(name).execute(self.pool()).await?;
+        let mut transaction = self.write().await?;
+        let done = sqlx::query("DELETE FROM users WHERE name = $1").bind(name).execute(&mut *transaction).await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("user {name:?} does not exist")));
         }
+        self.notify(&mut transaction, "users", name).await?;
+        transaction.commit().await?;
         Ok(())
     }
 
@@ -213,18 +221,22 @@ impl Metadata {
         let mut transaction = self.write().await?;
         if let Some(key) = key {
             insert_key(&mut transaction, key).await?;
+            self.notify(&mut transaction, "access_keys", &key.access_key_id).await?;
         }
         if let Some(token) = token {
             insert_token(&mut transaction, token).await?;
+            self.notify(&mut transaction, "tokens", &token.id).await?;
         }
         if let Some(id) = deactivate_key {
             sqlx::query("UPDATE access_keys SET active = 0 WHERE access_key_id = $1")
                 .bind(id)
                 .execute(&mut *transaction)
                 .await?;
+            self.notify(&mut transaction, "access_keys", id).await?;
         }
         if let Some(id) = deactivate_token {
             sqlx::query("UPDATE tokens SET active = 0 WHERE id = $1").bind(id).execute(&mut *transaction).await?;
+            self.notify(&mut transaction, "tokens", id).await?;
         }
         transaction.commit().await?;
         Ok(())
@@ -232,58 +244,71 @@ impl Metadata {
 
     /// Activates or deactivates an access key of a user.
     pub async fn set_key_active(&self, user_id: &str, access_key_id: &str, active: bool) -> Result<(), StoreError> {
+        let mut transaction = self.write().await?;
         let done = sqlx::query("UPDATE access_keys SET active = $1 WHERE access_key_id = $2 AND user_id = $3")
             .bind(i64::from(active))
             .bind(access_key_id)
             .bind(user_id)
-            .execute(self.pool())
+            .execute(&mut *transaction)
             .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("access key {access_key_id:?} does not exist")));
         }
+        self.notify(&mut transaction, "access_keys", access_key_id).await?;
+        transaction.commit().await?;
         Ok(())
     }
 
     pub async fn delete_key(&self, user_id: &str, access_key_id: &str) -> Result<(), StoreError> {
+        let mut transaction = self.write().await?;
         let done = sqlx::query("DELETE FROM access_keys WHERE access_key_id = $1 AND user_id = $2")
             .bind(access_key_id)
             .bind(user_id)
-            .execute(self.pool())
+            .execute(&mut *transaction)
             .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("access key {access_key_id:?} does not exist")));
         }
+        self.notify(&mut transaction, "access_keys", access_key_id).await?;
+        transaction.commit().await?;
         Ok(())
     }
 
     /// Activates or deactivates a token of a user.
     pub async fn set_token_active(&self, user_id: &str, token_id: &str, active: bool) -> Result<(), StoreError> {
+        let mut transaction = self.write().await?;
         let done = sqlx::query("UPDATE tokens SET active = $1 WHERE id = $2 AND user_id = $3")
             .bind(i64::from(active))
             .bind(token_id)
             .bind(user_id)
-            .execute(self.pool())
+            .execute(&mut *transaction)
             .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("token {token_id:?} does not exist")));
         }
+        self.notify(&mut transaction, "tokens", token_id).await?;
+        transaction.commit().await?;
         Ok(())
     }
 
     pub async fn delete_token(&self, user_id: &str, token_id: &str) -> Result<(), StoreError> {
+        let mut transaction = self.write().await?;
         let done = sqlx::query("DELETE FROM tokens WHERE id = $1 AND user_id = $2")
             .bind(token_id)
             .bind(user_id)
-            .execute(self.pool())
+            .execute(&mut *transaction)
             .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("token {token_id:?} does not exist")));
         }
+        self.notify(&mut transaction, "tokens", token_id).await?;
+        transaction.commit().await?;
         Ok(())
     }
 
     /// Inserts or replaces a custom policy.
     pub async fn put_policy(&self, policy: &PolicyRecord) -> Result<(), StoreError> {
+        let mut transaction = self.write().await?;
         sqlx::query(
             "INSERT INTO policies (name, text, description, created_at) VALUES ($1, $2, $3, $4)
              ON CONFLICT(name) DO UPDATE SET text = excluded.text, description = excluded.description",
@@ -292,16 +317,21 @@ impl Metadata {
         .bind(&policy.text)
         .bind(&policy.description)
         .bind(&policy.created_at)
-        .execute(self.pool())
+        .execute(&mut *transaction)
         .await?;
+        self.notify(&mut transaction, "policies", &policy.name).await?;
+        transaction.commit().await?;
         Ok(())
     }
 
     pub async fn delete_policy(&self, name: &str) -> Result<(), StoreError> {
-        let done = sqlx::query("DELETE FROM policies WHERE name = $1").bind(name).execute(self.pool()).await?;
+        let mut transaction = self.write().await?;
+        let done = sqlx::query("DELETE FROM policies WHERE name = $1").bind(name).execute(&mut *transaction).await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("policy {name:?} does not exist")));
         }
+        self.notify(&mut transaction, "policies", name).await?;
+        transaction.commit().await?;
         Ok(())
     }
 }

@@ -1,5 +1,6 @@
 //! The metadata database: every SQL statement riskserve runs, written once for every backend. Each public method
-//! that changes state runs in one write transaction, so it either happens entirely or not at all.
+//! that changes state runs in one write transaction, so it either happens entirely or not at all; a change to a
+//! resource other replicas keep in memory also announces itself in that transaction ([`Metadata::CHANGES_CHANNEL`]).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -20,6 +21,21 @@ pub use facade::{FacadeDocument, TaggedKind};
 pub struct Metadata {
     pool: AnyPool,
     backend: Backend,
+    /// The server's URL, for a database reached by URL.
+    url: Option<DatabaseUrl>,
+}
+
+/// A database URL, which may hold a password: `Debug` shows it redacted.
+#[derive(Clone)]
+struct DatabaseUrl {
+    backend: Backend,
+    url: String,
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(&self.backend.redact_url(&self.url))
+    }
 }
 
 fn json_text<T: serde::Serialize>(value: &T) -> String {
@@ -73,11 +89,38 @@ fn page_of<T>(mut items: Vec<T>, limit: u32, name_of: impl Fn(&T) -> &str) -> Pa
 }
 
 impl Metadata {
+    /// The channel on which, with a database server, every committed change of models, endpoint configs, endpoints,
+    /// users, access keys, tokens, policies and scaling policies is announced (listen on it on a connection of your own
+    /// to [`Metadata::database_url`]). The payload is `<table>:<name>`: the table (`models`, `endpoint_configs`,
+    /// `endpoints`, `users`, `access_keys`, `tokens`, `policies`, `scaling_policies`) and the row's name (a user's
+    /// name, an access key's id, a token's id, `<endpoint>/<variant>` for a scaling policy), or an empty name when
+    /// the row's name is too long for a notification (reload the table). Delivered at commit, never for a rollback.
+    pub const CHANGES_CHANNEL: &'static str = crate::backend::CHANGES_CHANNEL;
+
     /// Opens the embedded database file (created when absent) and applies pending migrations.
     pub async fn open(path: &Path) -> Result<Metadata, StoreError> {
         let (backend, pool) = Backend::open_file(path).await?;
         backend.migrator().run(&pool).await?;
-        Ok(Metadata { pool, backend })
+        Ok(Metadata { pool, backend, url: None })
+    }
+
+    /// Opens the database server `url` names (`postgres://user:password@host:port/database`, with sqlx's connection
+    /// parameters, which may set the schema) and applies pending migrations; replicas opening the same database
+    /// at once apply each migration once. Fails within seconds with [`StoreError::Unavailable`], naming the server
+    /// (never the password), when it cannot be reached.
+    pub async fn open_url(url: &str) -> Result<Metadata, StoreError> {
+        let (backend, pool) = Backend::open_url(url).await?;
+        if let Err(error) = backend.migrator().run(&pool).await {
+            pool.close().await;
+            return Err(error.into());
+        }
+        Ok(Metadata { pool, backend, url: Some(DatabaseUrl { backend, url: url.to_string() }) })
+    }
+
+    /// The URL of the database server, password included (to open a listener on [`Metadata::CHANGES_CHANNEL`]);
+    /// `None` for the embedded file, whose process is the only one.
+    pub fn database_url(&self) -> Option<String> {
+        self.url.as_ref().map(|url| url.url.clone())
     }
 
     /// The connection pool, for the other modules of this crate (each keeps its own tables' SQL).
@@ -90,10 +133,22 @@ impl Metadata {
         self.pool.close().await;
     }
 
-    /// Starts a write transaction: it holds the write lock from its first statement, so a read-then-write
-    /// transaction never fails half-way because another writer got there first.
+    /// Starts a write transaction: it holds the database's one write lock from its first statement, so write
+    /// transactions run one at a time (across replicas too) and a read-then-write transaction never fails half-way
+    /// or interleaves with another writer.
     pub(crate) async fn write(&self) -> Result<Transaction<'static, Any>, StoreError> {
-        Ok(self.pool.begin_with(self.backend.begin_write()).await?)
+        self.backend.begin_write(&self.pool).await
+    }
+
+    /// Announces in `transaction` that row `name` of `table` changed (see [`Metadata::CHANGES_CHANNEL`]); other
+    /// replicas hear of it when the transaction commits. Nothing on the embedded file.
+    pub(crate) async fn notify(
+        &self,
+        transaction: &mut Transaction<'static, Any>,
+        table: &str,
+        name: &str,
+    ) -> Result<(), StoreError> {
+        self.backend.notify(transaction, table, name).await
     }
 
     // ---- models ----
@@ -124,6 +179,7 @@ impl Metadata {
         .bind(&model.created_at)
         .execute(&mut *transaction)
         .await?;
+        self.notify(&mut transaction, "models", &model.name).await?;
         transaction.commit().await?;
         Ok(())
     }
@@ -171,6 +227,7 @@ impl Metadata {
             )));
         }
         sqlx::query("DELETE FROM models WHERE name = $1").bind(name).execute(&mut *transaction).await?;
+        self.notify(&mut transaction, "models", name).await?;
         transaction.commit().await?;
         Ok(())
     }
@@ -221,6 +278,7 @@ impl Metadata {
             .execute(&mut *transaction)
             .await?;
         }
+        self.notify(&mut transaction, "endpoint_configs", &config.name).await?;
         transaction.commit().await?;
         Ok(())
     }
@@ -295,6 +353,7 @@ impl Metadata {
             return Err(StoreError::InUse(format!("endpoint config {name:?} is used by endpoint {endpoint:?}")));
         }
         sqlx::query("DELETE FROM endpoint_configs WHERE name = $1").bind(name).execute(&mut *transaction).await?;
+        self.notify(&mut transaction, "endpoint_configs", name).await?;
         transaction.commit().await?;
         Ok(())
     }
@@ -354,6 +413,7 @@ impl Metadata {
         .execute(&mut *transaction)
         .await?;
         let record = Self::endpoint_in(&mut transaction, name).await?;
+        self.notify(&mut transaction, "endpoints", name).await?;
         transaction.commit().await?;
         Ok(record)
     }
@@ -408,6 +468,7 @@ impl Metadata {
         .execute(&mut *transaction)
         .await?;
         let record = Self::endpoint_in(&mut transaction, name).await?;
+        self.notify(&mut transaction, "endpoints", name).await?;
         transaction.commit().await?;
         Ok(record)
     }
@@ -435,6 +496,9 @@ impl Metadata {
         .await?
         .rows_affected()
             == 1;
+        if done {
+            self.notify(&mut transaction, "endpoints", name).await?;
+        }
         transaction.commit().await?;
         Ok(done)
     }
@@ -467,6 +531,7 @@ impl Metadata {
             .bind(name)
             .execute(&mut *transaction)
             .await?;
+        self.notify(&mut transaction, "endpoints", name).await?;
         transaction.commit().await?;
         Ok(Some(status))
     }
@@ -486,6 +551,9 @@ impl Metadata {
         .await?
         .rows_affected()
             == 1;
+        if done {
+            self.notify(&mut transaction, "endpoints", name).await?;
+        }
         transaction.commit().await?;
         Ok(done)
     }
@@ -506,6 +574,7 @@ impl Metadata {
         .execute(&mut *transaction)
         .await?;
         let record = Self::endpoint_in(&mut transaction, name).await?;
+        self.notify(&mut transaction, "endpoints", name).await?;
         transaction.commit().await?;
         Ok(record)
     }
@@ -519,6 +588,9 @@ impl Metadata {
             .await?
             .rows_affected()
             == 1;
+        if done {
+            self.notify(&mut transaction, "endpoints", name).await?;
+        }
         transaction.commit().await?;
         Ok(done)
     }
@@ -527,7 +599,7 @@ impl Metadata {
     /// restart): `Failed`, with no live config, so that an update deploys from scratch.
     pub async fn mark_failed(&self, name: &str, reason: &str) -> Result<(), StoreError> {
         let mut transaction = self.write().await?;
-        sqlx::query(
+        let done = sqlx::query(
             "UPDATE endpoints SET status = 'Failed', failure_reason = $1, live_config = NULL, live_variants = NULL,
                                   generation = generation + 1, updated_at = $2
              WHERE name = $3",
@@ -536,7 +608,12 @@ impl Metadata {
         .bind(now_rfc3339())
         .bind(name)
         .execute(&mut *transaction)
-        .await?;
+        .await?
+        .rows_affected()
+            == 1;
+        if done {
+            self.notify(&mut transaction, "endpoints", name).await?;
+        }
         transaction.commit().await?;
         Ok(())
     }
@@ -570,6 +647,7 @@ impl Metadata {
             .bind(name)
             .execute(&mut *transaction)
             .await?;
+        self.notify(&mut transaction, "endpoints", name).await?;
         transaction.commit().await?;
         Ok(())
     }

@@ -1,4 +1,5 @@
-//! Scaling policies (one per endpoint variant) and the activities the scaler recorded.
+//! Scaling policies (one per endpoint variant) and the activities the scaler recorded. A policy's change announces
+//! itself as `scaling_policies:<endpoint>/<variant>`.
 
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -51,10 +52,16 @@ fn policy_from_row(row: &AnyRow) -> Result<ScalingPolicyRecord, StoreError> {
     })
 }
 
+/// How change notifications name a variant's policy: `<endpoint>/<variant>`.
+fn policy_name(endpoint: &str, variant: &str) -> String {
+    format!("{endpoint}/{variant}")
+}
+
 impl Metadata {
     /// Creates or replaces the policy of a variant (its `created_at` stays when replaced).
     pub async fn put_scaling_policy(&self, policy: &ScalingPolicyRecord) -> Result<(), StoreError> {
         let now = now_rfc3339();
+        let mut transaction = self.write().await?;
         sqlx::query(
             "INSERT INTO scaling_policies (endpoint, variant, min_instances, max_instances, target, scale_out_cooldown,
                                            scale_in_cooldown, created_at, updated_at)
@@ -73,8 +80,10 @@ impl Metadata {
         .bind(policy.scale_in_cooldown)
         .bind(&now)
         .bind(&now)
-        .execute(self.pool())
+        .execute(&mut *transaction)
         .await?;
+        self.notify(&mut transaction, "scaling_policies", &policy_name(&policy.endpoint, &policy.variant)).await?;
+        transaction.commit().await?;
         Ok(())
     }
 
@@ -96,16 +105,19 @@ impl Metadata {
 
     /// Deletes a variant's policy; `NotFound` when it has none.
     pub async fn delete_scaling_policy(&self, endpoint: &str, variant: &str) -> Result<(), StoreError> {
+        let mut transaction = self.write().await?;
         let done = sqlx::query("DELETE FROM scaling_policies WHERE endpoint = $1 AND variant = $2")
             .bind(endpoint)
             .bind(variant)
-            .execute(self.pool())
+            .execute(&mut *transaction)
             .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!(
                 "endpoint {endpoint:?} has no scaling policy for variant {variant:?}"
             )));
         }
+        self.notify(&mut transaction, "scaling_policies", &policy_name(endpoint, variant)).await?;
+        transaction.commit().await?;
         Ok(())
     }
 

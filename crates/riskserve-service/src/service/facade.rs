@@ -76,10 +76,14 @@ impl Service {
             return Ok(self.artifact(digest, &format!("{place}.ModelDataUrl")).await?.to_vec());
         }
         if url.starts_with("s3://") {
-            return Err(ServiceError::validation(format!(
-                "{place}.ModelDataUrl {url:?}: S3 is not configured on this server; use file:///absolute/path or \
-                 upload the archive (PUT /api/v1/artifacts) and give its sha256:<hex> digest"
-            )));
+            if !self.store().artifacts.reads_s3() {
+                return Err(ServiceError::validation(format!(
+                    "{place}.ModelDataUrl {url:?}: S3 is not configured on this server; use file:///absolute/path or \
+                     upload the archive (PUT /api/v1/artifacts) and give its sha256:<hex> digest"
+                )));
+            }
+            let limit = self.config().max_artifact_bytes as u64;
+            return Ok(self.store().artifacts.read_s3_url(url, limit).await?.to_vec());
         }
         let Some(path) = url.strip_prefix("file://").filter(|path| path.starts_with('/')) else {
             return Err(ServiceError::validation(format!(

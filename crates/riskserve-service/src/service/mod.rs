@@ -33,6 +33,7 @@ pub(crate) mod audit_trail;
 pub(crate) mod facade;
 pub(crate) mod identities;
 mod operations;
+mod replicas;
 
 /// One invocation as a façade hands it over.
 #[derive(Debug, Clone)]
@@ -71,7 +72,12 @@ struct Inner {
     switch: tokio::sync::Mutex<()>,
     /// Metrics, history, usage meter and autoscaler (`operations.rs`).
     operations: Operations,
-    /// Identities, policies, cached decisions and the audit log (`auth.rs`).
+    /// Whether this replica leads the others (always, on an embedded store): it runs the autoscaler, periodic
+    /// audit seals and history upkeep (`service/replicas.rs`).
+    leader: std::sync::atomic::AtomicBool,
+    /// False until recovery ends, and again once shutdown begins: `/ping` answers ready only in between.
+    ready: std::sync::atomic::AtomicBool,
+    /// Identities, policies, cached decisions and the audit log (`security.rs`).
     security: Security,
 }
 
@@ -124,7 +130,7 @@ impl Service {
     /// Opens the store under `config.data_dir`, removes unfinished uploads, and recovers every
     /// endpoint (see [`Service::recover`]) before returning.
     pub async fn start(config: ServerConfig) -> Result<Service, ServiceError> {
-        let store = Store::open(&config.data_dir).await?;
+        let store = Store::open_at(&config.data_dir, &config.store_location()).await?;
         let removed = store.artifacts.collect_temporary().await?;
         if removed > 0 {
             log(&format!("removed {removed} unfinished artifact uploads"));
@@ -137,12 +143,16 @@ impl Service {
                 scorers: Mutex::new(HashMap::new()),
                 switch: tokio::sync::Mutex::new(()),
                 operations: Operations::new(&config),
+                leader: std::sync::atomic::AtomicBool::new(true),
+                ready: std::sync::atomic::AtomicBool::new(false),
                 security,
                 config,
             }),
         };
         service.recover().await?;
         service.start_operations().await?;
+        service.start_replication();
+        service.inner.ready.store(true, std::sync::atomic::Ordering::SeqCst);
         Ok(service)
     }
 
@@ -172,8 +182,20 @@ impl Service {
         self.inner.runtimes.only().map(|runtime| runtime.name.clone())
     }
 
+    /// Whether this replica should get traffic: it has recovered and serves the stored state, and is not shutting
+    /// down (a load balancer's readiness check, `/ping`).
+    pub fn ready(&self) -> bool {
+        self.inner.ready.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Answers not ready from now on (the first step of a graceful shutdown: the balancer stops sending).
+    pub fn stop_accepting(&self) {
+        self.inner.ready.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+
     /// Stops serving: every endpoint's variants drain (queued jobs finish) and their threads end.
     pub async fn shutdown(&self) {
+        self.stop_accepting();
         self.stop_operations().await;
         let _switch = self.inner.switch.lock().await;
         self.inner.runtimes.clear();
@@ -298,9 +320,16 @@ impl Service {
     }
 
     async fn read_artifact_url(&self, url: &str) -> Result<(String, Bytes), ServiceError> {
+        if url.starts_with("s3://") {
+            let limit = self.inner.config.max_artifact_bytes as u64;
+            let bytes = self.inner.store.artifacts.read_s3_url(url, limit).await?;
+            let name = url.rsplit('/').next().filter(|name| !name.is_empty()).unwrap_or("model").to_string();
+            return Ok((name, bytes));
+        }
         let Some(path) = url.strip_prefix("file://") else {
             return Err(ServiceError::validation(format!(
-                "artifact_url {url:?} is not supported; use file:///absolute/path or upload the file"
+                "artifact_url {url:?} is not supported; use file:///absolute/path, s3://bucket/key (with an S3 artifact \
+                 store) or upload the file"
             )));
         };
         let path = std::path::PathBuf::from(path);
@@ -673,28 +702,35 @@ impl Service {
     /// - `Deleting`: the accepted delete completes; the row goes.
     /// - `Failed`: stays as it is.
     pub async fn recover(&self) -> Result<(), ServiceError> {
+        for record in self.inner.store.metadata.all_endpoints().await? {
+            self.recover_one(record).await?;
+        }
+        Ok(())
+    }
+
+    /// Recovery of one endpoint (see [`Service::recover`]); the leader also runs it for deployments a crashed
+    /// replica left in progress.
+    pub(crate) async fn recover_one(&self, record: EndpointRecord) -> Result<(), ServiceError> {
         let metadata = &self.inner.store.metadata;
-        for record in metadata.all_endpoints().await? {
-            match record.status {
-                EndpointStatus::InService => {
-                    self.restore_live(&record).await?;
-                }
-                EndpointStatus::Creating => self.spawn_deploy(record),
-                EndpointStatus::Updating => {
-                    if self.restore_live(&record).await? {
-                        self.spawn_deploy(record);
-                    }
-                }
-                EndpointStatus::RollingBack => {
-                    if self.restore_live(&record).await? {
-                        metadata.finish_rollback(&record.name, record.generation).await?;
-                    }
-                }
-                EndpointStatus::Deleting => {
-                    metadata.finish_delete(&record.name).await?;
-                }
-                EndpointStatus::Failed => {}
+        match record.status {
+            EndpointStatus::InService => {
+                self.restore_live(&record).await?;
             }
+            EndpointStatus::Creating => self.spawn_deploy(record),
+            EndpointStatus::Updating => {
+                if self.restore_live(&record).await? {
+                    self.spawn_deploy(record);
+                }
+            }
+            EndpointStatus::RollingBack => {
+                if self.restore_live(&record).await? {
+                    metadata.finish_rollback(&record.name, record.generation).await?;
+                }
+            }
+            EndpointStatus::Deleting => {
+                metadata.finish_delete(&record.name).await?;
+            }
+            EndpointStatus::Failed => {}
         }
         Ok(())
     }

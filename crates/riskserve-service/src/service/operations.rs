@@ -118,7 +118,9 @@ impl Service {
         if let Err(error) = metadata.put_metric_minutes(&finished).await {
             tracing::warn!("cannot store the metric history: {error}");
         }
-        if let Err(error) = metadata.prune_metric_minutes(oldest).await {
+        if self.is_leader()
+            && let Err(error) = metadata.prune_metric_minutes(oldest).await
+        {
             tracing::warn!("cannot prune the metric history: {error}");
         }
     }
@@ -149,6 +151,10 @@ impl Service {
 
     /// One decision per policed variant (see `scaling` for the algorithm).
     async fn scale_tick(&self) {
+        // Replicas scale as one: the leader decides, the others follow the stored counts.
+        if !self.is_leader() {
+            return;
+        }
         let operations = self.operations();
         let _serial = operations.scaling.lock().await;
         let policies = operations.policies().clone();
@@ -249,7 +255,18 @@ impl Service {
             .collect();
         drop(control);
         gauges.sort_by(|a, b| (&a.endpoint, &a.variant).cmp(&(&b.endpoint, &b.variant)));
-        exposition(&operations.metrics, gauges)
+        let mut text = exposition(&operations.metrics, gauges);
+        // Which replica leads (runs the autoscaler and periodic seals): 1 on exactly one replica of a shared store.
+        let eof = text.rfind("# EOF").unwrap_or(text.len());
+        text.insert_str(
+            eof,
+            &format!(
+                "# HELP riskserve_replica_leader Whether this replica leads the replicas of its store.\n\
+                 # TYPE riskserve_replica_leader gauge\nriskserve_replica_leader {}\n",
+                u8::from(self.is_leader())
+            ),
+        );
+        text
     }
 
     /// Per-period statistics of an endpoint's history.
@@ -367,5 +384,13 @@ impl Service {
         operations.meter.flush(self.store()).await?;
         let rows = self.store().metadata.usage_between(window.0, window.1).await?;
         cost_report(&rows, by, window, &operations.prices)
+    }
+
+    /// Reads the scaling policies back from the store (another replica may have changed them).
+    pub(crate) async fn reload_scaling_policies(&self) -> Result<(), ServiceError> {
+        let policies = self.store().metadata.scaling_policies(None).await?;
+        let _serial = self.operations().scaling.lock().await;
+        *self.operations().policies() = policies;
+        Ok(())
     }
 }

@@ -1,5 +1,6 @@
 //! The SQLite backend: the only place with SQLite-specific text (connection URL and settings, the write transaction,
-//! the migrations' DDL, and its rewrite into PostgreSQL's).
+//! the migrations' DDL, and its rewrite into PostgreSQL's, the one place outside the PostgreSQL backend allowed the
+//! PostgreSQL type words that rewrite produces).
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -91,16 +92,19 @@ pub(super) fn migrations() -> Vec<Migration> {
 
 /// The migrations with their DDL rewritten for PostgreSQL, so that the SQLite files stay the one source of truth
 /// of the schema: ` STRICT` dropped, `INTEGER PRIMARY KEY AUTOINCREMENT` → `BIGSERIAL PRIMARY KEY`, `INTEGER` →
-/// `BIGINT` (the `Any` driver decodes both as `i64`), `REAL` → `DOUBLE PRECISION`, `BLOB` → `BYTEA`. Only whole
-/// words outside `--` comments change; comments, names, constraints and defaults stay as they are.
-// The PostgreSQL backend (next issue) applies these; until then only the tests use them.
-#[cfg_attr(not(test), allow(dead_code))]
+/// `BIGINT` (the `Any` driver decodes both as `i64`), `REAL` → `DOUBLE PRECISION`, `BLOB` → `BYTEA`, and `TEXT` →
+/// `TEXT COLLATE "C"`: text compares byte for byte as SQLite's BINARY collation does, so that paging by name
+/// (`name > $1 ORDER BY name`) and RFC 3339 time filters order rows alike on both engines, whatever the PostgreSQL
+/// database's locale. Only whole upper-case words outside `--` comments change; comments, names (a column called
+/// `text`), constraints and defaults stay as they are.
+///
+/// The PostgreSQL backend records each result's checksum when it applies it: this rewrite is part of the schema's
+/// history there and must not change for an existing migration.
 pub(super) fn postgres_migrations() -> Vec<(i64, &'static str, String)> {
     MIGRATIONS.iter().map(|(version, description, sql)| (*version, *description, postgres_ddl(sql))).collect()
 }
 
 /// One migration's DDL rewritten for PostgreSQL (see [`postgres_migrations`]).
-#[cfg_attr(not(test), allow(dead_code))]
 fn postgres_ddl(sql: &str) -> String {
     let mut out = String::with_capacity(sql.len() + sql.len() / 8);
     for line in sql.split_inclusive('\n') {
@@ -126,6 +130,7 @@ fn push_postgres_word(out: &mut String, word: &mut String) {
         "INTEGER" => out.push_str("BIGINT"),
         "REAL" => out.push_str("DOUBLE PRECISION"),
         "BLOB" => out.push_str("BYTEA"),
+        "TEXT" => out.push_str("TEXT COLLATE \"C\""),
         // `) STRICT;` becomes `);`.
         "STRICT" => {
             if out.ends_with(' ') {
@@ -282,13 +287,18 @@ mod tests {
             assert_eq!(count(&after, "DOUBLE"), count(&before, "REAL"), "migration {version}");
             assert_eq!(count(&after, "PRECISION"), count(&before, "REAL"), "migration {version}");
             assert_eq!(count(&after, "BYTEA"), count(&before, "BLOB"), "migration {version}");
+            // Every text column compares byte for byte; nothing else gets a collation.
+            assert_eq!(count(&after, "TEXT"), count(&before, "TEXT"), "migration {version}");
+            assert_eq!(after.matches("TEXT COLLATE \"C\"").count(), count(&before, "TEXT"), "migration {version}");
+            assert_eq!(count(&after, "COLLATE"), count(&before, "TEXT"), "migration {version}");
+            assert_eq!(count(&before, "COLLATE"), 0, "migration {version}");
             // Each table loses its STRICT and nothing else: the statement ends right after the column list.
             assert_eq!(count(&before, "STRICT"), sqlite.matches("CREATE TABLE").count(), "migration {version}");
             assert_eq!(postgres.matches("CREATE TABLE").count(), postgres.matches("\n);").count(), "{postgres}");
             // Every word other than the rewritten types is kept, in order, comments included.
             let keep = |word: &&str| !["STRICT", "AUTOINCREMENT", "INTEGER", "REAL", "BLOB"].contains(word);
             let kept: Vec<&str> = words(sqlite).into_iter().filter(keep).collect();
-            let new = ["BIGSERIAL", "BIGINT", "DOUBLE", "PRECISION", "BYTEA"];
+            let new = ["BIGSERIAL", "BIGINT", "DOUBLE", "PRECISION", "BYTEA", "COLLATE", "C"];
             let left: Vec<&str> = words(postgres).into_iter().filter(|word| !new.contains(word)).collect();
             assert_eq!(kept, left, "migration {version}");
             assert_eq!(sqlite.lines().count(), postgres.lines().count(), "migration {version}");
@@ -303,7 +313,12 @@ mod tests {
             "    weight DOUBLE PRECISION NOT NULL,\n",
             "    latency_us BIGINT NOT NULL,\n",
             "    PRIMARY KEY (minute, endpoint, variant, principal)\n);",
-            "    sealed_secret TEXT NOT NULL,  -- hex of nonce || ChaCha20-Poly1305 ciphertext under the master key\n",
+            "    sealed_secret TEXT COLLATE \"C\" NOT NULL,  -- hex of nonce || ChaCha20-Poly1305 ciphertext \
+             under the master key\n",
+            "    name TEXT COLLATE \"C\" PRIMARY KEY NOT NULL,\n",
+            "    text TEXT COLLATE \"C\" NOT NULL,\n",
+            "    config TEXT COLLATE \"C\" NOT NULL REFERENCES endpoint_configs(name),\n",
+            "    time TEXT COLLATE \"C\" NOT NULL,\n",
         ] {
             assert!(all.contains(expected), "missing {expected:?} in\n{all}");
         }
@@ -311,12 +326,13 @@ mod tests {
 
     #[test]
     fn the_rewrite_changes_whole_words_outside_comments_only() {
-        let sql = "CREATE TABLE t (\n    interval INTEGER NOT NULL, -- an INTEGER, REAL or BLOB\n    realm REAL,\n    \
-                   b BLOB\n) STRICT;\n";
+        let sql = "CREATE TABLE t (\n    interval INTEGER NOT NULL, -- an INTEGER, REAL, TEXT or BLOB\n    \
+                   realm REAL,\n    b BLOB,\n    text TEXT,\n    texts TEXT NOT NULL\n) STRICT;\n";
         assert_eq!(
             postgres_ddl(sql),
-            "CREATE TABLE t (\n    interval BIGINT NOT NULL, -- an INTEGER, REAL or BLOB\n    \
-             realm DOUBLE PRECISION,\n    b BYTEA\n);\n"
+            "CREATE TABLE t (\n    interval BIGINT NOT NULL, -- an INTEGER, REAL, TEXT or BLOB\n    \
+             realm DOUBLE PRECISION,\n    b BYTEA,\n    text TEXT COLLATE \"C\",\n    \
+             texts TEXT COLLATE \"C\" NOT NULL\n);\n"
         );
     }
 }

@@ -33,6 +33,15 @@ impl TaggedKind {
         }
     }
 
+    /// The table the resources of this kind live in (as change notifications name it).
+    fn table(self) -> &'static str {
+        match self {
+            TaggedKind::Model => "models",
+            TaggedKind::EndpointConfig => "endpoint_configs",
+            TaggedKind::Endpoint => "endpoints",
+        }
+    }
+
     /// The word used in messages and as the document kind.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -122,6 +131,7 @@ impl Metadata {
         }
         tags.extend(add.iter().map(|(key, value)| (key.clone(), value.clone())));
         sqlx::query(update).bind(json_text(&tags)).bind(name).execute(&mut *transaction).await?;
+        self.notify(&mut transaction, kind.table(), name).await?;
         transaction.commit().await?;
         Ok(tags)
     }
