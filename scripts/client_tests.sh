@@ -9,15 +9,8 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/riskserve/target}"
 venv="${RISKSERVE_CLIENTS_VENV:-$HOME/.cache/riskserve/venv-clients}"
 requirements=scripts/requirements-clients.txt
 
-# The venv is (re)installed only when the requirements changed since the last install.
-stamp="$venv/.requirements.sha256"
-wanted="$(sha256sum "$requirements" | cut -d' ' -f1)"
-if [[ ! -x "$venv/bin/python" || ! -f "$stamp" || "$(cat "$stamp")" != "$wanted" ]]; then
-    echo "== client venv: installing $requirements into $venv"
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
-    echo "$wanted" > "$stamp"
-fi
+source scripts/venv.sh
+ensure_venv "$venv" "$requirements" client
 
 echo "== cargo build -p riskserve-cli (debug)"
 cargo build --quiet --locked -p riskserve-cli --bin riskserve

@@ -17,14 +17,8 @@ if ! command -v haproxy > /dev/null && [ ! -x /usr/sbin/haproxy ]; then
 fi
 export HAPROXY="$(command -v haproxy || echo /usr/sbin/haproxy)"
 
-stamp="$venv/.requirements.sha256"
-wanted="$(sha256sum "$requirements" | cut -d' ' -f1)"
-if [[ ! -x "$venv/bin/python" || ! -f "$stamp" || "$(cat "$stamp")" != "$wanted" ]]; then
-    echo "== replica venv: installing $requirements into $venv"
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
-    echo "$wanted" > "$stamp"
-fi
+source scripts/venv.sh
+ensure_venv "$venv" "$requirements" replica
 
 echo "== cargo build -p riskserve-cli (debug)"
 cargo build --quiet --locked -p riskserve-cli --bin riskserve

@@ -14,15 +14,8 @@ if ! python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
     exit 1
 fi
 
-# The venv is (re)installed only when the requirements changed since the last install.
-stamp="$venv/.requirements.sha256"
-wanted="$(sha256sum "$requirements" | cut -d' ' -f1)"
-if [[ ! -x "$venv/bin/python" || ! -f "$stamp" || "$(cat "$stamp")" != "$wanted" ]]; then
-    echo "== deploy venv: installing $requirements into $venv"
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
-    echo "$wanted" > "$stamp"
-fi
+source scripts/venv.sh
+ensure_venv "$venv" "$requirements" deploy
 
 echo "== deploy/kubernetes (scripts/validate_deploy.py)"
 exec "$venv/bin/python" scripts/validate_deploy.py "$@"
