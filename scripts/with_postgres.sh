@@ -149,6 +149,18 @@ else
 fi
 
 export RISKSERVE_TEST_POSTGRES_URL="postgres://$user:$password@127.0.0.1:$port/$database"
+# Tests that take the server away and bring it back (stop | start) run this.
+cat > "$dir/ctl.sh" <<CTL
+#!/usr/bin/env bash
+case "\$1" in
+    stop) ${run_as[*]} "$bin/pg_ctl" -D "$data" -m fast -w stop > /dev/null ;;
+    start) ${run_as[*]} "$bin/pg_ctl" -D "$data" -l "$dir/server.log" -w -t 60 \\
+        -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c fsync=off -c synchronous_commit=off" start > /dev/null ;;
+    *) echo "usage: ctl.sh stop|start" >&2; exit 2 ;;
+esac
+CTL
+chmod +x "$dir/ctl.sh"
+export RISKSERVE_TEST_POSTGRES_CTL="$dir/ctl.sh"
 say "RISKSERVE_TEST_POSTGRES_URL=postgres://$user:<password>@127.0.0.1:$port/$database; running: $*"
 set +e
 "$@"

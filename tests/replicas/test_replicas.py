@@ -319,6 +319,42 @@ def test_the_leader_dies_and_another_takes_over(cluster):
     assert sum(replica.leads() for replica in replicas) == 1
 
 
+def test_losing_postgres_keeps_invocations_serving_and_refuses_changes(cluster):
+    replicas, balancer = cluster
+    control = os.environ["RISKSERVE_TEST_POSTGRES_CTL"]
+    row = one_row()
+    for replica in replicas:
+        status, body = call(replica.base, "POST", "/endpoints/credit/invocations", row, "text/csv")
+        assert status == 200, body
+    subprocess.run([control, "stop"], check=True)
+    try:
+        started = time.time()
+        variants = [{"name": "main", "model": "credit-v1-model"}]
+        status, body = call(replicas[0].base, "POST", "/api/v1/endpoint-configs", {"name": "during-outage", "variants": variants})
+        refused_in = time.time() - started
+        assert status == 503, body
+        assert json.loads(body)["error"]["code"] == "store_unavailable", body
+        assert refused_in < 12, refused_in
+        for replica in replicas:
+            for _ in range(20):
+                status, body = call(replica.base, "POST", "/endpoints/credit/invocations", row, "text/csv")
+                assert status == 200, (replica.index, body)
+        for _ in range(20):
+            status, body = call(balancer.base, "POST", "/endpoints/credit/invocations", row, "text/csv")
+            assert status == 200, body
+        assert call(balancer.base, "GET", "/ping")[0] == 200
+    finally:
+        subprocess.run([control, "start"], check=True)
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        status, body = call(replicas[0].base, "POST", "/api/v1/endpoint-configs", {"name": "after-outage", "variants": variants})
+        if status == 201:
+            break
+        time.sleep(0.5)
+    assert status == 201, body
+    print(f"a change was refused in {refused_in:.2f} s while PostgreSQL was away, and accepted once it was back")
+
+
 def test_the_audit_trail_is_one_verifiable_chain_across_replicas(cluster):
     replicas, balancer = cluster
     for replica in replicas:

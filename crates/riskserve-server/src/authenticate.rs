@@ -143,8 +143,9 @@ pub async fn authenticate(State(service): State<Service>, mut request: Request, 
     } else {
         "allowed"
     };
-    if allowed && !invocation && method != Method::GET && method != Method::HEAD {
-        // Tags, identities or policies may have changed: decisions are made afresh.
+    if allowed && status.is_success() && !invocation && method != Method::GET && method != Method::HEAD {
+        // Tags, identities or policies may have changed: decisions are made afresh. (A refused change changed
+        // nothing; keeping the cache also keeps invocations answering from memory while the database is away.)
         service.invalidate_decisions();
     }
     service.audit(AuditEvent {

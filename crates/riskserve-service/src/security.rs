@@ -31,6 +31,8 @@ pub struct Security {
     decisions: RwLock<HashMap<DecisionKey, bool>>,
     pub(crate) generation: AtomicU64,
     pub(crate) audit: AuditLog,
+    /// The identities and policies the index was last built from (replicas rebuild only when they differ).
+    loaded: std::sync::Mutex<IdentitySnapshot>,
 }
 
 /// Decisions kept before the cache starts over (bounds memory under many distinct resources).
@@ -72,6 +74,7 @@ impl Security {
             decisions: RwLock::new(HashMap::new()),
             generation: AtomicU64::new(0),
             audit,
+            loaded: std::sync::Mutex::new(snapshot),
         })
     }
 
@@ -90,8 +93,18 @@ impl Security {
             Policies::new(&custom_policies(snapshot)).map_err(|rejected| ServiceError::validation(rejected.0))?;
         self.index.store(Arc::new(index));
         self.policies.store(Arc::new(policies));
+        *self.loaded.lock().unwrap_or_else(|poison| poison.into_inner()) = snapshot.clone();
         self.invalidate();
         Ok(())
+    }
+
+    /// [`Security::reload`] when `snapshot` differs from what the index was built from; cached decisions stay
+    /// otherwise (a replica's periodic reconciliation changes nothing when nothing changed).
+    pub fn reload_if_changed(&self, snapshot: &IdentitySnapshot) -> Result<(), ServiceError> {
+        if *self.loaded.lock().unwrap_or_else(|poison| poison.into_inner()) == *snapshot {
+            return Ok(());
+        }
+        self.reload(snapshot)
     }
 
     /// Forgets cached decisions (after anything that may change tags, identities or policies).

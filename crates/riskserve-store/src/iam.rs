@@ -47,7 +47,7 @@ pub struct PolicyRecord {
 }
 
 /// Everything the authenticator keeps in memory, read in one go.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct IdentitySnapshot {
     pub users: Vec<UserRecord>,
     pub access_keys: Vec<AccessKeyRecord>,

@@ -146,6 +146,12 @@ impl Service {
         self.security().reload(&snapshot)
     }
 
+    /// Rebuilds the identity index from the store only if another replica changed identities or policies.
+    pub(crate) async fn follow_identities(&self) -> Result<(), ServiceError> {
+        let snapshot = self.identity_snapshot().await?;
+        self.security().reload_if_changed(&snapshot)
+    }
+
     pub async fn create_user(&self, request: CreateUser) -> Result<User, ServiceError> {
         validate::name("user", &request.name)?;
         check_roles(&request.roles)?;

@@ -102,7 +102,7 @@ impl Service {
     async fn apply_change(&self, table: &str, name: &str) {
         let result = match table {
             "endpoints" => self.sync_endpoint(name).await,
-            "users" | "access_keys" | "tokens" | "policies" | "identities" => self.reload_identities().await,
+            "users" | "access_keys" | "tokens" | "policies" | "identities" => self.follow_identities().await,
             "scaling_policies" => self.reload_scaling_policies().await,
             // Models and configs are read when a deployment needs them; tags may have changed: decide afresh.
             _ => {
@@ -133,7 +133,7 @@ impl Service {
             let name = record.name.clone();
             self.follow(&name, Some(record)).await;
         }
-        if let Err(error) = self.reload_identities().await {
+        if let Err(error) = self.follow_identities().await {
             event(&format!("cannot reload identities: {error}"));
         }
         if let Err(error) = self.reload_scaling_policies().await {

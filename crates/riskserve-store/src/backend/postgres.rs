@@ -75,6 +75,8 @@ pub(super) async fn connect(url: &str) -> Result<AnyPool, StoreError> {
     probe.close().await;
     let pool = AnyPoolOptions::new()
         .max_connections(MAX_CONNECTIONS)
+        // A lost server fails a call within seconds (503 store_unavailable), not after sqlx's default 30 s.
+        .acquire_timeout(CONNECT_TIMEOUT)
         .after_connect(|connection, _| {
             Box::pin(async move {
                 connection.execute(CONNECTION_SETTINGS).await?;
