@@ -50,40 +50,49 @@ impl ChangeFeed {
 /// Leadership among the replicas of one database.
 pub struct Leadership {
     url: String,
-    /// The connection that holds the lock while this replica leads.
-    held: Option<PgConnection>,
+    /// A connection of its own: it holds the lock while this replica leads, and asks for it while it does not
+    /// (kept between checks, so a follower does not open a connection every time it asks).
+    connection: Option<PgConnection>,
+    leading: bool,
 }
 
 impl Leadership {
     pub fn new(url: &str) -> Leadership {
-        Leadership { url: url.to_string(), held: None }
+        Leadership { url: url.to_string(), connection: None, leading: false }
     }
 
     /// Whether this replica leads now: keeps the lock it holds (checking that its connection lives), or tries to
     /// take it. Errors count as not leading.
     pub async fn check(&mut self) -> bool {
-        if let Some(connection) = self.held.as_mut() {
-            if sqlx::query("SELECT 1").execute(&mut *connection).await.is_ok() {
-                return true;
-            }
-            // The connection is gone, and with it the lock: another replica may lead already.
-            self.held = None;
+        if self.connection.is_none() {
+            self.leading = false;
+            self.connection = PgConnection::connect(&self.url).await.ok();
         }
-        let Ok(mut connection) = PgConnection::connect(&self.url).await else { return false };
-        let taken: Result<(bool,), _> =
-            sqlx::query_as("SELECT pg_try_advisory_lock($1)").bind(LEADER_KEY).fetch_one(&mut connection).await;
-        match taken {
-            Ok((true,)) => {
-                self.held = Some(connection);
-                true
+        let Some(connection) = self.connection.as_mut() else { return false };
+        let answer = if self.leading {
+            sqlx::query("SELECT 1").execute(&mut *connection).await.map(|_| true)
+        } else {
+            sqlx::query_as::<_, (bool,)>("SELECT pg_try_advisory_lock($1)")
+                .bind(LEADER_KEY)
+                .fetch_one(&mut *connection)
+                .await
+                .map(|(taken,)| taken)
+        };
+        match answer {
+            Ok(leads) => self.leading = leads,
+            Err(_) => {
+                // The connection is gone, and with it any lock it held: another replica may lead already.
+                self.connection = None;
+                self.leading = false;
             }
-            _ => false,
         }
+        self.leading
     }
 
     /// Gives leadership up (at shutdown), so another replica takes over at once.
     pub async fn resign(&mut self) {
-        if let Some(connection) = self.held.take() {
+        self.leading = false;
+        if let Some(connection) = self.connection.take() {
             let _ = connection.close().await;
         }
     }
