@@ -27,6 +27,9 @@ MASTER_KEY = "ab" * 32
 # The bound a change takes to reach every replica: the change feed at once, or the reconciliation (5 s) when a
 # notification is missed; plus loading the model.
 PROPAGATION_SECONDS = 7.0
+# Another replica's minutes reach a query within two history exchanges (5 s each) plus a sample (1 s); metered usage
+# within a meter flush (10 s).
+SUMMED_SECONDS = 15.0
 # Leadership moves within the leadership check interval (2 s) once PostgreSQL drops the dead leader's connection.
 TAKEOVER_SECONDS = 6.0
 
@@ -72,6 +75,7 @@ class Replica:
             RISKSERVE_ADMIN_TOKEN=TOKEN,
             RISKSERVE_MASTER_KEY=MASTER_KEY,
             RISKSERVE_AUTOSCALING_INTERVAL="1",
+            RISKSERVE_AUTOSCALING_WINDOW="6",
         )
         self.log = open(self.log_path, "ab")
         self.process = subprocess.Popen([BINARY, "serve"], env=environment, stdout=self.log, stderr=self.log)
@@ -317,6 +321,98 @@ def test_the_leader_dies_and_another_takes_over(cluster):
     leader.start()
     time.sleep(2.5)
     assert sum(replica.leads() for replica in replicas) == 1
+
+
+def invoke(base, endpoint, times):
+    row = one_row()
+    for _ in range(times):
+        status, body = call(base, "POST", f"/endpoints/{endpoint}/invocations", row, "text/csv")
+        assert status == 200, body
+
+
+def test_metric_history_and_metering_add_up_across_replicas(cluster):
+    replicas, balancer = cluster
+    deploy(replicas[0].base, "summed", "summed-config")
+    for replica in replicas:
+        wait_in_service(replica.base, "summed", timeout=PROPAGATION_SECONDS)
+    # A different number on each replica, so that a replica answering with its own count alone fails.
+    sent = {replica.index: 7 * replica.index for replica in replicas}
+    for replica in replicas:
+        invoke(replica.base, "summed", sent[replica.index])
+    total = sum(sent.values())
+    started = time.time()
+    history = "/api/v1/endpoints/summed/metrics?metric=invocations&stat=sum&period=600&start=-20m"
+    answers = {}
+    while time.time() - started < SUMMED_SECONDS:
+        for replica in replicas:
+            status, body = call(replica.base, "GET", history)
+            assert status == 200, body
+            answers[replica.index] = sum(point["value"] for point in json.loads(body)["datapoints"])
+        if all(value == total for value in answers.values()):
+            break
+        time.sleep(0.5)
+    assert answers == {replica.index: total for replica in replicas}, answers
+    print(f"history summed on every replica after {time.time() - started:.1f} s")
+    # Three replicas each run the variant's one instance: the history shows three (the open minute of the others
+    # as last written, a few seconds behind).
+    started = time.time()
+    while time.time() - started < SUMMED_SECONDS:
+        status, body = call(balancer.base, "GET", "/api/v1/endpoints/summed/metrics?metric=instances&start=-5m")
+        assert status == 200, body
+        latest = json.loads(body)["datapoints"][-1]["value"]
+        if latest > 2.5:
+            break
+        time.sleep(0.5)
+    assert 2.5 < latest <= 3.0 + 1e-9, body
+    started = time.time()
+    while time.time() - started < SUMMED_SECONDS:
+        costs = {}
+        for replica in replicas:
+            status, body = call(replica.base, "GET", "/api/v1/cost?by=endpoint&from=-1h")
+            assert status == 200, body
+            lines = {line["key"]: line for line in json.loads(body)["lines"]}
+            costs[replica.index] = lines.get("summed", {}).get("invocations")
+        if all(value == total for value in costs.values()):
+            break
+        time.sleep(0.5)
+    assert costs == {replica.index: total for replica in replicas}, costs
+    status, body = call(balancer.base, "DELETE", "/api/v1/endpoints/summed")
+    assert status == 202, body
+
+
+def test_the_leader_scales_on_the_load_of_every_replica(cluster):
+    replicas, _ = cluster
+    deploy(replicas[0].base, "scaled", "scaled-config")
+    for replica in replicas:
+        wait_in_service(replica.base, "scaled", timeout=PROPAGATION_SECONDS)
+    leaders = [replica for replica in replicas if replica.leads()]
+    assert len(leaders) == 1, [replica.index for replica in leaders]
+    policy = {"min_instances": 1, "max_instances": 3, "target": 60, "scale_out_cooldown": 0, "scale_in_cooldown": 600}
+    status, body = call(replicas[0].base, "PUT", "/api/v1/endpoints/scaled/variants/main/scaling-policy", policy)
+    assert status in (200, 201), body
+    # Load on the followers only: the leader, measuring its own traffic alone, would see none.
+    loads = [Load(replica.base, "scaled") for replica in replicas if replica is not leaders[0]]
+    try:
+        deadline = time.time() + 20
+        instances = {}
+        while time.time() < deadline:
+            for replica in replicas:
+                status, body = call(replica.base, "GET", "/api/v1/endpoints/scaled")
+                assert status == 200, body
+                instances[replica.index] = json.loads(body)["variants"][0]["instances"]
+            if all(count == 3 for count in instances.values()):
+                break
+            time.sleep(0.5)
+    finally:
+        for load in loads:
+            load.stop()
+    assert instances == {replica.index: 3 for replica in replicas}, (instances, leaders[0].tail())
+    status, body = call(replicas[0].base, "GET", "/api/v1/endpoints/scaled")
+    activities = json.loads(body)["scaling_activities"]
+    assert activities and activities[-1]["to"] == 3, activities
+    assert sum(load.failed for load in loads) == 0, [load.failures[:3] for load in loads]
+    status, body = call(replicas[0].base, "DELETE", "/api/v1/endpoints/scaled")
+    assert status == 202, body
 
 
 def test_losing_postgres_keeps_invocations_serving_and_refuses_changes(cluster):

@@ -957,14 +957,64 @@ fn check_artifact_files(data_dir: &Path, context: &str) -> BTreeSet<String> {
 
 #[test]
 fn a_kill_at_any_point_recovers_to_a_consistent_state() {
+    crash_at_random_points("embedded store", |_| Vec::new());
+}
+
+/// The same kills with the metadata on PostgreSQL (a schema of its own per run; artifacts stay in the data
+/// directory's folder): what the embedded store promises holds on the server too.
+#[test]
+fn a_kill_at_any_point_recovers_to_a_consistent_state_on_postgres() {
+    let Some(server) = postgres_server_url("a_kill_at_any_point_recovers_to_a_consistent_state_on_postgres") else {
+        return;
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let schemas = Mutex::new(Vec::new());
+    crash_at_random_points("PostgreSQL", |run| {
+        let name = format!("crash_{}_{run}", std::process::id());
+        runtime.block_on(postgres_execute(&server, &format!("CREATE SCHEMA {name}")));
+        schemas.lock().unwrap().push(name.clone());
+        let separator = if server.contains('?') { '&' } else { '?' };
+        vec![("RISKSERVE_STORE".to_string(), format!("{server}{separator}options=-c%20search_path%3D{name}"))]
+    });
+    for name in schemas.into_inner().unwrap() {
+        runtime.block_on(postgres_execute(&server, &format!("DROP SCHEMA {name} CASCADE")));
+    }
+}
+
+/// The test PostgreSQL server's URL (`scripts/with_postgres.sh` sets it); `None` after saying so loudly outside
+/// CI, a failure under CI.
+fn postgres_server_url(test: &str) -> Option<String> {
+    match std::env::var("RISKSERVE_TEST_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            let message = "RISKSERVE_TEST_POSTGRES_URL is not set: run under scripts/with_postgres.sh \
+                           (bash scripts/with_postgres.sh cargo test -p riskserve-cli --test server)";
+            assert!(!std::env::var("CI").is_ok_and(|value| !value.is_empty()), "{test}: {message}");
+            eprintln!("*** SKIPPED *** {test}: {message}");
+            None
+        }
+    }
+}
+
+async fn postgres_execute(server: &str, statement: &str) {
+    use sqlx::Connection;
+    let mut connection = sqlx::PgConnection::connect(server).await.expect("connect to the test PostgreSQL");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(statement.to_string())).execute(&mut connection).await.expect(statement);
+    connection.close().await.expect("close");
+}
+
+/// Kills the server at random points of a script of creates, updates and deletes, restarts it on the same state
+/// (`store_of_run` gives each run's environment: where its metadata lives), and checks that what was acknowledged
+/// survived and everything is consistent.
+fn crash_at_random_points(store: &str, mut store_of_run: impl FnMut(u64) -> Vec<(String, String)>) {
     let runs: u64 = std::env::var("RISKSERVE_CRASH_RUNS").ok().and_then(|runs| runs.parse().ok()).unwrap_or(20);
     let seed: u64 =
         std::env::var("RISKSERVE_CRASH_SEED").ok().and_then(|seed| seed.parse().ok()).unwrap_or_else(|| {
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1
         });
-    eprintln!("crash test: seed {seed} (RISKSERVE_CRASH_SEED={seed} repeats it), {runs} runs");
+    eprintln!("crash test on the {store}: seed {seed} (RISKSERVE_CRASH_SEED={seed} repeats it), {runs} runs");
     let mut random = Random(seed);
-    let scratch = Scratch::new("crash");
+    let scratch = Scratch::new(&format!("crash-{}", store.replace(" ", "-")));
     let upload: Vec<(String, Vec<u8>)> = MODELS
         .iter()
         .map(|(name, _)| {
@@ -988,7 +1038,10 @@ fn a_kill_at_any_point_recovers_to_a_consistent_state() {
     // kill points spread over every step whatever the machine's speed.
     for run in 0..=runs {
         let data_dir = scratch.join(format!("run-{run}"));
-        let mut server = Server::start(&data_dir);
+        let environment = store_of_run(run);
+        let environment: Vec<(&str, &str)> =
+            environment.iter().map(|(name, value)| (name.as_str(), value.as_str())).collect();
+        let mut server = Server::start_with(&data_dir, &environment);
         let steps = Arc::new(AtomicUsize::new(0));
         let observed = Arc::new(Mutex::new(Observed::default()));
         let script = {
@@ -1008,13 +1061,13 @@ fn a_kill_at_any_point_recovers_to_a_consistent_state() {
         }
         std::thread::sleep(if run == 0 { Duration::from_millis(random.below(50)) } else { delay });
         let context = format!(
-            "run {run} (seed {seed}): killed at step {} of {CRASH_SCRIPT_STEPS} (+{delay:?})",
+            "{store}, run {run} (seed {seed}): killed at step {} of {CRASH_SCRIPT_STEPS} (+{delay:?})",
             steps.load(Ordering::Relaxed)
         );
         server.kill();
         script.join().expect("the crash script does not panic");
 
-        let server = Server::start(&data_dir);
+        let server = Server::start_with(&data_dir, &environment);
         let endpoints = {
             let start = Instant::now();
             loop {

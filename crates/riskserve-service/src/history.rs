@@ -1,6 +1,7 @@
 //! Built-in metric history: per-minute aggregates of every variant, kept in memory for a bounded
-//! number of minutes (25 hours by default), written to the store as each minute closes and read
-//! back at start, and queried by period and statistic so that charts need no external system.
+//! number of minutes (25 hours by default), written to the store as each minute closes (one row per
+//! replica) and read back at start, summed with what other replicas sharing the store counted, and
+//! queried by period and statistic so that charts need no external system.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -67,6 +68,15 @@ impl SparseHistogram {
 }
 
 impl MinuteAggregate {
+    /// Adds what another replica counted in the same minute: the counts add up, as do instance-seconds (capacity
+    /// of all replicas), while the seconds served overlap: the minute was served for as long as the longest did.
+    fn merge_concurrent(&mut self, other: &MinuteAggregate) {
+        let serving_seconds = self.serving_seconds.max(other.serving_seconds);
+        self.merge(other);
+        self.serving_seconds = serving_seconds;
+    }
+
+    /// Adds a later part of the same minute (the same server, or one that ran before it).
     fn merge(&mut self, other: &MinuteAggregate) {
         self.invocations += other.invocations;
         self.errors_4xx += other.errors_4xx;
@@ -123,6 +133,10 @@ struct State {
     open_minute: i64,
     open: HashMap<(String, String), OpenMinute>,
     closed: HashMap<(String, String), VecDeque<(i64, MinuteAggregate)>>,
+    /// What other replicas (and earlier runs of this server) counted, summed per minute, as last read from the store.
+    others: HashMap<(String, String), BTreeMap<i64, MinuteAggregate>>,
+    /// Whether those served at the same time as this server (replicas) rather than before it (earlier runs).
+    concurrent_others: bool,
     /// When instances were last sampled (seconds since the epoch).
     last_sample: Option<f64>,
 }
@@ -131,6 +145,8 @@ struct State {
 #[derive(Default)]
 pub struct History {
     state: Mutex<State>,
+    /// The name under which this server writes its rows (see [`MetricMinute::replica`]).
+    replica: String,
 }
 
 pub fn unix_seconds_now() -> f64 {
@@ -142,17 +158,48 @@ impl History {
         self.state.lock().unwrap_or_else(|poison| poison.into_inner())
     }
 
+    /// A history whose rows carry `replica` (unique to this server process).
+    pub fn new(replica: &str) -> History {
+        History { state: Mutex::default(), replica: replica.to_string() }
+    }
+
     /// Reads the stored minutes of the retention window back into memory (at start).
-    pub async fn load(&self, store: &Store, now: f64) -> Result<(), ServiceError> {
+    pub async fn load(&self, store: &Store, now: f64, concurrent: bool) -> Result<(), ServiceError> {
         let since = (now / 60.0).floor() as i64 - RETENTION_MINUTES;
-        let minutes = store.metadata.metric_minutes_since(since).await?;
+        self.read_others(store, since, concurrent).await
+    }
+
+    /// Reads again what other servers wrote from minute `since` on (they write a minute as it closes), replacing
+    /// what was read of those minutes before. `concurrent`: they are replicas serving at the same time (a shared
+    /// store), not earlier runs of this server (an embedded one).
+    pub async fn read_others(&self, store: &Store, since: i64, concurrent: bool) -> Result<(), ServiceError> {
+        let minutes = store.metadata.metric_minutes_since(since, Some(&self.replica)).await?;
+        self.replace_others(since, minutes, concurrent);
+        Ok(())
+    }
+
+    /// Replaces what is known of the other servers' minutes from `since` on with `minutes` (their stored rows).
+    fn replace_others(&self, since: i64, minutes: Vec<MetricMinute>, concurrent: bool) {
         let mut state = self.lock();
+        state.concurrent_others = concurrent;
+        for series in state.others.values_mut() {
+            series.retain(|minute, _| *minute < since);
+        }
         for row in minutes {
             // A row that no longer decodes is skipped: history is a convenience, never a reason not to start.
             let Ok(aggregate) = serde_json::from_str::<MinuteAggregate>(&row.data) else { continue };
-            state.closed.entry((row.endpoint, row.variant)).or_default().push_back((row.minute, aggregate));
+            let series = state.others.entry((row.endpoint, row.variant)).or_default();
+            match series.entry(row.minute) {
+                std::collections::btree_map::Entry::Vacant(slot) => {
+                    slot.insert(aggregate);
+                }
+                std::collections::btree_map::Entry::Occupied(mut slot) if concurrent => {
+                    slot.get_mut().merge_concurrent(&aggregate);
+                }
+                std::collections::btree_map::Entry::Occupied(mut slot) => slot.get_mut().merge(&aggregate),
+            }
         }
-        Ok(())
+        state.others.retain(|_, series| !series.is_empty());
     }
 
     /// Samples every variant at `now` (seconds since the epoch): adds instance-seconds to the open
@@ -167,7 +214,7 @@ impl History {
         if state.open_minute != minute {
             let closing = state.open_minute;
             // A first sample has no minute behind it.
-            finished = Self::close(&mut state, closing, minute, closing != 0);
+            finished = self.close(&mut state, closing, minute, closing != 0);
             state.open_minute = minute;
             // Forgotten variants (deleted endpoints) stop once their last minute is closed.
             state
@@ -203,7 +250,38 @@ impl History {
         if minute == 0 {
             return Vec::new();
         }
-        Self::close(&mut state, minute, minute, true)
+        self.close(&mut state, minute, minute, true)
+    }
+
+    /// The open minute of every variant so far, as rows to store: replicas sharing a store write them every few
+    /// seconds, so that the others see the current minute (and a killed replica loses seconds, not a minute).
+    pub fn open_rows(&self) -> Vec<MetricMinute> {
+        let state = self.lock();
+        if state.open_minute == 0 {
+            return Vec::new();
+        }
+        let mut rows = Vec::new();
+        for (key, open) in &state.open {
+            let counts = counts_since(&open.measures.counts(), &open.start_counts);
+            let mut aggregate = MinuteAggregate::from_counts(&counts, open.instance_seconds, open.serving_seconds);
+            // What this server already closed of the same minute (at a shutdown that did not complete).
+            if let Some((minute, kept)) = state.closed.get(key).and_then(|series| series.back())
+                && *minute == state.open_minute
+            {
+                aggregate.merge(kept);
+            }
+            if aggregate.invocations == 0 && aggregate.instance_seconds == 0.0 {
+                continue;
+            }
+            rows.push(MetricMinute {
+                endpoint: key.0.clone(),
+                variant: key.1.clone(),
+                minute: state.open_minute,
+                replica: self.replica.clone(),
+                data: serde_json::to_string(&aggregate).unwrap_or_default(),
+            });
+        }
+        rows
     }
 
     /// Adds the instance-seconds since the last sample to the open minute (the interval ends now,
@@ -221,7 +299,7 @@ impl History {
 
     /// Ends minute `closing` of every variant (merged with what is already kept of that minute)
     /// and opens the next where it ends; `keep` false drops what was counted.
-    fn close(state: &mut State, closing: i64, current: i64, keep: bool) -> Vec<MetricMinute> {
+    fn close(&self, state: &mut State, closing: i64, current: i64, keep: bool) -> Vec<MetricMinute> {
         let mut finished = Vec::new();
         let open = std::mem::take(&mut state.open);
         for (key, open_minute) in open {
@@ -261,36 +339,59 @@ impl History {
                 endpoint: key.0,
                 variant: key.1,
                 minute: closing,
+                replica: self.replica.clone(),
                 data: serde_json::to_string(&merged).unwrap_or_default(),
             });
         }
         state.closed.retain(|_, series| series.back().is_some_and(|(last, _)| *last >= current - RETENTION_MINUTES));
+        for series in state.others.values_mut() {
+            series.retain(|minute, _| *minute >= current - RETENTION_MINUTES);
+        }
+        state.others.retain(|_, series| !series.is_empty());
         finished
     }
 
-    /// The minutes of `endpoint` (one variant, or all summed) in `[from, to)`, the open one included.
+    /// The minutes of `endpoint` (one variant, or all summed) in `[from, to)`, the open one included, with what other
+    /// servers counted.
     fn minutes(&self, endpoint: &str, variant: Option<&str>, from: i64, to: i64) -> BTreeMap<i64, Combined> {
         let state = self.lock();
-        let mut combined: BTreeMap<i64, Combined> = BTreeMap::new();
         let wanted = |key: &(String, String)| key.0 == endpoint && variant.is_none_or(|name| key.1 == name);
-        for (key, series) in &state.closed {
-            if !wanted(key) {
-                continue;
+        // Each variant's minutes first (this server's and the others' of the same minute merged), then the variants
+        // side by side.
+        let mut per_variant: HashMap<&(String, String), BTreeMap<i64, MinuteAggregate>> = HashMap::new();
+        let mut add = |key, minute: i64, aggregate: &MinuteAggregate| {
+            let series = per_variant.entry(key).or_default();
+            match series.get_mut(&minute) {
+                Some(kept) if state.concurrent_others => kept.merge_concurrent(aggregate),
+                Some(kept) => kept.merge(aggregate),
+                None => {
+                    series.insert(minute, aggregate.clone());
+                }
             }
+        };
+        for (key, series) in state.others.iter().filter(|(key, _)| wanted(key)) {
+            for (minute, aggregate) in series.iter().filter(|(minute, _)| (from..to).contains(*minute)) {
+                add(key, *minute, aggregate);
+            }
+        }
+        for (key, series) in state.closed.iter().filter(|(key, _)| wanted(key)) {
             for (minute, aggregate) in series.iter().filter(|(minute, _)| (from..to).contains(minute)) {
-                combined.entry(*minute).or_default().add(aggregate);
+                add(key, *minute, aggregate);
             }
         }
         if (from..to).contains(&state.open_minute) {
-            for (key, open) in &state.open {
-                if !wanted(key) {
-                    continue;
-                }
+            for (key, open) in state.open.iter().filter(|(key, _)| wanted(key)) {
                 let counts = counts_since(&open.measures.counts(), &open.start_counts);
                 let aggregate = MinuteAggregate::from_counts(&counts, open.instance_seconds, open.serving_seconds);
                 if aggregate.invocations > 0 || aggregate.instance_seconds > 0.0 {
-                    combined.entry(state.open_minute).or_default().add(&aggregate);
+                    add(key, state.open_minute, &aggregate);
                 }
+            }
+        }
+        let mut combined: BTreeMap<i64, Combined> = BTreeMap::new();
+        for series in per_variant.into_values() {
+            for (minute, aggregate) in series {
+                combined.entry(minute).or_default().add(&aggregate);
             }
         }
         combined
@@ -751,5 +852,58 @@ mod tests {
         assert!(error.contains("metric \"latency\" is unknown"), "{error}");
         let error = history.query("credit", &query("invocations", "sum", 90), base).unwrap_err().to_string();
         assert!(error.contains("multiple of 60"), "{error}");
+    }
+
+    #[test]
+    fn minutes_of_other_replicas_add_up_and_a_read_replaces_what_it_covers() {
+        let base = 1_700_000_000.0 - 1_700_000_000.0 % 3600.0;
+        let serving = vec![("credit".to_string(), "main".to_string(), 1)];
+        let replicas: Vec<(Metrics, History)> =
+            ["a", "b", "c"].iter().map(|name| (Metrics::default(), History::new(name))).collect();
+        let mut rows_of = Vec::new();
+        for (index, (metrics, history)) in replicas.iter().enumerate() {
+            metrics.variant("credit", "main");
+            history.sample(metrics, &serving, base);
+            for _ in 0..(index + 1) * 5 {
+                metrics.record_invocation("credit", "main", Duration::from_micros(50), Duration::from_micros(60), None);
+            }
+            let rows = history.sample(metrics, &serving, base + 60.0);
+            assert!(rows.iter().all(|row| row.replica == ["a", "b", "c"][index]), "{rows:?}");
+            rows_of.push(rows);
+        }
+        let (_, first) = &replicas[0];
+        let others: Vec<MetricMinute> = rows_of[1..].iter().flatten().cloned().collect();
+        let minute = (base / 60.0) as i64;
+        first.replace_others(minute, others.clone(), true);
+        let query = MetricQuery {
+            metric: "invocations".into(),
+            stat: Some("sum".into()),
+            period: Some(60),
+            start: Some(unix_to_rfc3339(base as i64, 0)),
+            end: Some(unix_to_rfc3339(base as i64 + 60, 0)),
+            variant: None,
+        };
+        let total = |history: &History| -> Vec<f64> {
+            history.query("credit", &query, base + 61.0).unwrap().datapoints.iter().map(|point| point.value).collect()
+        };
+        assert_eq!(total(first), vec![5.0 + 10.0 + 15.0]);
+        // Three replicas of one instance each served the whole minute side by side.
+        let value = |metric: &str, stat: &str| -> f64 {
+            let query = MetricQuery { metric: metric.into(), stat: Some(stat.into()), ..query.clone() };
+            first.query("credit", &query, base + 61.0).unwrap().datapoints[0].value
+        };
+        assert!((value("instances", "avg") - 3.0).abs() < 1e-9);
+        assert!((value("invocations_per_instance", "sum") - 10.0).abs() < 1e-9);
+        // A read replaces the minutes it covers (a replica rewrote its row), never adding a row twice.
+        first.replace_others(minute, others.clone(), true);
+        assert_eq!(total(first), vec![30.0]);
+        first.replace_others(minute, others[..1].to_vec(), true);
+        assert_eq!(total(first), vec![15.0]);
+        // A read from a later minute keeps what it does not cover.
+        first.replace_others(minute + 1, Vec::new(), true);
+        assert_eq!(total(first), vec![15.0]);
+        // Earlier runs of an embedded server served one after the other: their seconds add up.
+        first.replace_others(minute, others[..1].to_vec(), false);
+        assert!((value("instances", "avg") - 1.0).abs() < 1e-9);
     }
 }

@@ -20,8 +20,32 @@ pub(crate) const SAMPLE_SECONDS: f64 = 1.0;
 /// Readings between two writes of metered usage to the store.
 pub(crate) const READINGS_PER_FLUSH: u32 = 10;
 
+/// Readings between two exchanges of the metric history with the other replicas (on a shared store): this
+/// replica writes its open minute and reads theirs, so a query sums them within about twice this many seconds.
+pub(crate) const READINGS_PER_HISTORY_READ: u32 = 5;
+/// Minutes back that a read of the other replicas' history covers: a replica writes a minute within seconds of
+/// its end, so two minutes catch every row written since the last read.
+pub(crate) const HISTORY_READ_MINUTES: i64 = 2;
+
+/// A name for this server process, unique among the replicas sharing a store: the host's name (a pod's name on
+/// Kubernetes), the process id and random bits, so that a restarted replica never writes over its earlier rows.
+pub fn replica_name() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|name| name.trim().chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.')).collect())
+        .filter(|name: &String| !name.is_empty())
+        .unwrap_or_else(|| "riskserve".to_string());
+    let mut random = [0u8; 4];
+    // Without randomness the process id still tells apart replicas on one host and restarts of one.
+    let _ = getrandom::fill(&mut random);
+    format!("{host}-{}-{}", std::process::id(), hex::encode(random))
+}
+
 /// Everything the operations side keeps in memory.
 pub struct Operations {
+    /// This server's name among replicas ([`replica_name`]).
+    pub replica: String,
     pub metrics: Metrics,
     pub history: History,
     pub meter: Meter,
@@ -37,9 +61,11 @@ pub struct Operations {
 
 impl Operations {
     pub fn new(config: &ServerConfig) -> Operations {
+        let replica = replica_name();
         Operations {
+            history: History::new(&replica),
+            replica,
             metrics: Metrics::default(),
-            history: History::default(),
             meter: Meter::new(Arc::new(SystemClock)),
             settings: config.autoscaling.clone(),
             prices: config.prices.clone(),

@@ -167,6 +167,8 @@ impl RateWindow {
 #[derive(Debug, Default)]
 pub struct VariantControl {
     pub window: RateWindow,
+    /// On a shared store, each live replica's reports by replica name (the leader measures them all).
+    pub replicas: HashMap<String, RateWindow>,
     pub last: LastActivities,
     /// The last measured rate per instance per minute (shown as a gauge).
     pub per_instance: Option<f64>,

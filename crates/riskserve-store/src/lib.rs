@@ -30,7 +30,7 @@ pub use coordination::{Change, ChangeFeed, Leadership};
 pub use error::StoreError;
 pub use iam::{AccessKeyRecord, IdentitySnapshot, PolicyRecord, TokenRecord, UserRecord};
 pub use metadata::{FacadeDocument, Metadata, TaggedKind};
-pub use metrics::MetricMinute;
+pub use metrics::{MetricMinute, ReplicaLoad};
 pub use records::{
     ArtifactRef, ConfigRecord, EndpointRecord, EndpointStatus, ModelRecord, Page, PageRequest, VariantRecord,
 };

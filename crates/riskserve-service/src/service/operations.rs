@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use riskserve_store::{ScalingActivityRecord, ScalingPolicyRecord, StoreError, now_rfc3339};
+use riskserve_store::{ReplicaLoad, ScalingActivityRecord, ScalingPolicyRecord, StoreError, now_rfc3339};
 
 use super::Service;
 use crate::audit::AuditEvent;
@@ -11,16 +11,33 @@ use crate::caller::Resource;
 use crate::error::ServiceError;
 use crate::history::{MetricQuery, MetricSeries, RETENTION_MINUTES};
 use crate::metrics::{VariantGauges, exposition};
-use crate::operations::{ACTIVITIES_SHOWN, READINGS_PER_FLUSH, SAMPLE_SECONDS, duration, pause, policy_of};
+use crate::operations::{
+    ACTIVITIES_SHOWN, HISTORY_READ_MINUTES, READINGS_PER_FLUSH, READINGS_PER_HISTORY_READ, SAMPLE_SECONDS, duration,
+    pause, policy_of,
+};
 use crate::resources::List;
 use crate::scaling::{Policy, PutScalingPolicy, ScalingActivity, ScalingPolicy, decide};
 use crate::usage::{CostQuery, CostReport, PrincipalCount, ServingVariant, cost_report, report_window};
+
+/// Milliseconds after which a replica's load report is removed (the replica is gone, or serves the variant no more).
+const STALE_REPORT_MILLIS: i64 = 10 * 60 * 1000;
+
+/// How recent a replica's last load report must be for the replica to count as live: three ticks, at least 3 s.
+fn live_report_millis(interval_seconds: f64) -> i64 {
+    ((interval_seconds * 3.0).max(3.0) * 1000.0) as i64
+}
+
+fn unix_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX))
+}
 
 impl Service {
     /// Reads history and policies back and starts the background tasks (at start, after recovery).
     pub(crate) async fn start_operations(&self) -> Result<(), ServiceError> {
         let operations = self.operations();
-        operations.history.load(self.store(), operations.meter.now()).await?;
+        operations.history.load(self.store(), operations.meter.now(), self.shares_store()).await?;
         // Policies of endpoints deleted while the server was down (a delete completed by recovery) go too.
         let endpoints: std::collections::HashSet<String> =
             self.store().metadata.all_endpoints().await?.into_iter().map(|endpoint| endpoint.name).collect();
@@ -43,6 +60,9 @@ impl Service {
                     && let Err(error) = sampler.operations().meter.flush(sampler.store()).await
                 {
                     tracing::warn!("cannot store metered usage: {error}");
+                }
+                if sampler.shares_store() && readings.is_multiple_of(READINGS_PER_HISTORY_READ) {
+                    sampler.read_other_replicas_history().await;
                 }
             }
         });
@@ -150,7 +170,80 @@ impl Service {
     }
 
     /// One decision per policed variant (see `scaling` for the algorithm).
+    /// Whether other replicas may share this server's store (a database server rather than an embedded file).
+    fn shares_store(&self) -> bool {
+        self.store().metadata.database_url().is_some()
+    }
+
+    /// Writes this replica's open minute and reads what the other replicas wrote of the last minutes into the
+    /// history, so that queries sum them.
+    async fn read_other_replicas_history(&self) {
+        let history = &self.operations().history;
+        if let Err(error) = self.store().metadata.put_metric_minutes(&history.open_rows()).await {
+            tracing::warn!("cannot store the open minute of the metric history: {error}");
+        }
+        let since = (self.operations().meter.now() / 60.0).floor() as i64 - HISTORY_READ_MINUTES;
+        if let Err(error) = history.read_others(self.store(), since, true).await {
+            tracing::warn!("cannot read the other replicas' metric history: {error}");
+        }
+    }
+
+    /// Stores this replica's invocation counts of every serving variant, for the leader's autoscaler.
+    async fn report_loads(&self) {
+        let operations = self.operations();
+        let reported_at = unix_millis();
+        let loads: Vec<ReplicaLoad> = self
+            .serving_variants()
+            .into_iter()
+            .map(|(endpoint, variant, _)| ReplicaLoad {
+                replica: operations.replica.clone(),
+                invocations: operations.metrics.variant(&endpoint, &variant).invocations(),
+                endpoint,
+                variant,
+                reported_at,
+            })
+            .collect();
+        if let Err(error) = self.store().metadata.report_replica_loads(&loads).await {
+            tracing::warn!("cannot report this replica's load: {error}");
+        }
+    }
+
+    /// A variant's invocations per minute for the autoscaler: on an embedded store this server's own rate; on a
+    /// shared one the mean over the live replicas (each runs the variant's instance count, so the rate per
+    /// instance is the same either way), each replica's rate measured from its successive reports. `None` while
+    /// no window spans enough time yet, or when the reports cannot be read.
+    async fn variant_rate(&self, endpoint: &str, variant: &str, now: Instant) -> Option<f64> {
+        let operations = self.operations();
+        let window = duration(operations.settings.window_seconds);
+        let key = (endpoint.to_string(), variant.to_string());
+        if !self.shares_store() {
+            let count = operations.metrics.variant(endpoint, variant).invocations();
+            return operations.control().entry(key).or_default().window.rate(now, count, window);
+        }
+        let live_since = unix_millis() - live_report_millis(operations.settings.interval_seconds);
+        let loads = match self.store().metadata.replica_loads(endpoint, variant, live_since).await {
+            Ok(loads) => loads,
+            Err(error) => {
+                tracing::warn!(endpoint, variant, "cannot read the replicas' load: {error}");
+                return None;
+            }
+        };
+        let mut control = operations.control();
+        let state = control.entry(key).or_default();
+        state.replicas.retain(|replica, _| loads.iter().any(|load| load.replica == *replica));
+        let rates: Vec<f64> = loads
+            .iter()
+            .filter_map(|load| {
+                state.replicas.entry(load.replica.clone()).or_default().rate(now, load.invocations, window)
+            })
+            .collect();
+        (!rates.is_empty()).then(|| rates.iter().sum::<f64>() / rates.len() as f64)
+    }
+
     async fn scale_tick(&self) {
+        if self.shares_store() {
+            self.report_loads().await;
+        }
         // Replicas scale as one: the leader decides, the others follow the stored counts.
         if !self.is_leader() {
             return;
@@ -158,12 +251,17 @@ impl Service {
         let operations = self.operations();
         let _serial = operations.scaling.lock().await;
         let policies = operations.policies().clone();
-        let window = duration(operations.settings.window_seconds);
+        if self.shares_store() {
+            let before = unix_millis() - STALE_REPORT_MILLIS;
+            if let Err(error) = self.store().metadata.prune_replica_loads(before).await {
+                tracing::warn!("cannot prune the replicas' load reports: {error}");
+            }
+        }
         for record in policies {
             let Some(current) = self.serving_instances(&record.endpoint, &record.variant) else { continue };
             let current = u32::try_from(current).unwrap_or(u32::MAX);
-            let count = operations.metrics.variant(&record.endpoint, &record.variant).invocations();
             let now = Instant::now();
+            let rate = self.variant_rate(&record.endpoint, &record.variant, now).await;
             let policy = Policy {
                 min: record.min_instances,
                 max: record.max_instances,
@@ -175,7 +273,6 @@ impl Service {
             let decision = {
                 let mut control = operations.control();
                 let state = control.entry(key.clone()).or_default();
-                let rate = state.window.rate(now, count, window);
                 state.per_instance = rate.map(|rate| rate / f64::from(current.max(1)));
                 decide(&policy, current, rate, operations.settings.tolerance, state.last, now)
             };

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use riskserve_store::{ChangeFeed, EndpointRecord, EndpointStatus, Leadership, StoreError, VariantRecord};
+use riskserve_store::{ChangeFeed, EndpointStatus, Leadership, StoreError, VariantRecord};
 
 use super::Service;
 use crate::logging::event;
@@ -124,14 +124,18 @@ impl Service {
                 return;
             }
         };
+        // The listing only names the endpoints to look at: each one is read again under the switch (see
+        // `follow`), since a deployment of this replica may have moved on since the listing was read.
+        let mut names: Vec<String> = records.into_iter().map(|record| record.name).collect();
         for serving in self.runtimes().all() {
-            if !records.iter().any(|record| record.name == serving.name) {
-                self.follow(&serving.name, None).await;
+            if !names.contains(&serving.name) {
+                names.push(serving.name.clone());
             }
         }
-        for record in records {
-            let name = record.name.clone();
-            self.follow(&name, Some(record)).await;
+        for name in names {
+            if let Err(error) = self.follow(&name).await {
+                event(&format!("cannot reconcile endpoint {name:?}: {error}"));
+            }
         }
         if let Err(error) = self.follow_identities().await {
             event(&format!("cannot reload identities: {error}"));
@@ -142,30 +146,31 @@ impl Service {
     }
 
     async fn sync_endpoint(&self, name: &str) -> Result<(), crate::error::ServiceError> {
+        self.follow(name).await
+    }
+
+    /// Serves what the stored endpoint says serves now (its live variants), or stops serving it. The record is read
+    /// under the switch that this replica's deployments hold from committing an outcome to installing its runtime,
+    /// so a record read earlier (a notification, a listing) can never undo a deployment that finished since.
+    async fn follow(&self, name: &str) -> Result<(), crate::error::ServiceError> {
+        let _switch = self.inner.switch.lock().await;
         let record = match self.store().metadata.get_endpoint(name).await {
             Ok(record) => Some(record),
             Err(StoreError::NotFound(_)) => None,
             Err(error) => return Err(error.into()),
         };
-        self.follow(name, record).await;
-        Ok(())
-    }
-
-    /// Serves what the stored endpoint says serves now (its live variants), or stops serving it.
-    async fn follow(&self, name: &str, record: Option<EndpointRecord>) {
         let wanted = record.as_ref().and_then(|record| match record.status {
             EndpointStatus::InService | EndpointStatus::Updating | EndpointStatus::RollingBack => {
                 record.live_variants.clone()
             }
             EndpointStatus::Creating | EndpointStatus::Deleting | EndpointStatus::Failed => None,
         });
-        let _switch = self.inner.switch.lock().await;
         let serving = self.runtimes().get(name);
         let Some(wanted) = wanted else {
             if serving.is_some() {
                 self.runtimes().remove(name);
             }
-            return;
+            return Ok(());
         };
         if let Some(serving) = serving.as_deref()
             && same_variants(serving, &wanted)
@@ -182,12 +187,13 @@ impl Service {
             if serving.weights() != weights.as_slice() {
                 self.runtimes().install(Arc::new(serving.with_weights(weights)));
             }
-            return;
+            return Ok(());
         }
         match self.build_runtime(name, &wanted).await {
             Ok(runtime) => self.runtimes().install(runtime),
             Err(reason) => event(&format!("cannot serve endpoint {name:?} as the store says it serves: {reason}")),
         }
+        Ok(())
     }
 
     /// Deployments and deletions left in progress for longer than [`ABANDONED_DEPLOYMENT_SECONDS`] (their replica

@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 
 use riskserve_store::{
     AccessKeyRecord, ArtifactRef, AuditFilter, AuditRecord, AuditSeal, ConfigRecord, EndpointStatus, MetricMinute,
-    ModelRecord, PageRequest, PolicyRecord, ScalingActivityRecord, ScalingPolicyRecord, StoreError, TaggedKind,
-    TokenRecord, UsageRecord, UserRecord, VariantRecord, now_rfc3339,
+    ModelRecord, PageRequest, PolicyRecord, ReplicaLoad, ScalingActivityRecord, ScalingPolicyRecord, StoreError,
+    TaggedKind, TokenRecord, UsageRecord, UserRecord, VariantRecord, now_rfc3339,
 };
 use riskserve_store::{Metadata, Page};
 use sha2::{Digest, Sha256};
@@ -529,22 +529,54 @@ pub async fn racing_inserts_of_one_name_conflict_cleanly(first: &Metadata, secon
 }
 
 pub async fn operations_tables_round_trip(metadata: &Metadata) {
-    // Metric minutes: a minute written twice keeps the later data.
-    let minute = |endpoint: &str, minute: i64, data: &str| MetricMinute {
+    // Metric minutes: a replica's minute written twice keeps the later data; replicas keep their own rows.
+    let minute = |endpoint: &str, minute: i64, replica: &str, data: &str| MetricMinute {
         endpoint: endpoint.to_string(),
         variant: "v0".to_string(),
         minute,
+        replica: replica.to_string(),
         data: data.to_string(),
     };
-    metadata.put_metric_minutes(&[minute("e", 10, "{\"n\":1}"), minute("e", 11, "{\"n\":2}")]).await.expect("put");
-    metadata.put_metric_minutes(&[minute("e", 11, "{\"n\":3}"), minute("d", 11, "{}")]).await.expect("put again");
+    metadata
+        .put_metric_minutes(&[minute("e", 10, "a", "{\"n\":1}"), minute("e", 11, "a", "{\"n\":2}")])
+        .await
+        .expect("put");
+    metadata
+        .put_metric_minutes(&[
+            minute("e", 11, "a", "{\"n\":3}"),
+            minute("d", 11, "a", "{}"),
+            minute("e", 11, "b", "{\"n\":4}"),
+        ])
+        .await
+        .expect("put again");
     metadata.put_metric_minutes(&[]).await.expect("nothing");
     assert_eq!(
-        metadata.metric_minutes_since(11).await.expect("since"),
-        [minute("d", 11, "{}"), minute("e", 11, "{\"n\":3}")]
+        metadata.metric_minutes_since(11, None).await.expect("since"),
+        [minute("d", 11, "a", "{}"), minute("e", 11, "a", "{\"n\":3}"), minute("e", 11, "b", "{\"n\":4}")]
+    );
+    assert_eq!(
+        metadata.metric_minutes_since(11, Some("a")).await.expect("others"),
+        [minute("e", 11, "b", "{\"n\":4}")]
     );
     assert_eq!(metadata.prune_metric_minutes(11).await.expect("prune"), 1);
-    assert_eq!(metadata.metric_minutes_since(0).await.expect("since").len(), 2);
+    assert_eq!(metadata.metric_minutes_since(0, None).await.expect("since").len(), 3);
+
+    // Replica loads: a report replaces the replica's last one; old reports are pruned.
+    let load = |replica: &str, invocations: u64, reported_at: i64| ReplicaLoad {
+        replica: replica.to_string(),
+        endpoint: "e".to_string(),
+        variant: "v0".to_string(),
+        invocations,
+        reported_at,
+    };
+    metadata.report_replica_loads(&[load("a", 10, 1_000), load("b", 5, 1_000)]).await.expect("report");
+    metadata.report_replica_loads(&[load("a", 25, 2_000)]).await.expect("report again");
+    metadata.report_replica_loads(&[]).await.expect("nothing");
+    assert_eq!(metadata.replica_loads("e", "v0", 0).await.expect("loads"), [load("a", 25, 2_000), load("b", 5, 1_000)]);
+    assert_eq!(metadata.replica_loads("e", "v0", 1_500).await.expect("fresh"), [load("a", 25, 2_000)]);
+    assert!(metadata.replica_loads("e", "other", 0).await.expect("none").is_empty());
+    assert_eq!(metadata.prune_replica_loads(1_500).await.expect("prune"), 1);
+    assert_eq!(metadata.replica_loads("e", "v0", 0).await.expect("loads"), [load("a", 25, 2_000)]);
 
     // Usage adds up per key.
     let usage = |principal: &str, seconds: f64, invocations: u64| UsageRecord {
