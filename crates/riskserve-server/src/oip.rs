@@ -272,8 +272,14 @@ async fn run_infer(
     let explain = request.outputs.iter().any(|(name, _)| name == "reasons" || name == "contributions");
     let native = serde_json::to_vec(&json!({"instances": rows}))
         .map_err(|error| OipError::from(ServiceError::internal(format!("cannot encode the rows: {error}"))))?;
-    let invocation =
-        InvocationRequest { body: Bytes::from(native), format: BodyFormat::Json, target_variant: version, explain };
+    let invocation = InvocationRequest {
+        body: Bytes::from(native),
+        format: BodyFormat::Json,
+        target_variant: version,
+        explain,
+        inference_id: None,
+        original_body: None,
+    };
     let answered = service.invoke_with(Some(model), invocation, context).await?;
     let predictions: Vec<Map<String, Value>> = serde_json::from_slice::<Value>(&answered.body)
         .ok()

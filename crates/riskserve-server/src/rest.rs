@@ -15,7 +15,7 @@ use utoipa::OpenApi;
 
 use riskserve_service::{
     ArtifactDescription, ArtifactInput, ArtifactUploaded, BodyFormat, Caller, CreateEndpoint, CreateEndpointConfig,
-    CreateModel, Endpoint, EndpointConfig, InvocationContext, InvocationRequest, List, Model, Resource, Service,
+    CreateModel, DataCapture, Endpoint, EndpointConfig, InvocationContext, InvocationRequest, List, Model, Resource, Service,
     ServiceError, UpdateEndpoint, Variant, VariantChange,
 };
 
@@ -26,6 +26,7 @@ use crate::respond::{
 
 /// The header that picks a variant.
 const TARGET_VARIANT: &str = "x-amzn-sagemaker-target-variant";
+const INFERENCE_ID: &str = "x-amzn-sagemaker-inference-id";
 /// The header that names the variant that answered.
 const INVOKED_VARIANT: &str = "x-Amzn-Invoked-Production-Variant";
 const ENABLE_EXPLANATIONS: &str = "x-amzn-sagemaker-enable-explanations";
@@ -65,6 +66,7 @@ const ENABLE_EXPLANATIONS: &str = "x-amzn-sagemaker-enable-explanations";
         Variant,
         CreateEndpointConfig,
         EndpointConfig,
+        DataCapture,
         CreateEndpoint,
         UpdateEndpoint,
         VariantChange,
@@ -496,11 +498,23 @@ async fn invoke(
             ),
             None => None,
         };
+        let inference_id = match headers.get(INFERENCE_ID) {
+            Some(value) => {
+                let id = value
+                    .to_str()
+                    .map_err(|_| ServiceError::validation("the inference id header is not readable text"))?;
+                riskserve_service::check_inference_id(id)?;
+                Some(id.to_string())
+            }
+            None => None,
+        };
         let request = InvocationRequest {
             body,
             format,
             target_variant,
             explain: header_explain || query.explain.unwrap_or(false),
+            inference_id,
+            original_body: None,
         };
         let context = InvocationContext { received, principal: caller.principal.name.clone() };
         service.invoke_with(endpoint, request, context).await

@@ -20,7 +20,9 @@ use riskserve_service::Service;
 use riskserve_service::ServiceError;
 use riskserve_service::model_archive::Framework;
 use riskserve_service::{Caller, Resource};
-use riskserve_service::{ContainerArchive, CreateEndpoint, CreateEndpointConfig, Endpoint, UpdateEndpoint, Variant};
+use riskserve_service::{
+    ContainerArchive, CreateEndpoint, CreateEndpointConfig, DataCapture, Endpoint, UpdateEndpoint, Variant,
+};
 
 use crate::respond::status_of;
 
@@ -247,6 +249,47 @@ fn optional_list<'a>(input: &'a Map<String, Value>, name: &str) -> Result<&'a [V
 
 fn object<'a>(value: &'a Value, place: &str) -> Result<&'a Map<String, Value>, AwsError> {
     value.as_object().ok_or_else(|| AwsError::serialization(format!("{place} must be an object")))
+}
+
+/// `DataCaptureConfig` as riskserve's data capture: `EnableCapture` (default true), `InitialSamplingPercentage`,
+/// `CaptureOptions` (`Input`, `Output`), and the key part of `DestinationS3Uri` as the folder in the artifact store.
+fn data_capture_of(input: &Map<String, Value>) -> Result<Option<DataCapture>, AwsError> {
+    let Some(config) = member(input, "DataCaptureConfig") else { return Ok(None) };
+    let config = object(config, "DataCaptureConfig")?;
+    match member(config, "EnableCapture") {
+        None | Some(Value::Bool(true)) => {}
+        Some(Value::Bool(false)) => return Ok(None),
+        Some(_) => return Err(AwsError::serialization("DataCaptureConfig.EnableCapture must be a boolean")),
+    }
+    let sampling_percentage = optional_count(config, "InitialSamplingPercentage")?
+        .ok_or_else(|| AwsError::missing("DataCaptureConfig.InitialSamplingPercentage"))?;
+    let uri = optional_str(config, "DestinationS3Uri")?
+        .ok_or_else(|| AwsError::missing("DataCaptureConfig.DestinationS3Uri"))?;
+    let Some(rest) = uri.strip_prefix("s3://") else {
+        return Err(AwsError::validation(format!("DataCaptureConfig.DestinationS3Uri {uri:?} is not an s3:// URI")));
+    };
+    let key = rest.split_once('/').map_or("", |(_, key)| key.trim_matches('/'));
+    let destination = if key.is_empty() { riskserve_service::default_capture_destination() } else { key.to_string() };
+    let options = optional_list(config, "CaptureOptions")?;
+    if options.is_empty() {
+        return Err(AwsError::missing("DataCaptureConfig.CaptureOptions"));
+    }
+    let (mut capture_input, mut capture_output) = (false, false);
+    for (index, option) in options.iter().enumerate() {
+        let place = format!("DataCaptureConfig.CaptureOptions.{}", index + 1);
+        let option = object(option, &place)?;
+        match required_str(option, "CaptureMode").map_err(|_| AwsError::missing(&format!("{place}.CaptureMode")))? {
+            "Input" => capture_input = true,
+            "Output" => capture_output = true,
+            "InputAndOutput" => (capture_input, capture_output) = (true, true),
+            other => {
+                return Err(AwsError::validation(format!(
+                    "{place}.CaptureMode {other:?} is not one of Input, Output, InputAndOutput"
+                )));
+            }
+        }
+    }
+    Ok(Some(DataCapture { sampling_percentage, capture_input, capture_output, destination }))
 }
 
 /// `Tags: [{Key, Value}]` as a map; `place` names the member in messages.
@@ -599,7 +642,12 @@ impl Facade<'_> {
         }
         let config = self
             .service
-            .create_endpoint_config(CreateEndpointConfig { name: name.to_string(), variants, tags })
+            .create_endpoint_config(CreateEndpointConfig {
+                name: name.to_string(),
+                variants,
+                tags,
+                data_capture: data_capture_of(self.input)?,
+            })
             .await?;
         let mut document = Map::new();
         for key in ["ProductionVariants", "DataCaptureConfig", "KmsKeyId", "ExplainerConfig"] {

@@ -235,7 +235,18 @@ async fn answer(
     let instances = to_instances(&body, payload, &signature.inputs)?;
     let native = serde_json::to_vec(&json!({"instances": instances}))
         .map_err(|error| RuntimeError::from(ServiceError::internal(format!("cannot encode the rows: {error}"))))?;
-    let request = InvocationRequest { body: Bytes::from(native), format: BodyFormat::Json, target_variant, explain };
+    let inference_id = header_text(headers, INFERENCE_ID)?.map(str::to_string);
+    if let Some(id) = &inference_id {
+        riskserve_service::check_inference_id(id)?;
+    }
+    let request = InvocationRequest {
+        body: Bytes::from(native),
+        format: BodyFormat::Json,
+        target_variant,
+        explain,
+        inference_id,
+        original_body: Some((body.clone(), content_type.to_string())),
+    };
     let answered = service.invoke_with(Some(endpoint), request, context).await?;
     let predictions = native_predictions(&answered.body)?;
     let model = service

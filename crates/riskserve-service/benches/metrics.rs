@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
+use riskserve_service::capture::{Capture, CaptureRecord};
 use riskserve_service::{
+    DataCapture,
     ArtifactInput, BodyFormat, CreateEndpoint, CreateEndpointConfig, CreateModel, InvocationContext, InvocationRequest,
     Metrics, ServerConfig, Service, Variant,
 };
@@ -90,6 +92,7 @@ fn invocations(criterion: &mut Criterion) {
                 name: "bench".into(),
                 variants: vec![Variant { name: "main".into(), model: "bench".into(), weight: 1.0, instances: 1 }],
                 tags: Default::default(),
+                data_capture: None,
             })
             .await
             .expect("config");
@@ -114,6 +117,8 @@ fn invocations(criterion: &mut Criterion) {
                     format: BodyFormat::Csv,
                     target_variant: None,
                     explain: false,
+                    inference_id: None,
+                    original_body: None,
                 };
                 let answer = service.invoke_with(Some("bench"), request, InvocationContext::now("alice")).await;
                 black_box(answer.expect("an answer"))
@@ -124,9 +129,43 @@ fn invocations(criterion: &mut Criterion) {
     let _ = std::fs::remove_dir_all(&data_dir);
 }
 
+/// What data capture adds on the invocation's thread at 100 % sampling: the sampling decision, the record (the
+/// request's bytes shared, the answer's copied) and a queue hand-off that never waits; a thread drains the queue
+/// as the writer task would.
+fn capture(criterion: &mut Criterion) {
+    let settings = DataCapture {
+        sampling_percentage: 100,
+        capture_input: true,
+        capture_output: true,
+        destination: "data-capture".into(),
+    };
+    let (capture, mut records) = Capture::detached(settings);
+    let drain = std::thread::spawn(move || while records.blocking_recv().is_some() {});
+    let input = Bytes::from_static(b"1,2.5,A12,0,34,,4,A143,1200\n");
+    let answer = br#"{"predictions":[{"probability":0.10897,"score":547.75,"grade":"B","decision":"approve"}]}"#;
+    let variant: Arc<str> = "main".into();
+    criterion.bench_function("capture/one invocation at 100 % (calling thread)", |bench| {
+        bench.iter(|| {
+            if capture.samples() {
+                capture.offer(CaptureRecord {
+                    variant: Arc::clone(&variant),
+                    input: Some((input.clone(), "text/csv".to_string())),
+                    output: Some((Bytes::copy_from_slice(answer), "application/json".to_string())),
+                    inference_id: None,
+                    time: std::time::SystemTime::now(),
+                });
+            }
+        });
+    });
+    let (captured, dropped) = capture.counts();
+    eprintln!("capture bench: {captured} records queued, {dropped} dropped (a full queue)");
+    drop(capture);
+    let _ = drain.join();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(3));
-    targets = recording, invocations
+    targets = recording, invocations, capture
 }
 criterion_main!(benches);

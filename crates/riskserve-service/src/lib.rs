@@ -10,6 +10,7 @@
 
 mod audit;
 mod caller;
+pub mod capture;
 mod codec;
 mod config;
 mod error;
@@ -41,8 +42,8 @@ pub use identity::AdminBootstrap;
 pub use logging::{LogFormat, event as log_event, init as init_logging, logs_requests};
 pub use metrics::{EXPOSITION_CONTENT_TYPE, InvocationContext, Metrics, VariantMetrics};
 pub use resources::{
-    ArtifactDescription, ArtifactInput, ArtifactUploaded, CreateEndpoint, CreateEndpointConfig, CreateModel, Endpoint,
-    EndpointConfig, List, Model, UpdateEndpoint, Variant, VariantChange,
+    ArtifactDescription, ArtifactInput, ArtifactUploaded, CreateEndpoint, CreateEndpointConfig, CreateModel, DataCapture,
+    Endpoint, EndpointConfig, List, Model, UpdateEndpoint, Variant, VariantChange, default_capture_destination,
 };
 pub use scaling::{AutoscalingSettings, PutScalingPolicy, ScalingActivity, ScalingPolicy};
 pub use scoring::Cell;
@@ -56,3 +57,4 @@ pub use service::identities::{
 };
 pub use service::{InvocationAnswer, InvocationRequest, Service};
 pub use usage::{CostLine, CostQuery, CostReport, PriceTable};
+pub use validate::inference_id as check_inference_id;

@@ -7,6 +7,7 @@ use std::time::Duration;
 use riskserve_store::ScalingPolicyRecord;
 use tokio::sync::watch;
 
+use crate::capture::CaptureCounters;
 use crate::config::ServerConfig;
 use crate::history::History;
 use crate::metrics::Metrics;
@@ -57,6 +58,8 @@ pub struct Operations {
     /// Serialises scaling decisions with policy changes.
     pub(crate) scaling: tokio::sync::Mutex<()>,
     pub(crate) stop: watch::Sender<bool>,
+    /// Data capture counters by endpoint, kept across its deployments.
+    pub(crate) captures: Mutex<std::collections::BTreeMap<String, Arc<CaptureCounters>>>,
 }
 
 impl Operations {
@@ -73,11 +76,18 @@ impl Operations {
             control: Mutex::new(ControlState::new()),
             scaling: tokio::sync::Mutex::new(()),
             stop: watch::channel(false).0,
+            captures: Mutex::default(),
         }
     }
 
     pub(crate) fn policies(&self) -> std::sync::MutexGuard<'_, Vec<ScalingPolicyRecord>> {
         self.policies.lock().unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    /// The capture counters of `endpoint`, created at its first capture.
+    pub(crate) fn capture_counters(&self, endpoint: &str) -> Arc<CaptureCounters> {
+        let mut captures = self.captures.lock().unwrap_or_else(|poison| poison.into_inner());
+        Arc::clone(captures.entry(endpoint.to_string()).or_default())
     }
 
     pub(crate) fn control(&self) -> std::sync::MutexGuard<'_, ControlState> {

@@ -99,6 +99,9 @@ pub struct CreateEndpointConfig {
     pub variants: Vec<Variant>,
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
+    /// What to capture of the invocations of endpoints serving this config (none by default).
+    #[serde(default)]
+    pub data_capture: Option<DataCapture>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -108,6 +111,36 @@ pub struct EndpointConfig {
     pub variants: Vec<Variant>,
     pub tags: BTreeMap<String, String>,
     pub created_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_capture: Option<DataCapture>,
+}
+
+/// Data capture (SageMaker's `DataCaptureConfig`): a share of the invocations, their requests and/or answers,
+/// written as SageMaker's JSON Lines records to the artifact store under
+/// `{destination}/{endpoint}/{variant}/yyyy/mm/dd/hh/`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct DataCapture {
+    /// The share of invocations captured, 0 to 100 (exactly: every invocation counts towards it).
+    pub sampling_percentage: u32,
+    /// Capture the request body (default true).
+    #[serde(default = "yes")]
+    pub capture_input: bool,
+    /// Capture the answer body (default true).
+    #[serde(default = "yes")]
+    pub capture_output: bool,
+    /// The folder in the artifact store (default `data-capture`): parts of letters, digits, '-', '_' and '.'.
+    #[serde(default = "default_capture_destination")]
+    pub destination: String,
+}
+
+fn yes() -> bool {
+    true
+}
+
+pub fn default_capture_destination() -> String {
+    "data-capture".to_string()
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -219,6 +219,8 @@ pub struct EndpointRuntime {
     /// Running sums of the weights, for weighted picks.
     cumulative: Vec<f64>,
     picks: AtomicU64,
+    /// What the endpoint's config captures of its invocations.
+    pub capture: Option<Arc<crate::capture::Capture>>,
 }
 
 impl EndpointRuntime {
@@ -232,14 +234,33 @@ impl EndpointRuntime {
                 total
             })
             .collect();
-        EndpointRuntime { name: name.to_string(), variants, weights, cumulative, picks: AtomicU64::new(0) }
+        EndpointRuntime {
+            name: name.to_string(),
+            variants,
+            weights,
+            cumulative,
+            picks: AtomicU64::new(0),
+            capture: None,
+        }
     }
 
-    /// The same variants with other weights.
+    /// The runtime capturing its invocations as `capture` says.
+    pub fn with_capture(mut self, capture: Option<Arc<crate::capture::Capture>>) -> EndpointRuntime {
+        self.capture = capture;
+        self
+    }
+
+    /// The same variants (and capture) with other weights.
     pub fn with_weights(&self, weights: Vec<f64>) -> EndpointRuntime {
-        let runtime = EndpointRuntime::new(&self.name, self.variants.clone(), weights);
+        let mut runtime = EndpointRuntime::new(&self.name, self.variants.clone(), weights);
         runtime.picks.store(self.picks.load(Ordering::Relaxed), Ordering::Relaxed);
+        runtime.capture.clone_from(&self.capture);
         runtime
+    }
+
+    /// The capture settings the runtime runs with.
+    pub fn capture_settings(&self) -> Option<&crate::resources::DataCapture> {
+        self.capture.as_ref().map(|capture| &capture.settings)
     }
 
     pub fn weights(&self) -> &[f64] {

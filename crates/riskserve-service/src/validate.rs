@@ -60,6 +60,33 @@ pub fn tags(tags: &BTreeMap<String, String>) -> Result<(), ServiceError> {
     Ok(())
 }
 
+pub fn data_capture(capture: &crate::resources::DataCapture) -> Result<(), ServiceError> {
+    if capture.sampling_percentage > 100 {
+        return Err(ServiceError::validation(format!(
+            "data_capture.sampling_percentage must be 0 to 100, got {}",
+            capture.sampling_percentage
+        )));
+    }
+    if !capture.capture_input && !capture.capture_output {
+        return Err(ServiceError::validation("data_capture must capture the input, the output or both"));
+    }
+    if let Some(reason) = riskserve_store::invalid_object_key(&capture.destination) {
+        return Err(ServiceError::validation(format!("data_capture.destination: {reason}")));
+    }
+    Ok(())
+}
+
+/// SageMaker's `InferenceId`: 1 to 64 printable characters, the first not a space.
+pub fn inference_id(id: &str) -> Result<(), ServiceError> {
+    let printable = id.chars().all(|character| !character.is_control());
+    if id.is_empty() || id.chars().count() > 64 || !printable || id.starts_with(char::is_whitespace) {
+        return Err(ServiceError::validation(
+            "the inference id must hold 1 to 64 printable characters and not start with a space",
+        ));
+    }
+    Ok(())
+}
+
 pub fn description(description: Option<&str>) -> Result<(), ServiceError> {
     match description {
         Some(text) if text.chars().count() > MAX_DESCRIPTION_LENGTH => Err(ServiceError::validation(format!(

@@ -252,6 +252,86 @@ impl ArtifactStore {
     }
 }
 
+/// Why `key` cannot name a plain object (see [`ArtifactStore::put_object`]), or `None` when it can.
+pub fn invalid_object_key(key: &str) -> Option<String> {
+    if key.is_empty() || key.len() > 1024 {
+        return Some(format!("an object key has 1 to 1024 characters, {key:?} has {}", key.len()));
+    }
+    let first = key.split('/').next().unwrap_or("");
+    if first == CONTENT_PREFIX || first == TEMPORARY_PREFIX {
+        return Some(format!("{key:?} is under {first}/, which the artifact store keeps for itself"));
+    }
+    for segment in key.split('/') {
+        let allowed = segment.bytes().all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.'));
+        if segment.is_empty() || segment == "." || segment == ".." || !allowed || segment.contains('#') {
+            return Some(format!(
+                "{key:?}: every part between slashes must be non-empty letters, digits, '-', '_' or '.' (not . or ..)"
+            ));
+        }
+    }
+    None
+}
+
+impl ArtifactStore {
+    /// Stores `bytes` under `key` (outside the content-addressed `sha256/` and `tmp/`), replacing what was there:
+    /// whole or not at all (a local file is written aside and renamed into place; an S3 PUT is atomic).
+    pub async fn put_object(&self, key: &str, bytes: Bytes) -> Result<(), StoreError> {
+        if let Some(reason) = invalid_object_key(key) {
+            return Err(StoreError::Invalid(reason));
+        }
+        let destination = Path::from(key);
+        if self.s3.is_some() {
+            self.objects.put(&destination, bytes.into()).await?;
+            return Ok(());
+        }
+        static WRITES: AtomicU64 = AtomicU64::new(0);
+        let temporary = Path::from(format!(
+            "{TEMPORARY_PREFIX}/object-{}-{}",
+            std::process::id(),
+            WRITES.fetch_add(1, Ordering::Relaxed)
+        ));
+        self.objects.put(&temporary, bytes.into()).await?;
+        if let Err(error) = self.objects.rename(&temporary, &destination).await {
+            let _ = self.objects.delete(&temporary).await;
+            return Err(error.into());
+        }
+        Ok(())
+    }
+
+    /// The object stored under `key`.
+    pub async fn get_object(&self, key: &str) -> Result<Bytes, StoreError> {
+        if let Some(reason) = invalid_object_key(key) {
+            return Err(StoreError::Invalid(reason));
+        }
+        match self.objects.get(&Path::from(key)).await {
+            Ok(result) => Ok(result.bytes().await?),
+            Err(object_store::Error::NotFound { .. }) => Err(StoreError::NotFound(format!("object {key:?} does not exist"))),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Every object under the folder `prefix` (at any depth) with its size, ordered by key.
+    pub async fn list_objects(&self, prefix: &str) -> Result<Vec<(String, u64)>, StoreError> {
+        if let Some(reason) = invalid_object_key(prefix) {
+            return Err(StoreError::Invalid(reason));
+        }
+        let mut found = Vec::new();
+        let mut folders = vec![Path::from(prefix)];
+        while let Some(folder) = folders.pop() {
+            let listing = match self.objects.list_with_delimiter(Some(&folder)).await {
+                Ok(listing) => listing,
+                Err(object_store::Error::NotFound { .. }) => continue,
+                Err(error) => return Err(error.into()),
+            };
+            found.extend(listing.objects.into_iter().map(|meta| (meta.location.to_string(), meta.size)));
+            folders.extend(listing.common_prefixes);
+        }
+        found.retain(|(key, _)| !key.contains('#'));
+        found.sort();
+        Ok(found)
+    }
+}
+
 /// `s3://bucket/prefix` → (bucket, prefix without surrounding slashes).
 fn parse_s3_url(url: &str) -> Result<(&str, &str), StoreError> {
     let rest = url

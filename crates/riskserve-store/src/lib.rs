@@ -24,7 +24,7 @@ mod usage;
 
 use std::path::{Path, PathBuf};
 
-pub use artifacts::{ArtifactInfo, ArtifactStore, parse_digest};
+pub use artifacts::{ArtifactInfo, ArtifactStore, invalid_object_key, parse_digest};
 pub use audit::{AuditFilter, AuditHead, AuditRecord, AuditSeal};
 pub use coordination::{Change, ChangeFeed, Leadership};
 pub use error::StoreError;

@@ -258,10 +258,11 @@ impl Metadata {
                 )));
             }
         }
-        sqlx::query("INSERT INTO endpoint_configs (name, tags, created_at) VALUES ($1, $2, $3)")
+        sqlx::query("INSERT INTO endpoint_configs (name, tags, created_at, data_capture) VALUES ($1, $2, $3, $4)")
             .bind(&config.name)
             .bind(json_text(&config.tags))
             .bind(&config.created_at)
+            .bind(&config.data_capture)
             .execute(&mut *transaction)
             .await?;
         for (position, variant) in config.variants.iter().enumerate() {
@@ -306,6 +307,7 @@ impl Metadata {
             variants,
             tags: parse_json(row.try_get("tags")?, "config tags")?,
             created_at: row.try_get("created_at")?,
+            data_capture: row.try_get("data_capture")?,
         })
     }
 

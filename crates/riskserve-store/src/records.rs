@@ -41,6 +41,8 @@ pub struct ConfigRecord {
     pub variants: Vec<VariantRecord>,
     pub tags: BTreeMap<String, String>,
     pub created_at: String,
+    /// What the config captures of its invocations, as the service encodes it (JSON); empty for nothing.
+    pub data_capture: String,
 }
 
 /// The endpoint status machine: Creating → InService | Failed; Updating → InService |

@@ -54,6 +54,38 @@ fn artifacts_are_content_addressed_idempotent_and_checked() {
 }
 
 #[test]
+fn plain_objects_are_written_whole_listed_by_folder_and_kept_apart_from_artifacts() {
+    let scratch = Scratch::new("objects");
+    runtime().block_on(async {
+        let store = Store::open(&scratch.0).await.expect("open");
+        let objects = &store.artifacts;
+        objects.put_object("capture/credit/main/2026/12/04/23/a.jsonl", "{}\n".into()).await.expect("put");
+        objects.put_object("capture/credit/main/2026/12/04/23/b.jsonl", "{}\n{}\n".into()).await.expect("put");
+        objects.put_object("capture/other/x.jsonl", "x".into()).await.expect("put");
+        objects.put_object("capture/other/x.jsonl", "xy".into()).await.expect("replace");
+        let listed = objects.list_objects("capture/credit").await.expect("list");
+        assert_eq!(
+            listed,
+            [
+                ("capture/credit/main/2026/12/04/23/a.jsonl".to_string(), 3),
+                ("capture/credit/main/2026/12/04/23/b.jsonl".to_string(), 6)
+            ]
+        );
+        assert_eq!(objects.list_objects("capture").await.expect("all").len(), 3);
+        assert!(objects.list_objects("nothing-here").await.expect("empty").is_empty());
+        assert_eq!(objects.get_object("capture/other/x.jsonl").await.expect("get").as_ref(), b"xy");
+        assert!(matches!(objects.get_object("capture/none").await, Err(StoreError::NotFound(_))));
+        // Nothing staged is left behind, and content-addressed artifacts do not see plain objects.
+        assert!(std::fs::read_dir(scratch.0.join("artifacts/tmp")).map_or(true, |mut entries| entries.next().is_none()));
+        assert!(objects.list().await.expect("artifacts").is_empty());
+        for bad in ["", "sha256/abc", "tmp/x", "a//b", "../etc/passwd", "a/./b", "a/b c", "a/#1", "/abs"] {
+            let error = objects.put_object(bad, "x".into()).await.expect_err(bad);
+            assert!(matches!(error, StoreError::Invalid(_)), "{bad}: {error}");
+        }
+    });
+}
+
+#[test]
 fn unfinished_uploads_are_collected_at_start_and_finished_ones_kept() {
     let scratch = Scratch::new("collect");
     runtime().block_on(async {

@@ -13,12 +13,14 @@ use riskserve_store::{
 };
 use tokio::sync::oneshot;
 
+use crate::capture::{Capture, CaptureRecord};
 use crate::codec::BodyFormat;
 use crate::config::ServerConfig;
 use crate::error::ServiceError;
 use crate::metrics::InvocationContext;
 use crate::operations::Operations;
 use crate::resources::{
+    DataCapture,
     ArtifactDescription, ArtifactUploaded, CreateEndpoint, CreateEndpointConfig, CreateModel, Endpoint, EndpointConfig,
     List, Model, UpdateEndpoint, Variant, VariantChange,
 };
@@ -43,6 +45,12 @@ pub struct InvocationRequest {
     /// The variant the caller asks for (`X-Amzn-SageMaker-Target-Variant`).
     pub target_variant: Option<String>,
     pub explain: bool,
+    /// The caller's id of the inference (`X-Amzn-SageMaker-Inference-Id`), kept with captured data so that outcomes
+    /// can be joined to it later.
+    pub inference_id: Option<String>,
+    /// The body and its content type as the client sent them, when a façade converted them into `body`: data
+    /// capture keeps these.
+    pub original_body: Option<(Bytes, String)>,
 }
 
 /// The answer to an invocation.
@@ -115,10 +123,25 @@ fn variant_of(record: &VariantRecord) -> Variant {
 
 fn config_of(record: ConfigRecord) -> EndpointConfig {
     EndpointConfig {
+        data_capture: capture_of(&record),
         name: record.name,
         variants: record.variants.iter().map(variant_of).collect(),
         tags: record.tags,
         created_at: record.created_at,
+    }
+}
+
+/// A stored config's data capture (a row that no longer decodes captures nothing, and says so).
+fn capture_of(record: &ConfigRecord) -> Option<DataCapture> {
+    if record.data_capture.is_empty() {
+        return None;
+    }
+    match serde_json::from_str(&record.data_capture) {
+        Ok(capture) => Some(capture),
+        Err(error) => {
+            log(&format!("endpoint config {:?}: its data capture does not decode, none runs: {error}", record.name));
+            None
+        }
     }
 }
 
@@ -380,6 +403,9 @@ impl Service {
         validate::name("endpoint config", &request.name)?;
         validate::tags(&request.tags)?;
         validate::variants(&request.variants, self.inner.config.max_instances)?;
+        if let Some(capture) = &request.data_capture {
+            validate::data_capture(capture)?;
+        }
         let record = ConfigRecord {
             name: request.name,
             variants: request
@@ -394,6 +420,11 @@ impl Service {
                 .collect(),
             tags: request.tags,
             created_at: now_rfc3339(),
+            data_capture: request
+                .data_capture
+                .as_ref()
+                .map(|capture| serde_json::to_string(capture).unwrap_or_default())
+                .unwrap_or_default(),
         };
         self.inner.store.metadata.insert_config(&record).await?;
         Ok(config_of(record))
@@ -602,7 +633,8 @@ impl Service {
         let metadata = &self.inner.store.metadata;
         let built = match metadata.get_config(&record.config).await {
             Ok(config) => {
-                self.build_runtime(&record.name, &config.variants).await.map(|runtime| (runtime, config.variants))
+                let capture = capture_of(&config);
+                self.build_runtime(&record.name, &config.variants, capture).await.map(|runtime| (runtime, config.variants))
             }
             Err(StoreError::NotFound(message)) => Err(message),
             Err(error) => return Err(error.into()),
@@ -627,8 +659,24 @@ impl Service {
         Ok(())
     }
 
-    /// Loads each variant's model (once per model) and starts its worker units.
-    async fn build_runtime(&self, endpoint: &str, variants: &[VariantRecord]) -> Result<Arc<EndpointRuntime>, String> {
+    /// The data capture of the config named `config` (none when there is no such config or it cannot be read).
+    pub(crate) async fn capture_of_config(&self, config: Option<&str>) -> Option<DataCapture> {
+        match self.inner.store.metadata.get_config(config?).await {
+            Ok(record) => capture_of(&record),
+            Err(error) => {
+                log(&format!("cannot read the data capture of endpoint config {config:?}: {error}"));
+                None
+            }
+        }
+    }
+
+    /// Loads each variant's model (once per model), starts its worker units and its data capture.
+    async fn build_runtime(
+        &self,
+        endpoint: &str,
+        variants: &[VariantRecord],
+        capture: Option<DataCapture>,
+    ) -> Result<Arc<EndpointRuntime>, String> {
         let mut runtimes = Vec::with_capacity(variants.len());
         for variant in variants {
             let setup_started = std::time::Instant::now();
@@ -647,7 +695,18 @@ impl Service {
             runtimes.push(Arc::new(runtime));
             self.inner.operations.metrics.variant(endpoint, &variant.name).set_setup_time(setup_started.elapsed());
         }
-        Ok(Arc::new(EndpointRuntime::new(endpoint, runtimes, variants.iter().map(|variant| variant.weight).collect())))
+        let capture = capture.map(|settings| {
+            let operations = &self.inner.operations;
+            Arc::new(Capture::start(
+                endpoint,
+                settings,
+                self.inner.store.artifacts.clone(),
+                operations.capture_counters(endpoint),
+                &operations.replica,
+            ))
+        });
+        let weights = variants.iter().map(|variant| variant.weight).collect();
+        Ok(Arc::new(EndpointRuntime::new(endpoint, runtimes, weights).with_capture(capture)))
     }
 
     async fn scorer_for(&self, model_name: &str) -> Result<Arc<Scorer>, String> {
@@ -742,7 +801,8 @@ impl Service {
             metadata.mark_failed(&record.name, "the endpoint has no live config to restore").await?;
             return Ok(false);
         };
-        match self.build_runtime(&record.name, variants).await {
+        let capture = self.capture_of_config(record.live_config.as_deref()).await;
+        match self.build_runtime(&record.name, variants, capture).await {
             Ok(runtime) => {
                 self.inner.runtimes.install(runtime);
                 Ok(true)
@@ -782,6 +842,15 @@ impl Service {
         measures.record_principal(&context.principal);
         let (reply, answer) = oneshot::channel();
         let options = ScoreOptions { explain: request.explain, ..ScoreOptions::default() };
+        // Decided before scoring, so the request body is kept only when it is captured.
+        let capture = runtime.capture.as_ref().filter(|capture| capture.samples()).map(Arc::clone);
+        let captured_input = capture
+            .as_ref()
+            .filter(|capture| capture.settings.capture_input)
+            .map(|_| match &request.original_body {
+                Some((body, content_type)) => (body.clone(), content_type.clone()),
+                None => (request.body.clone(), request.format.content_type().to_string()),
+            });
         let queued = std::time::Instant::now();
         if let Err(error) = variant.submit(Job { body: request.body, format: request.format, options, reply }) {
             measures.record(std::time::Duration::ZERO, context.received.elapsed(), Some(error.class()));
@@ -796,7 +865,22 @@ impl Service {
             .and_then(|answer| answer);
         let failure = answered.as_ref().err().map(ServiceError::class);
         measures.record(queued.elapsed(), context.received.elapsed(), failure);
-        Ok(InvocationAnswer { variant: variant_name, body: answered?, content_type: request.format.content_type() })
+        let body = answered?;
+        let content_type = request.format.content_type();
+        // Answered invocations only: a refused request has no answer to monitor.
+        if let Some(capture) = capture {
+            capture.offer(CaptureRecord {
+                variant: Arc::from(variant_name.as_str()),
+                input: captured_input,
+                output: capture
+                    .settings
+                    .capture_output
+                    .then(|| (Bytes::copy_from_slice(&body), content_type.to_string())),
+                inference_id: request.inference_id,
+                time: std::time::SystemTime::now(),
+            });
+        }
+        Ok(InvocationAnswer { variant: variant_name, body, content_type })
     }
 
     /// The serving runtime of an endpoint, or the error that says why there is none.

@@ -172,8 +172,10 @@ impl Service {
             }
             return Ok(());
         };
+        let capture = self.capture_of_config(record.as_ref().and_then(|record| record.live_config.as_deref())).await;
         if let Some(serving) = serving.as_deref()
             && same_variants(serving, &wanted)
+            && serving.capture_settings() == capture.as_ref()
         {
             // The same models: counts and weights change in place.
             for (variant, wanted) in serving.variants.iter().zip(&wanted) {
@@ -189,7 +191,7 @@ impl Service {
             }
             return Ok(());
         }
-        match self.build_runtime(name, &wanted).await {
+        match self.build_runtime(name, &wanted, capture).await {
             Ok(runtime) => self.runtimes().install(runtime),
             Err(reason) => event(&format!("cannot serve endpoint {name:?} as the store says it serves: {reason}")),
         }

@@ -20,6 +20,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (4, "operations", include_str!("../../migrations/0004_operations.sql")),
     (5, "facade documents", include_str!("../../migrations/0005_facade_documents.sql")),
     (6, "replicas", include_str!("../../migrations/0006_replicas.sql")),
+    (7, "data capture", include_str!("../../migrations/0007_data_capture.sql")),
 ];
 
 /// IMMEDIATE takes the write lock at the start, so a read-then-write transaction never fails half-way because

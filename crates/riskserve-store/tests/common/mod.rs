@@ -47,6 +47,7 @@ pub fn config(name: &str, models: &[&str]) -> ConfigRecord {
             .collect(),
         tags: BTreeMap::new(),
         created_at: now_rfc3339(),
+        data_capture: String::new(),
     }
 }
 
