@@ -24,6 +24,8 @@ export RISKSERVE_ADMIN_SECRET_ACCESS_KEY="riskserve-client-tests-secret-key-0123
 export RISKSERVE_ADMIN_TOKEN="riskserve-client-tests-token"
 export RISKSERVE_ACCOUNT_ID="123456789012"
 export RISKSERVE_REGION="eu-west-1"
+# The tests read what the server writes there (data capture files).
+export RISKSERVE_TEST_DATA_DIR="$data_dir/data"
 RISKSERVE_LISTEN="127.0.0.1:$port" RISKSERVE_DATA_DIR="$data_dir/data" "$binary" serve >"$log" 2>&1 &
 server=$!
 stop() {

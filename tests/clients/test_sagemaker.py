@@ -2,6 +2,9 @@
 that SageMaker's clients rely on."""
 
 import json
+import os
+import time
+from pathlib import Path
 
 import botocore.exceptions
 import numpy as np
@@ -224,3 +227,63 @@ def test_malformed_requests_get_sagemaker_errors(sagemaker, runtime, binary_mode
     status, _, answer = signed_request("/", b"{}", headers)
     assert "'EndpointName'" in json.loads(answer)["message"]
     still_serves(runtime, name, binary_model)
+
+
+def captured(folder):
+    """Every captured record in the JSON Lines files under `folder`, with the file's path."""
+    records = []
+    for path in sorted(Path(folder).rglob("*.jsonl")):
+        records.extend((path, json.loads(line)) for line in path.read_text().splitlines())
+    return records
+
+
+def test_data_capture_config_records_invocations_as_sagemaker_does(sagemaker, runtime, binary_model):
+    name = "captured"
+    container = {"Image": "sagemaker-xgboost:1.7-1", "ModelDataUrl": f"file://{binary_model.archive}"}
+    sagemaker.create_model(ModelName=name, PrimaryContainer=container, ExecutionRoleArn="arn:aws:iam::1:role/x")
+    variants = [{"VariantName": "AllTraffic", "ModelName": name, "InitialInstanceCount": 1, "InstanceType": "ml.m5.large"}]
+    capture = {
+        "EnableCapture": True,
+        "InitialSamplingPercentage": 100,
+        "DestinationS3Uri": "s3://risk-team-bucket/monitoring/capture",
+        "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
+        "CaptureContentTypeHeader": {"CsvContentTypes": ["text/csv"]},
+    }
+    for bad, message in [
+        ({**capture, "InitialSamplingPercentage": 150}, "0 to 100"),
+        ({**capture, "CaptureOptions": [{"CaptureMode": "Everything"}]}, "is not one of"),
+        ({**capture, "DestinationS3Uri": "s3://bucket/../up"}, "destination"),
+    ]:
+        with pytest.raises(botocore.exceptions.ClientError) as refused:
+            sagemaker.create_endpoint_config(EndpointConfigName="bad-capture", ProductionVariants=variants,
+                                             DataCaptureConfig=bad)
+        assert refused.value.response["Error"]["Code"] == "ValidationException"
+        assert message in refused.value.response["Error"]["Message"]
+    sagemaker.create_endpoint_config(EndpointConfigName=name, ProductionVariants=variants, DataCaptureConfig=capture)
+    described = sagemaker.describe_endpoint_config(EndpointConfigName=name)
+    assert described["DataCaptureConfig"]["InitialSamplingPercentage"] == 100
+    sagemaker.create_endpoint(EndpointName=name, EndpointConfigName=name)
+    wait_in_service(sagemaker, name)
+    sent = {}
+    for index, row in enumerate(binary_model.rows[:3]):
+        body = csv_line(row)
+        answer = runtime.invoke_endpoint(EndpointName=name, ContentType="text/csv", Body=body,
+                                         InferenceId=f"application-{index}")
+        assert answer["InvokedProductionVariant"] == "AllTraffic"
+        sent[f"application-{index}"] = body
+    folder = Path(os.environ["RISKSERVE_TEST_DATA_DIR"]) / "artifacts/monitoring/capture" / name / "AllTraffic"
+    deadline = time.time() + 10
+    while time.time() < deadline and len(captured(folder)) < 3:
+        time.sleep(0.2)
+    records = captured(folder)
+    assert len(records) == 3, records
+    for path, record in records:
+        metadata = record["eventMetadata"]
+        endpoint_input = record["captureData"]["endpointInput"]
+        assert endpoint_input == {"observedContentType": "text/csv", "mode": "INPUT",
+                                  "data": sent[metadata["inferenceId"]], "encoding": "CSV"}
+        assert record["captureData"]["endpointOutput"]["mode"] == "OUTPUT"
+        assert record["eventVersion"] == "0"
+        time_text = metadata["inferenceTime"]
+        assert path.parent.parts[-4:] == (time_text[0:4], time_text[5:7], time_text[8:10], time_text[11:13])
+    sagemaker.delete_endpoint(EndpointName=name)

@@ -554,3 +554,143 @@ fn history_survives_a_restart() {
     let report = server.cli_json(&["cost", "report", "--from", "1d"]);
     assert_eq!(report["lines"][0]["invocations"].as_u64(), Some(9), "{report}");
 }
+
+/// Every captured record under `folder` (any depth), with the path of the file it is in.
+fn captured_records(folder: &Path) -> Vec<(PathBuf, Value)> {
+    let mut records = Vec::new();
+    let mut folders = vec![folder.to_path_buf()];
+    while let Some(folder) = folders.pop() {
+        let Ok(entries) = std::fs::read_dir(&folder) else { continue };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                folders.push(path);
+            } else if path.extension().is_some_and(|extension| extension == "jsonl") {
+                for line in std::fs::read_to_string(&path).unwrap().lines() {
+                    records.push((path.clone(), serde_json::from_str(line).expect("a JSON line")));
+                }
+            }
+        }
+    }
+    records
+}
+
+#[test]
+fn data_capture_writes_sagemakers_records_of_exactly_the_sampled_share() {
+    let scratch = Scratch::new("capture");
+    let data = scratch.path().join("data");
+    let server = Server::start(&data, &[]);
+    let bytes = std::fs::read(fixtures().join(MODEL)).unwrap();
+    let digest =
+        server.send("PUT", "/api/v1/artifacts", Some("application/octet-stream"), &bytes).json()["digest"].clone();
+    server.json(
+        "POST",
+        "/api/v1/models",
+        &json!({"name": "cap-model", "artifacts": [{"name": "m.json", "digest": digest}]}),
+        201,
+    );
+    let variants = json!([{"name": "main", "model": "cap-model"}]);
+    // Bad settings are refused, naming the problem.
+    for (capture, expected) in [
+        (json!({"sampling_percentage": 101}), "0 to 100"),
+        (json!({"sampling_percentage": 5, "destination": "../etc"}), "destination"),
+        (json!({"sampling_percentage": 5, "destination": "sha256/x"}), "keeps for itself"),
+        (json!({"sampling_percentage": 5, "capture_input": false, "capture_output": false}), "the input, the output"),
+        (json!({"sampling_percentage": 5, "mode": "all"}), "unknown field"),
+    ] {
+        let body = json!({"name": "bad", "variants": variants, "data_capture": capture});
+        let reply =
+            server.send("POST", "/api/v1/endpoint-configs", Some("application/json"), body.to_string().as_bytes());
+        assert_eq!(reply.status, 400, "{capture}: {}", reply.text());
+        assert!(reply.text().contains(expected), "{capture}: {}", reply.text());
+    }
+    let capture = json!({"sampling_percentage": 50, "destination": "captured/risk"});
+    let config = server.json(
+        "POST",
+        "/api/v1/endpoint-configs",
+        &json!({"name": "cap", "variants": variants, "data_capture": capture}),
+        201,
+    );
+    assert_eq!(config["data_capture"]["sampling_percentage"], 50, "{config}");
+    assert_eq!(server.get("/api/v1/endpoint-configs/cap").json()["data_capture"]["destination"], "captured/risk");
+    server.json("POST", "/api/v1/endpoints", &json!({"name": "cap", "config": "cap"}), 201);
+    eventually(Duration::from_secs(30), "endpoint cap in service", || {
+        (server.describe("cap")["status"] == "InService").then_some(())
+    });
+    let invoke = |id: &str| {
+        let request = ureq::http::Request::builder()
+            .method("POST")
+            .uri(format!("{}/endpoints/cap/invocations", server.url()))
+            .header("Authorization", format!("Bearer {ADMIN_TOKEN}"))
+            .header("Content-Type", "text/csv")
+            .header("X-Amzn-SageMaker-Inference-Id", id)
+            .body(row().into_bytes())
+            .unwrap();
+        let mut response = server.agent.run(request).unwrap();
+        (response.status().as_u16(), response.body_mut().read_to_string().unwrap())
+    };
+    let (status, text) = invoke(&"x".repeat(65));
+    assert_eq!(status, 400, "{text}");
+    assert!(text.contains("inference id"), "{text}");
+    let mut answers = std::collections::BTreeMap::new();
+    for index in 0..40 {
+        let (status, text) = invoke(&format!("loan-{index}"));
+        assert_eq!(status, 200, "{text}");
+        answers.insert(format!("loan-{index}"), text);
+    }
+    let folder = data.join("artifacts/captured/risk/cap/main");
+    let records = eventually(Duration::from_secs(10), "20 captured records", || {
+        let records = captured_records(&folder);
+        (records.len() >= 20).then_some(records)
+    });
+    assert_eq!(records.len(), 20, "exactly half of 40 invocations");
+    let mut ids = std::collections::BTreeSet::new();
+    for (path, record) in &records {
+        let input = &record["captureData"]["endpointInput"];
+        assert_eq!(input["observedContentType"], "text/csv");
+        assert_eq!(input["mode"], "INPUT");
+        assert_eq!(input["encoding"], "CSV");
+        assert_eq!(input["data"], row());
+        let output = &record["captureData"]["endpointOutput"];
+        assert_eq!(output["mode"], "OUTPUT");
+        let id = record["eventMetadata"]["inferenceId"].as_str().unwrap().to_string();
+        assert_eq!(output["data"].as_str().unwrap(), answers[&id], "{record}");
+        assert_eq!(record["eventMetadata"]["eventId"].as_str().unwrap().len(), 36);
+        // The file sits in the folder of the record's hour: .../yyyy/mm/dd/hh/.
+        let time = record["eventMetadata"]["inferenceTime"].as_str().unwrap();
+        let hour = format!("{}/{}/{}/{}", &time[0..4], &time[5..7], &time[8..10], &time[11..13]);
+        assert!(path.parent().unwrap().ends_with(&hour), "{} for {time}", path.display());
+        ids.insert(id);
+    }
+    assert_eq!(ids.len(), 20, "every record once");
+    let metrics = server.get("/metrics").text();
+    assert!(
+        metrics.contains("riskserve_data_capture_records_total{endpoint=\"cap\",outcome=\"written\"} 20"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("riskserve_data_capture_records_total{endpoint=\"cap\",outcome=\"dropped\"} 0"),
+        "{metrics}"
+    );
+
+    // A capture of inputs only, stopped right after its invocations: what was queued is written at shutdown.
+    let capture = json!({"sampling_percentage": 100, "capture_output": false});
+    server.json(
+        "POST",
+        "/api/v1/endpoint-configs",
+        &json!({"name": "inputs", "variants": variants, "data_capture": capture}),
+        201,
+    );
+    server.json("POST", "/api/v1/endpoints", &json!({"name": "inputs", "config": "inputs"}), 201);
+    eventually(Duration::from_secs(30), "endpoint inputs in service", || {
+        (server.describe("inputs")["status"] == "InService").then_some(())
+    });
+    for _ in 0..5 {
+        assert_eq!(server.invoke("inputs"), 200);
+    }
+    server.stop();
+    let records = captured_records(&data.join("artifacts/data-capture/inputs/main"));
+    assert_eq!(records.len(), 5, "queued records are written at shutdown");
+    assert!(records.iter().all(|(_, record)| record["captureData"]["endpointOutput"].is_null()));
+    assert!(records.iter().all(|(_, record)| record["eventMetadata"]["inferenceId"].is_null()));
+}

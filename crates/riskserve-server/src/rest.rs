@@ -15,8 +15,8 @@ use utoipa::OpenApi;
 
 use riskserve_service::{
     ArtifactDescription, ArtifactInput, ArtifactUploaded, BodyFormat, Caller, CreateEndpoint, CreateEndpointConfig,
-    CreateModel, DataCapture, Endpoint, EndpointConfig, InvocationContext, InvocationRequest, List, Model, Resource, Service,
-    ServiceError, UpdateEndpoint, Variant, VariantChange,
+    CreateModel, DataCapture, Endpoint, EndpointConfig, InvocationContext, InvocationRequest, List, Model, Resource,
+    Service, ServiceError, UpdateEndpoint, Variant, VariantChange,
 };
 
 use crate::authenticate::InvocationRecords;

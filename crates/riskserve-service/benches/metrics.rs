@@ -10,9 +10,8 @@ use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
 use riskserve_service::capture::{Capture, CaptureRecord};
 use riskserve_service::{
-    DataCapture,
-    ArtifactInput, BodyFormat, CreateEndpoint, CreateEndpointConfig, CreateModel, InvocationContext, InvocationRequest,
-    Metrics, ServerConfig, Service, Variant,
+    ArtifactInput, BodyFormat, CreateEndpoint, CreateEndpointConfig, CreateModel, DataCapture, InvocationContext,
+    InvocationRequest, Metrics, ServerConfig, Service, Variant,
 };
 
 /// One invocation's worth of recording: the variant looked up by name, latencies and status, the principal.

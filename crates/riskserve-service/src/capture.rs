@@ -54,14 +54,15 @@ pub struct Capture {
 }
 
 impl Capture {
-    /// Starts the writer of `endpoint`'s records; it ends once the capture is dropped and its queue is written.
+    /// Starts the writer of `endpoint`'s records; it ends (its task handle completes) once the capture is dropped
+    /// and everything queued is written.
     pub fn start(
         endpoint: &str,
         settings: DataCapture,
         artifacts: ArtifactStore,
         counters: Arc<CaptureCounters>,
         replica: &str,
-    ) -> Capture {
+    ) -> (Capture, tokio::task::JoinHandle<()>) {
         let (queue, records) = mpsc::channel(QUEUE_RECORDS);
         let writer = Writer {
             endpoint: endpoint.to_string(),
@@ -71,8 +72,8 @@ impl Capture {
             counters: Arc::clone(&counters),
             files: 0,
         };
-        tokio::spawn(writer.run(records));
-        Capture { settings, seen: AtomicU64::new(0), queue, counters }
+        let handle = tokio::spawn(writer.run(records));
+        (Capture { settings, seen: AtomicU64::new(0), queue, counters }, handle)
     }
 
     /// A capture whose queue the caller drains (benchmarks, tests): no writer runs.
@@ -258,12 +259,8 @@ mod tests {
     fn sampling_takes_exactly_the_percentage_of_every_hundred() {
         for percentage in [0, 1, 7, 33, 50, 99, 100] {
             let (queue, _records) = mpsc::channel(1);
-            let capture = Capture {
-                settings: settings(percentage),
-                seen: AtomicU64::new(0),
-                queue,
-                counters: Arc::default(),
-            };
+            let capture =
+                Capture { settings: settings(percentage), seen: AtomicU64::new(0), queue, counters: Arc::default() };
             for round in 0..3 {
                 let taken = (0..100).filter(|_| capture.samples()).count();
                 assert_eq!(taken, percentage as usize, "{percentage} % in round {round}");

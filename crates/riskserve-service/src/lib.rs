@@ -42,8 +42,9 @@ pub use identity::AdminBootstrap;
 pub use logging::{LogFormat, event as log_event, init as init_logging, logs_requests};
 pub use metrics::{EXPOSITION_CONTENT_TYPE, InvocationContext, Metrics, VariantMetrics};
 pub use resources::{
-    ArtifactDescription, ArtifactInput, ArtifactUploaded, CreateEndpoint, CreateEndpointConfig, CreateModel, DataCapture,
-    Endpoint, EndpointConfig, List, Model, UpdateEndpoint, Variant, VariantChange, default_capture_destination,
+    ArtifactDescription, ArtifactInput, ArtifactUploaded, CreateEndpoint, CreateEndpointConfig, CreateModel,
+    DataCapture, Endpoint, EndpointConfig, List, Model, UpdateEndpoint, Variant, VariantChange,
+    default_capture_destination,
 };
 pub use scaling::{AutoscalingSettings, PutScalingPolicy, ScalingActivity, ScalingPolicy};
 pub use scoring::Cell;

@@ -60,6 +60,8 @@ pub struct Operations {
     pub(crate) stop: watch::Sender<bool>,
     /// Data capture counters by endpoint, kept across its deployments.
     pub(crate) captures: Mutex<std::collections::BTreeMap<String, Arc<CaptureCounters>>>,
+    /// The data capture writers still running (awaited at shutdown, so queued records are written).
+    pub(crate) capture_writers: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 impl Operations {
@@ -77,6 +79,7 @@ impl Operations {
             scaling: tokio::sync::Mutex::new(()),
             stop: watch::channel(false).0,
             captures: Mutex::default(),
+            capture_writers: Mutex::default(),
         }
     }
 
@@ -88,6 +91,24 @@ impl Operations {
     pub(crate) fn capture_counters(&self, endpoint: &str) -> Arc<CaptureCounters> {
         let mut captures = self.captures.lock().unwrap_or_else(|poison| poison.into_inner());
         Arc::clone(captures.entry(endpoint.to_string()).or_default())
+    }
+
+    /// Keeps a capture writer's handle (forgetting those that finished).
+    pub(crate) fn keep_capture_writer(&self, handle: tokio::task::JoinHandle<()>) {
+        let mut writers = self.capture_writers.lock().unwrap_or_else(|poison| poison.into_inner());
+        writers.retain(|writer| !writer.is_finished());
+        writers.push(handle);
+    }
+
+    /// Waits (at most `limit`) for every capture writer to write what it holds; call once the runtimes are gone.
+    pub(crate) async fn finish_capture_writers(&self, limit: Duration) {
+        let writers = std::mem::take(&mut *self.capture_writers.lock().unwrap_or_else(|poison| poison.into_inner()));
+        let _ = tokio::time::timeout(limit, async {
+            for writer in writers {
+                let _ = writer.await;
+            }
+        })
+        .await;
     }
 
     pub(crate) fn control(&self) -> std::sync::MutexGuard<'_, ControlState> {

@@ -305,7 +305,9 @@ impl ArtifactStore {
         }
         match self.objects.get(&Path::from(key)).await {
             Ok(result) => Ok(result.bytes().await?),
-            Err(object_store::Error::NotFound { .. }) => Err(StoreError::NotFound(format!("object {key:?} does not exist"))),
+            Err(object_store::Error::NotFound { .. }) => {
+                Err(StoreError::NotFound(format!("object {key:?} does not exist")))
+            }
             Err(error) => Err(error.into()),
         }
     }

@@ -76,7 +76,9 @@ fn plain_objects_are_written_whole_listed_by_folder_and_kept_apart_from_artifact
         assert_eq!(objects.get_object("capture/other/x.jsonl").await.expect("get").as_ref(), b"xy");
         assert!(matches!(objects.get_object("capture/none").await, Err(StoreError::NotFound(_))));
         // Nothing staged is left behind, and content-addressed artifacts do not see plain objects.
-        assert!(std::fs::read_dir(scratch.0.join("artifacts/tmp")).map_or(true, |mut entries| entries.next().is_none()));
+        assert!(
+            std::fs::read_dir(scratch.0.join("artifacts/tmp")).map_or(true, |mut entries| entries.next().is_none())
+        );
         assert!(objects.list().await.expect("artifacts").is_empty());
         for bad in ["", "sha256/abc", "tmp/x", "a//b", "../etc/passwd", "a/./b", "a/b c", "a/#1", "/abs"] {
             let error = objects.put_object(bad, "x".into()).await.expect_err(bad);

@@ -20,9 +20,8 @@ use crate::error::ServiceError;
 use crate::metrics::InvocationContext;
 use crate::operations::Operations;
 use crate::resources::{
-    DataCapture,
-    ArtifactDescription, ArtifactUploaded, CreateEndpoint, CreateEndpointConfig, CreateModel, Endpoint, EndpointConfig,
-    List, Model, UpdateEndpoint, Variant, VariantChange,
+    ArtifactDescription, ArtifactUploaded, CreateEndpoint, CreateEndpointConfig, CreateModel, DataCapture, Endpoint,
+    EndpointConfig, List, Model, UpdateEndpoint, Variant, VariantChange,
 };
 use crate::runtime::{EndpointRuntime, Job, Runtimes, VariantRuntime};
 use crate::scoring::{ArtifactBytes, ScoreOptions, Scorer};
@@ -222,6 +221,9 @@ impl Service {
         self.stop_operations().await;
         let _switch = self.inner.switch.lock().await;
         self.inner.runtimes.clear();
+        drop(_switch);
+        // Captured records still queued are written (their runtimes are gone, so their queues are closed).
+        self.inner.operations.finish_capture_writers(std::time::Duration::from_secs(10)).await;
         // Every queued audit event is written and sealed before the database closes.
         self.inner.security.audit().close().await;
         self.inner.store.metadata.close().await;
@@ -634,7 +636,9 @@ impl Service {
         let built = match metadata.get_config(&record.config).await {
             Ok(config) => {
                 let capture = capture_of(&config);
-                self.build_runtime(&record.name, &config.variants, capture).await.map(|runtime| (runtime, config.variants))
+                self.build_runtime(&record.name, &config.variants, capture)
+                    .await
+                    .map(|runtime| (runtime, config.variants))
             }
             Err(StoreError::NotFound(message)) => Err(message),
             Err(error) => return Err(error.into()),
@@ -697,13 +701,15 @@ impl Service {
         }
         let capture = capture.map(|settings| {
             let operations = &self.inner.operations;
-            Arc::new(Capture::start(
+            let (capture, writer) = Capture::start(
                 endpoint,
                 settings,
                 self.inner.store.artifacts.clone(),
                 operations.capture_counters(endpoint),
                 &operations.replica,
-            ))
+            );
+            operations.keep_capture_writer(writer);
+            Arc::new(capture)
         });
         let weights = variants.iter().map(|variant| variant.weight).collect();
         Ok(Arc::new(EndpointRuntime::new(endpoint, runtimes, weights).with_capture(capture)))
@@ -844,10 +850,8 @@ impl Service {
         let options = ScoreOptions { explain: request.explain, ..ScoreOptions::default() };
         // Decided before scoring, so the request body is kept only when it is captured.
         let capture = runtime.capture.as_ref().filter(|capture| capture.samples()).map(Arc::clone);
-        let captured_input = capture
-            .as_ref()
-            .filter(|capture| capture.settings.capture_input)
-            .map(|_| match &request.original_body {
+        let captured_input =
+            capture.as_ref().filter(|capture| capture.settings.capture_input).map(|_| match &request.original_body {
                 Some((body, content_type)) => (body.clone(), content_type.clone()),
                 None => (request.body.clone(), request.format.content_type().to_string()),
             });

@@ -363,6 +363,39 @@ impl Service {
                 u8::from(self.is_leader())
             ),
         );
+        let eof = text.rfind("# EOF").unwrap_or(text.len());
+        text.insert_str(eof, &self.capture_exposition());
+        text
+    }
+
+    /// The data capture counters of every endpoint that captured since the server started.
+    fn capture_exposition(&self) -> String {
+        use std::fmt::Write;
+        use std::sync::atomic::Ordering;
+        let captures = self.operations().captures.lock().unwrap_or_else(|poison| poison.into_inner()).clone();
+        if captures.is_empty() {
+            return String::new();
+        }
+        let mut text = String::from(
+            "# HELP riskserve_data_capture_records Captured invocation records by outcome: queued (captured), dropped \
+             (the queue was full), written to the artifact store, or failed (the store refused their file).\n\
+             # TYPE riskserve_data_capture_records counter\n",
+        );
+        for (endpoint, counters) in captures {
+            let endpoint = endpoint.replace('\\', "\\\\").replace('"', "\\\"");
+            for (outcome, count) in [
+                ("captured", &counters.captured),
+                ("dropped", &counters.dropped),
+                ("written", &counters.written),
+                ("failed", &counters.failed),
+            ] {
+                let _ = writeln!(
+                    text,
+                    "riskserve_data_capture_records_total{{endpoint=\"{endpoint}\",outcome=\"{outcome}\"}} {}",
+                    count.load(Ordering::Relaxed)
+                );
+            }
+        }
         text
     }
 
