@@ -478,3 +478,43 @@ def test_s3_artifacts_and_model_data_urls(cluster):
     status, body = call(replicas[2].base, "POST", "/api/v1/models", missing)
     assert status == 404, body
     assert b"does not exist" in body
+
+
+def test_data_capture_from_every_replica_lands_in_s3(cluster):
+    replicas, balancer = cluster
+    status, body = call(replicas[0].base, "PUT", "/api/v1/artifacts", model_bytes(), "application/octet-stream")
+    digest = json.loads(body)["digest"]
+    call(replicas[0].base, "POST", "/api/v1/models", {"name": "captured-model", "artifacts": [{"name": "m.json", "digest": digest}]})
+    config = {
+        "name": "captured",
+        "variants": [{"name": "main", "model": "captured-model"}],
+        "data_capture": {"sampling_percentage": 100, "destination": "capture"},
+    }
+    status, body = call(replicas[0].base, "POST", "/api/v1/endpoint-configs", config)
+    assert status == 201, body
+    status, body = call(replicas[0].base, "POST", "/api/v1/endpoints", {"name": "captured", "config": "captured"})
+    assert status == 201, body
+    for replica in replicas:
+        wait_in_service(replica.base, "captured", timeout=PROPAGATION_SECONDS)
+    for replica in replicas:
+        invoke(replica.base, "captured", 2)
+    s3 = boto3.client("s3", endpoint_url=S3_ENDPOINT)
+    prefix = "riskserve/capture/captured/main/"
+    deadline = time.time() + 10
+    lines = []
+    while time.time() < deadline:
+        keys = [item["Key"] for item in s3.list_objects_v2(Bucket=replicas[0].bucket, Prefix=prefix).get("Contents", [])]
+        lines = [
+            json.loads(line)
+            for key in keys
+            for line in s3.get_object(Bucket=replicas[0].bucket, Key=key)["Body"].read().decode().splitlines()
+        ]
+        if len(lines) >= 6:
+            break
+        time.sleep(0.3)
+    assert len(lines) == 6, lines
+    assert len({line["eventMetadata"]["eventId"] for line in lines}) == 6
+    # Every replica writes files of its own (their names carry the replica's), so at least three.
+    assert len(keys) >= 3, keys
+    status, body = call(balancer.base, "DELETE", "/api/v1/endpoints/captured")
+    assert status == 202, body
