@@ -320,5 +320,30 @@ def _sklearn_to_onnx(estimator, sample) -> bytes:
         raise ValueError("the estimator does not say its input width: pass sample=X[:1]")
     final = estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
     options = {id(final): {"zipmap": False}} if hasattr(final, "predict_proba") else None
-    model = to_onnx(estimator, sample, options=options, target_opset={"": 17, "ai.onnx.ml": 3})
+    with _boolean_attributes_as_ints():
+        model = to_onnx(estimator, sample, options=options, target_opset={"": 17, "ai.onnx.ml": 3})
     return model.SerializeToString()
+
+
+class _boolean_attributes_as_ints:
+    """skl2onnx 1.19 passes numpy booleans for tree ensembles' `nodes_missing_value_tracks_true`, which onnx 1.19
+    refuses (the attribute is a list of ints); during a conversion, such lists are written as 0/1, as a fixed
+    converter writes them (scripts/fixtures.py does the same)."""
+
+    def __enter__(self):
+        import onnx.helper
+
+        self.original = original = onnx.helper.make_attribute
+
+        def make_attribute(key, value, *args, **kwargs):
+            if isinstance(value, (list, tuple, np.ndarray)) and any(isinstance(v, (bool, np.bool_)) for v in value):
+                value = [int(v) for v in value]
+            return original(key, value, *args, **kwargs)
+
+        onnx.helper.make_attribute = make_attribute
+        return self
+
+    def __exit__(self, *exc):
+        import onnx.helper
+
+        onnx.helper.make_attribute = self.original

@@ -133,7 +133,7 @@ def test_pipelines_equal_the_examples_expected_values(root, example):
     expected = [json.loads(line) for line in (folder / "expected.jsonl").read_text().splitlines()]
     actual = pipeline.predict(rows)
     assert set(actual.columns) == {"probability", "score", "grade", "decision"}
-    assert report(f"pipeline {example}", [e["probability"] for e in expected], actual["probability"]) <= 1e-9
+    assert report(f"pipeline {example}", [e["probability"] for e in expected], actual["probability"]) <= PROBABILITY_TOLERANCE
     assert list(actual["grade"]) == [e["grade"] for e in expected]
     assert list(actual["decision"]) == [e["decision"] for e in expected]
     explanation = pipeline.explain(rows)
