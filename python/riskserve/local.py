@@ -58,11 +58,12 @@ class Model:
 
     # -- scoring ---------------------------------------------------------------------------------------------------
 
-    def predict(self, data, *, threads: int = 1) -> pd.DataFrame:
+    def predict(self, data, *, threads: int = 1, as_frame: bool = True):
         """Scores rows: a DataFrame (columns by name; others ignored), a 2-D numpy array (columns by position; a
         C-contiguous float64 array is read in place), a dict of columns or a list of dicts. NaN or None is a missing
         value. Answers a DataFrame with the model's value columns (`probability` for a binary classifier), or a
-        pipeline's probability, score, grade and decision."""
+        pipeline's probability, score, grade and decision. `as_frame=False` answers a bare model's values as a numpy
+        array (rows × values) without building a DataFrame; `threads` splits large batches over threads."""
         if isinstance(data, np.ndarray) and self._scorer.takes_arrays and data.ndim == 2 and data.dtype.kind in "fiub":
             array = np.ascontiguousarray(data, dtype=np.float64)
             self._check_width(array.shape[1])
@@ -70,7 +71,7 @@ class Model:
                 values = self._scorer.predict_array(array, threads)
             except _native.RowsError as error:
                 raise _rows_error(error) from None
-            return pd.DataFrame(values, columns=self.output_columns)
+            return pd.DataFrame(values, columns=self.output_columns) if as_frame else values
         frame = self._frame(data)
         if self._scorer.takes_arrays and all(_is_numeric(frame[name]) for name in self.feature_names):
             array = np.ascontiguousarray(frame[self.feature_names].to_numpy(dtype=np.float64))
@@ -78,8 +79,10 @@ class Model:
                 values = self._scorer.predict_array(array, threads)
             except _native.RowsError as error:
                 raise _rows_error(error) from None
-            return pd.DataFrame(values, columns=self.output_columns, index=frame.index)
+            return pd.DataFrame(values, columns=self.output_columns, index=frame.index) if as_frame else values
         answer = self._score(frame, explain=False, top_reasons=0)
+        if not as_frame and not self.is_pipeline:
+            return answer["values"]
         return self._outcomes(answer, frame.index)
 
     def explain(self, data, *, top_reasons: int = 4) -> "Explanation":
