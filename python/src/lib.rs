@@ -21,6 +21,9 @@ create_exception!(
     "Rows that fail the model's or pipeline's schema; args[1] lists (row, field, message)."
 );
 
+/// An input field as Python sees it: (name, kind, required, categories, description).
+type FieldDescription = (String, &'static str, bool, Vec<String>, Option<String>);
+
 /// A loaded model or pipeline: immutable, shared by every thread that scores with it.
 #[pyclass(frozen, module = "riskserve._native")]
 struct Scorer {
@@ -155,7 +158,7 @@ impl Scorer {
 
     /// The input fields in positional order: (name, kind, required, categories, description).
     #[getter]
-    fn fields(&self) -> Vec<(String, &'static str, bool, Vec<String>, Option<String>)> {
+    fn fields(&self) -> Vec<FieldDescription> {
         self.pipeline
             .fields()
             .iter()
