@@ -58,18 +58,25 @@ def test_explain_equals_local(credit, pipeline, rows):
     assert list(remote.reasons.columns) == ["row", "rank", "code", "feature", "text", "contribution"]
 
 
-def test_bare_models_deploy_from_objects(session, xgb_booster, binary_data):
+def test_bare_models_deploy_from_objects(session, xgb_booster, binary_data, capsys):
     X, _ = binary_data
-    endpoint = session.deploy(xgb_booster, name="bare-xgb")
+    endpoint = session.deploy(xgb_booster, name="bare-xgb", progress=True)
+    assert "endpoint bare-xgb: InService" in capsys.readouterr().err
     remote = endpoint.predict(X[:50])
     expected = xgb_booster.inplace_predict(X[:50])
     assert np.max(np.abs(remote["value"].to_numpy() - expected)) <= 1e-6
     frame = pd.DataFrame(X[:5], columns=[f"x{i}" for i in range(8)])
     assert np.max(np.abs(endpoint.predict(frame)["value"].to_numpy() - expected[:5])) <= 1e-6
     assert endpoint.explain(frame).contributions.shape == (5, 9)
+    model_name = endpoint.variants["model"].iloc[0]
+    with pytest.raises(riskserve.InUse) as caught:
+        session.delete_model(model_name)
+    assert isinstance(caught.value, riskserve.Conflict) and caught.value.status == 409
     endpoint.delete()
     with pytest.raises(riskserve.NotFound):
         session.endpoint("bare-xgb")
+    session.delete_model(model_name)
+    assert model_name not in set(session.models()["name"])
 
 
 def test_blue_green_update_weights_and_scale(session, credit, root, rows):
