@@ -3,7 +3,8 @@
 # scripts/requirements-python.txt, builds the abi3 wheel with maturin (release, in its own target folder), installs
 # it with one pip command, runs pytest over python/tests (which start real servers with riskserve.Server.start on
 # free loopback ports), executes examples/notebooks/credit-risk.ipynb with nbclient, and checks that the committed
-# notebook holds no outputs. Fails on anything missing: nothing here skips.
+# notebook holds no outputs; also rustfmt and clippy on the native crate. Fails on anything missing: nothing here
+# skips.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${RISKSERVE_PY_TARGET_DIR:-$HOME/.cache/riskserve/target-py}"
@@ -24,6 +25,10 @@ dirty = [i for i, cell in enumerate(notebook.cells)
 if dirty:
     sys.exit(f"{sys.argv[1]}: cells {dirty} hold outputs; strip them (python/README.md says how)")
 PY
+
+echo "== cargo fmt --check and clippy of the native module (python/, outside the workspace)"
+cargo fmt --manifest-path python/Cargo.toml -- --check
+cargo clippy --quiet --locked --manifest-path python/Cargo.toml --all-targets -- -D warnings
 
 echo "== maturin build --release (python/; target $CARGO_TARGET_DIR)"
 wheels="$(mktemp -d)"
