@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every check and test of the repository: formatting, lints, unit, parity and CLI tests, then the real-client
-# tests (boto3, the AWS CLI, tritonclient) in their own virtual environment, and three replicas sharing PostgreSQL and
-# S3 behind haproxy.
+# tests (boto3, the AWS CLI, tritonclient) in their own virtual environment, the Python package (wheel, pytest, the
+# executed notebook), and three replicas sharing PostgreSQL and S3 behind haproxy.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # Keep build output outside the clone so that repeated runs (and CI) reuse it.
@@ -28,5 +28,7 @@ echo "== cargo test (the store's PostgreSQL tests against a temporary server: sc
 bash scripts/with_postgres.sh cargo test --workspace --all-targets --locked
 echo "== real clients (scripts/client_tests.sh)"
 bash scripts/client_tests.sh
+echo "== the Python package: wheel, pytest, the notebook (scripts/python_tests.sh)"
+bash scripts/python_tests.sh
 echo "== replicas on PostgreSQL and S3 behind haproxy (scripts/replica_tests.sh)"
 bash scripts/replica_tests.sh
