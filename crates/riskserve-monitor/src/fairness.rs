@@ -74,7 +74,8 @@ pub struct FairnessReport {
     pub true_positive_rate_gap: Option<f64>,
     /// max − min false-positive rate over the groups that have one.
     pub false_positive_rate_gap: Option<f64>,
-    /// The larger of the two gaps (fairlearn's `equalized_odds_difference`).
+    /// The larger of the two gaps that are defined (fairlearn's `equalized_odds_difference`; fairlearn counts an
+    /// undefined rate as 0, this report leaves such a group out of that gap).
     pub equalized_odds_difference: Option<f64>,
 }
 
@@ -197,7 +198,8 @@ impl FairnessAccumulator {
             demographic_parity_difference: gap(rates),
             equalized_odds_difference: match (tpr_gap, fpr_gap) {
                 (Some(a), Some(b)) => Some(a.max(b)),
-                _ => None,
+                (Some(gap), None) | (None, Some(gap)) => Some(gap),
+                (None, None) => None,
             },
             true_positive_rate_gap: tpr_gap,
             false_positive_rate_gap: fpr_gap,
