@@ -406,6 +406,33 @@ def edge_cases():
     return cases
 
 
+def special_functions():
+    """scipy's values of the special functions on a grid, counts up to ten million included."""
+    from scipy.special import betainc, gammaln
+    from scipy.stats import binom
+    out = []
+    for z in [0.5, 1.0, 1.5, 2.5, 3.0, 7.3, 14.9, 15.0, 15.5, 100.25, 1e4 + 0.5, 1e6 + 0.5, 1e7]:
+        out.append({"function": "ln_gamma", "args": [z], "value": float(gammaln(z))})
+    shapes = [(0.5, 0.5), (0.5, 10.5), (2.0, 3.0), (10.5, 1000.5), (100.5, 20.5), (5e3 + 0.5, 5e4 + 0.5),
+              (0.5, 1e6 + 0.5), (1e6 + 0.5, 0.5), (3e5 + 0.5, 7e6 + 0.5)]
+    for a, b in shapes:
+        mean = a / (a + b)
+        for x in sorted({mean * 0.5, mean * 0.9, mean, min(0.999, mean * 1.1), 1e-3, 0.5}):
+            value = float(betainc(a, b, x))
+            if value > 0:
+                out.append({"function": "beta_inc", "args": [a, b, x], "value": value})
+        for q in [1e-6, 0.025, 0.5, 0.975, 1 - 1e-6]:
+            out.append({"function": "beta_ppf", "args": [q, a, b], "value": float(beta.ppf(q, a, b))})
+    for n, p in [(10, 0.3), (1000, 0.01), (35409, 0.0477), (10**6, 0.2), (10**7, 0.001)]:
+        mean = int(n * p)
+        for k in sorted({0, 1, max(0, mean // 2), mean, mean + int(3 * math.sqrt(n * p)) + 1, min(n, 2 * mean + 5)}):
+            out.append({"function": "binomial_pmf", "args": [k, n, p], "value": float(binom.pmf(k, n, p))})
+            out.append({"function": "binomial_cdf", "args": [k, n, p], "value": float(binom.cdf(k, n, p))})
+            out.append({"function": "binomial_sf", "args": [k, n, p], "value": float(binom.sf(k, n, p))})
+            out.append({"function": "binomial_test", "args": [k, n, p], "value": float(binomtest(k, n, p).pvalue)})
+    return [entry for entry in out if entry["value"] > 0 and math.isfinite(entry["value"])]
+
+
 def main():
     out_path = pathlib.Path(sys.argv[1])
     main_case = {"baseline_seed": 20261204, "current_seed": 20261205, "rows": 100_000}
@@ -429,6 +456,7 @@ def main():
                         "binomtest_p": "mean predicted probability of the grade (math.fsum / n)",
                         "fairness_positive": "y_true = good outcome, y_pred = approved"},
         "cases": cases,
+        "special": special_functions(),
     }
     out_path.write_text(json.dumps(document, separators=(",", ":")) + "\n")
     print(f"wrote {out_path} ({out_path.stat().st_size} bytes)")
