@@ -111,7 +111,11 @@ fn main() {
         }
     }
     let baseline = builder.finish().expect("baseline");
-    println!("baseline: {baseline_rows} rows in {:.2} s, peak RSS {:.1} MB", started.elapsed().as_secs_f64(), peak_rss_mb());
+    println!(
+        "baseline: {baseline_rows} rows in {:.2} s, peak RSS {:.1} MB",
+        started.elapsed().as_secs_f64(),
+        peak_rss_mb()
+    );
 
     let mut drift = DriftAccumulator::new(&baseline).expect("drift");
     let mut outcomes = OutcomeAccumulator::from_baseline(&baseline, OutcomeOptions::default()).expect("outcomes");

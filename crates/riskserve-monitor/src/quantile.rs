@@ -18,10 +18,10 @@ pub fn quantile_linear(sorted: &[f64], q: f64) -> f64 {
     };
     let n = sorted.len();
     let virtual_index = (n - 1) as f64 * q;
-    if !(virtual_index < (n - 1) as f64) {
+    if virtual_index >= (n - 1) as f64 || virtual_index.is_nan() {
         return last;
     }
-    if !(virtual_index > 0.0) {
+    if virtual_index <= 0.0 {
         return sorted[0];
     }
     let previous = virtual_index.floor();

@@ -15,7 +15,7 @@ const TWO_PI: f64 = std::f64::consts::TAU;
 
 /// The Stirling remainder `δ(z) = ln Γ(z) − (z − ½) ln z + z − ½ ln 2π`, for z > 0.
 pub fn stirling_remainder(z: f64) -> f64 {
-    if !(z > 0.0) || !z.is_finite() {
+    if z.is_nan() || z <= 0.0 || z == f64::INFINITY {
         return if z == f64::INFINITY { 0.0 } else { f64::NAN };
     }
     let mut z = z;
@@ -42,7 +42,7 @@ pub fn stirling_remainder(z: f64) -> f64 {
 
 /// `ln Γ(z)` for z > 0 (NaN otherwise).
 pub fn ln_gamma(z: f64) -> f64 {
-    if !(z > 0.0) {
+    if z.is_nan() || z <= 0.0 {
         return f64::NAN;
     }
     if z == f64::INFINITY {
@@ -84,7 +84,8 @@ fn deviance(x: f64, m: f64) -> f64 {
 /// `ln[x^a y^b / B(a, b)]` with y = 1 − x passed separately (so either side can be given exactly).
 fn ln_beta_power(a: f64, b: f64, x: f64, y: f64) -> f64 {
     let c = a + b;
-    -deviance(a, c * x) - deviance(b, c * y) + 0.5 * (a * b / (TWO_PI * c)).ln() - stirling_remainder(a)
+    -deviance(a, c * x) - deviance(b, c * y) + 0.5 * (a * b / (TWO_PI * c)).ln()
+        - stirling_remainder(a)
         - stirling_remainder(b)
         + stirling_remainder(c)
 }
@@ -165,7 +166,7 @@ pub fn beta_inc(a: f64, b: f64, x: f64) -> f64 {
 /// The quantile function of Beta(a, b) (scipy's `beta.ppf(q, a, b)`): Newton's method on the tail that holds q,
 /// kept inside a bracket that bisection shrinks whenever a Newton step would leave it.
 pub fn beta_ppf(q: f64, a: f64, b: f64) -> f64 {
-    if q.is_nan() || !(a > 0.0 && b > 0.0) || !a.is_finite() || !b.is_finite() {
+    if !(!q.is_nan() && a > 0.0 && b > 0.0 && a.is_finite() && b.is_finite()) {
         return f64::NAN;
     }
     if q <= 0.0 {
@@ -194,7 +195,7 @@ pub fn beta_ppf(q: f64, a: f64, b: f64) -> f64 {
         }
         let density = ln_beta_power(a, b, x, y).exp() / (x * y);
         let mut next = x - g / density;
-        if !(next > low && next < high) || !next.is_finite() {
+        if !(next > low && next < high && next.is_finite()) {
             next = 0.5 * (low + high);
         }
         if (next - x).abs() <= 1e-14 * next.abs() || high - low <= 4.0 * f64::EPSILON * x {
@@ -227,7 +228,9 @@ pub fn binomial_pmf(k: i64, n: u64, p: f64) -> f64 {
     }
     let kf = k as f64;
     let rest = (n - k) as f64;
-    let lc = stirling_remainder(nf) - stirling_remainder(kf) - stirling_remainder(rest)
+    let lc = stirling_remainder(nf)
+        - stirling_remainder(kf)
+        - stirling_remainder(rest)
         - deviance(kf, nf * p)
         - deviance(rest, nf * q);
     let lf = TWO_PI.ln() + kf.ln() + (-kf / nf).ln_1p();

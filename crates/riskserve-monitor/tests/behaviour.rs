@@ -24,7 +24,12 @@ fn baseline() -> Baseline {
         let region = if i % 3 == 0 { "north" } else { "south" };
         let grade = if i % 2 == 0 { "A" } else { "B" };
         builder
-            .add_row(&[Value::Number(f64::from(i)), Value::Text(region.into())], Some(f64::from(i) / 100.0), Some(grade), Some(i % 5 == 0))
+            .add_row(
+                &[Value::Number(f64::from(i)), Value::Text(region.into())],
+                Some(f64::from(i) / 100.0),
+                Some(grade),
+                Some(i % 5 == 0),
+            )
             .unwrap();
     }
     builder.finish().unwrap()
@@ -56,10 +61,7 @@ fn refusals_name_the_problem_and_change_nothing() {
         assert!(matches!(outcomes.add(p, true, None, None, None), Err(MonitorError::InvalidProbability(_))));
     }
     assert_eq!(outcomes.add(0.5, true, None, None, None).map_err(|e| e.to_string()), Ok(()));
-    assert_eq!(
-        outcomes.add(0.5, true, Some("Z"), None, None).unwrap_err().to_string(),
-        "unknown grade `Z`"
-    );
+    assert_eq!(outcomes.add(0.5, true, Some("Z"), None, None).unwrap_err().to_string(), "unknown grade `Z`");
     assert_eq!(outcomes.rows(), 1);
 }
 
@@ -80,7 +82,10 @@ fn non_finite_numbers_are_missing_and_out_of_range_is_counted() {
     let region = &report.features[1];
     assert_eq!(region.missing_rate, Some(0.5));
     assert_eq!(region.unseen_rate, Some(0.25));
-    assert_eq!(region.stability.bins.iter().map(|b| b.label.as_str()).collect::<Vec<_>>(), ["north", "south", "other", "missing"]);
+    assert_eq!(
+        region.stability.bins.iter().map(|b| b.label.as_str()).collect::<Vec<_>>(),
+        ["north", "south", "other", "missing"]
+    );
     assert_eq!(report.score.bins.last().unwrap().count, 2);
     assert_eq!(report.score.band, Some(Band::MajorShift));
 }

@@ -65,11 +65,8 @@ fn main_row(rng: &mut SplitMix64, current: bool) -> Row {
     if current {
         income += 6000.0;
     }
-    let utilisation = if current {
-        (u[4] >= 0.08).then(|| u[3] * u[3].sqrt())
-    } else {
-        (u[4] >= 0.05).then(|| u[3] * u[3])
-    };
+    let utilisation =
+        if current { (u[4] >= 0.08).then(|| u[3] * u[3].sqrt()) } else { (u[4] >= 0.05).then(|| u[3] * u[3]) };
     let age = (18.0 + if current { 55.0 } else { 60.0 } * u[5]).floor();
     let inquiries = (u[6] * u[6] * if current { 10.0 } else { 8.0 }).floor();
     let (region, channel) = if current {
@@ -236,7 +233,14 @@ fn compare_numeric(check: &mut Checker, place: &str, actual: &riskserve_monitor:
     check.number("min/max", place, actual.max, &expected["max"], 0.0);
 }
 
-fn compare(check: &mut Checker, case: &str, baseline: &Baseline, drift: &DriftReport, outcome: &OutcomeReport, expected: &Json) {
+fn compare(
+    check: &mut Checker,
+    case: &str,
+    baseline: &Baseline,
+    drift: &DriftReport,
+    outcome: &OutcomeReport,
+    expected: &Json,
+) {
     let base = &expected["baseline"];
     check.count(&format!("{case} baseline rows"), baseline.rows, &base["rows"]);
     for (i, feature) in baseline.features.iter().enumerate() {
@@ -315,18 +319,48 @@ fn compare(check: &mut Checker, case: &str, baseline: &Baseline, drift: &DriftRe
         check.number("fairness rates", &place, Some(group.selection_rate), &e["selection_rate"], 1e-15);
         // fairlearn reports 0 for a rate with an empty denominator; the crate reports None.
         let undefined_is_zero = |rate: Option<f64>, count: u64| if count == 0 { rate.or(Some(0.0)) } else { rate };
-        check.number("fairness rates", &place, undefined_is_zero(group.true_positive_rate, group.good), &e["true_positive_rate"], 1e-15);
-        check.number("fairness rates", &place, undefined_is_zero(group.false_positive_rate, group.bad), &e["false_positive_rate"], 1e-15);
+        check.number(
+            "fairness rates",
+            &place,
+            undefined_is_zero(group.true_positive_rate, group.good),
+            &e["true_positive_rate"],
+            1e-15,
+        );
+        check.number(
+            "fairness rates",
+            &place,
+            undefined_is_zero(group.false_positive_rate, group.bad),
+            &e["false_positive_rate"],
+            1e-15,
+        );
         check.number("fairness rates", &place, group.adverse_impact_ratio, &e["adverse_impact_ratio"], 1e-15);
         let breach = group.adverse_impact_ratio.is_some_and(|a| a < 0.8);
         check.same(&format!("{place} four-fifths"), Json::Bool(group.four_fifths_breach), &Json::Bool(breach));
     }
     check.number("fairness rates", &place, fairness.demographic_parity_ratio, &e["demographic_parity_ratio"], 1e-15);
-    check.number("fairness gaps", &place, fairness.demographic_parity_difference, &e["demographic_parity_difference"], 1e-12);
+    check.number(
+        "fairness gaps",
+        &place,
+        fairness.demographic_parity_difference,
+        &e["demographic_parity_difference"],
+        1e-12,
+    );
     check.number("fairness gaps", &place, fairness.equalized_odds_difference, &e["equalized_odds_difference"], 1e-12);
     let gap_or_zero = |gap: Option<f64>| gap.or(Some(0.0));
-    check.number("fairness gaps", &place, gap_or_zero(fairness.true_positive_rate_gap), &e["true_positive_rate_gap"], 1e-12);
-    check.number("fairness gaps", &place, gap_or_zero(fairness.false_positive_rate_gap), &e["false_positive_rate_gap"], 1e-12);
+    check.number(
+        "fairness gaps",
+        &place,
+        gap_or_zero(fairness.true_positive_rate_gap),
+        &e["true_positive_rate_gap"],
+        1e-12,
+    );
+    check.number(
+        "fairness gaps",
+        &place,
+        gap_or_zero(fairness.false_positive_rate_gap),
+        &e["false_positive_rate_gap"],
+        1e-12,
+    );
 }
 
 #[test]
@@ -345,7 +379,11 @@ fn every_statistic_matches_the_reference_libraries() {
             // The generator must agree bit for bit before any statistic means anything.
             for (which, rows) in [("baseline", &base), ("current", &current)] {
                 for (i, expected) in case["first_rows"][which].as_array().unwrap().iter().enumerate() {
-                    assert_eq!(rows[i], row_from_json(expected), "{name}: generated {which} row {i} differs from Python's");
+                    assert_eq!(
+                        rows[i],
+                        row_from_json(expected),
+                        "{name}: generated {which} row {i} differs from Python's"
+                    );
                 }
             }
             (base, current)
