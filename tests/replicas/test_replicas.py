@@ -200,6 +200,20 @@ def wait_in_service(base, name, config=None, timeout=30):
     raise AssertionError(f"endpoint {name} not InService on {config}: {body}")
 
 
+def wait_serving(replicas, name):
+    """Until every replica answers an invocation of `name` (a replica serves a change within the propagation bound;
+    the stored status says InService on all of them as soon as the deploying replica committed it)."""
+    committed = time.time()
+    row = one_row()
+    for replica in replicas:
+        while True:
+            status, body = call(replica.base, "POST", f"/endpoints/{name}/invocations", row, "text/csv")
+            if status == 200:
+                break
+            assert time.time() - committed < PROPAGATION_SECONDS, (replica.index, body)
+            time.sleep(0.02)
+
+
 class Load:
     """Invocations through the balancer from two threads, counting every answer that is not 200."""
 
@@ -333,13 +347,13 @@ def invoke(base, endpoint, times):
 def test_metric_history_and_metering_add_up_across_replicas(cluster):
     replicas, balancer = cluster
     deploy(replicas[0].base, "summed", "summed-config")
-    for replica in replicas:
-        wait_in_service(replica.base, "summed", timeout=PROPAGATION_SECONDS)
+    wait_in_service(replicas[0].base, "summed")
+    wait_serving(replicas, "summed")
     # A different number on each replica, so that a replica answering with its own count alone fails.
     sent = {replica.index: 7 * replica.index for replica in replicas}
     for replica in replicas:
         invoke(replica.base, "summed", sent[replica.index])
-    total = sum(sent.values())
+    total = sum(sent.values()) + len(replicas)  # and wait_serving's one probe per replica
     started = time.time()
     history = "/api/v1/endpoints/summed/metrics?metric=invocations&stat=sum&period=600&start=-20m"
     answers = {}
@@ -383,8 +397,8 @@ def test_metric_history_and_metering_add_up_across_replicas(cluster):
 def test_the_leader_scales_on_the_load_of_every_replica(cluster):
     replicas, _ = cluster
     deploy(replicas[0].base, "scaled", "scaled-config")
-    for replica in replicas:
-        wait_in_service(replica.base, "scaled", timeout=PROPAGATION_SECONDS)
+    wait_in_service(replicas[0].base, "scaled")
+    wait_serving(replicas, "scaled")
     leaders = [replica for replica in replicas if replica.leads()]
     assert len(leaders) == 1, [replica.index for replica in leaders]
     policy = {"min_instances": 1, "max_instances": 3, "target": 60, "scale_out_cooldown": 0, "scale_in_cooldown": 600}
@@ -494,10 +508,11 @@ def test_data_capture_from_every_replica_lands_in_s3(cluster):
     assert status == 201, body
     status, body = call(replicas[0].base, "POST", "/api/v1/endpoints", {"name": "captured", "config": "captured"})
     assert status == 201, body
+    wait_in_service(replicas[0].base, "captured")
+    wait_serving(replicas, "captured")
+    # The probes of wait_serving are captured too: one per replica.
     for replica in replicas:
-        wait_in_service(replica.base, "captured", timeout=PROPAGATION_SECONDS)
-    for replica in replicas:
-        invoke(replica.base, "captured", 2)
+        invoke(replica.base, "captured", 1)
     s3 = boto3.client("s3", endpoint_url=S3_ENDPOINT)
     prefix = "riskserve/capture/captured/main/"
     deadline = time.time() + 10

@@ -902,6 +902,14 @@ impl Service {
             ));
         };
         let record = self.inner.store.metadata.get_endpoint(name).await?;
+        if record.status == EndpointStatus::InService {
+            // Another replica deployed it: this one serves it once it follows the change (at once, at most 5 s).
+            return Err(ServiceError::InvalidState(format!(
+                "endpoint {name:?} is InService but this replica does not serve it yet (replicas follow a change \
+                 within {} s); retry",
+                crate::service::replicas::RECONCILE_SECONDS
+            )));
+        }
         Err(ServiceError::InvalidState(format!(
             "endpoint {name:?} is {}; it answers invocations once it is InService",
             record.status.as_str()
