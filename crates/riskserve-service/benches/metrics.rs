@@ -156,7 +156,7 @@ fn capture(criterion: &mut Criterion) {
             }
         });
     });
-    let (captured, dropped) = capture.counts();
+    let [captured, dropped, ..] = capture.counts();
     eprintln!("capture bench: {captured} records queued, {dropped} dropped (a full queue)");
     drop(capture);
     let _ = drain.join();

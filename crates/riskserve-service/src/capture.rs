@@ -8,6 +8,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
 use riskserve_store::{ArtifactStore, unix_to_rfc3339};
 use serde_json::{Value, json};
@@ -33,6 +35,13 @@ pub struct CaptureCounters {
     pub written: AtomicU64,
     /// Lost because the artifact store refused their file.
     pub failed: AtomicU64,
+}
+
+impl CaptureCounters {
+    /// Captured, dropped, written and failed, in that order.
+    pub fn counts(&self) -> [u64; 4] {
+        [&self.captured, &self.dropped, &self.written, &self.failed].map(|count| count.load(Ordering::Relaxed))
+    }
 }
 
 /// One captured invocation, as the invocation thread hands it over.
@@ -82,9 +91,9 @@ impl Capture {
         (Capture { settings, seen: AtomicU64::new(0), queue, counters: Arc::default() }, records)
     }
 
-    /// Records queued and records dropped so far.
-    pub fn counts(&self) -> (u64, u64) {
-        (self.counters.captured.load(Ordering::Relaxed), self.counters.dropped.load(Ordering::Relaxed))
+    /// Records captured, dropped, written and failed so far.
+    pub fn counts(&self) -> [u64; 4] {
+        self.counters.counts()
     }
 
     /// Whether this invocation is captured: exactly `sampling_percentage` of every 100 consecutive ones (the n-th
@@ -152,12 +161,11 @@ impl Writer {
             let (seconds, millis) = unix_parts(SystemTime::now());
             let stamp = unix_to_rfc3339(seconds, millis);
             let key = format!(
-                "{}/{}/{variant}/{hour}/{}-{}-{}-{}.jsonl",
+                "{}/{}/{variant}/{hour}/{}-{}-{}.jsonl",
                 self.destination,
                 self.endpoint,
                 stamp[14..23].replace([':', '.'], "-"),
                 self.replica,
-                std::process::id(),
                 self.files
             );
             match self.artifacts.put_object(&key, Bytes::from(text)).await {
@@ -185,7 +193,7 @@ fn encoded(body: &Bytes, content_type: &str, mode: &str) -> Value {
     let (encoding, data) = match text {
         Some(text) if content_type.contains("csv") => ("CSV", text.to_string()),
         Some(text) if content_type.contains("json") => ("JSON", text.to_string()),
-        _ => ("BASE64", base64_encode(body)),
+        _ => ("BASE64", BASE64.encode(body)),
     };
     json!({"observedContentType": content_type, "mode": mode, "data": data, "encoding": encoding})
 }
@@ -222,24 +230,6 @@ fn event_id() -> String {
     bytes[8] = (bytes[8] & 0x3f) | 0x80;
     let hex = hex::encode(bytes);
     format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32])
-}
-
-fn base64_encode(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let value = (u32::from(chunk[0]) << 16)
-            | (u32::from(chunk.get(1).copied().unwrap_or(0)) << 8)
-            | u32::from(chunk.get(2).copied().unwrap_or(0));
-        for index in 0..4 {
-            if index <= chunk.len() {
-                out.push(char::from(ALPHABET[((value >> (18 - 6 * index)) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -309,8 +299,6 @@ mod tests {
         let binary = CaptureRecord { input: Some((Bytes::from_static(&[0xff, 0, 1]), "text/csv".into())), ..record };
         let line: Value = serde_json::from_str(&capture_line(&binary, "t")).unwrap();
         assert_eq!(line["captureData"]["endpointInput"]["encoding"], "BASE64");
-        assert_eq!(line["captureData"]["endpointInput"]["data"], "/wAB");
-        assert_eq!(base64_encode(b"riskserve"), "cmlza3NlcnZl");
-        assert_eq!(base64_encode(b"ab"), "YWI=");
+        assert_eq!(line["captureData"]["endpointInput"]["data"], BASE64.encode([0xff, 0, 1]));
     }
 }

@@ -263,13 +263,7 @@ impl History {
         let mut rows = Vec::new();
         for (key, open) in &state.open {
             let counts = counts_since(&open.measures.counts(), &open.start_counts);
-            let mut aggregate = MinuteAggregate::from_counts(&counts, open.instance_seconds, open.serving_seconds);
-            // What this server already closed of the same minute (at a shutdown that did not complete).
-            if let Some((minute, kept)) = state.closed.get(key).and_then(|series| series.back())
-                && *minute == state.open_minute
-            {
-                aggregate.merge(kept);
-            }
+            let aggregate = MinuteAggregate::from_counts(&counts, open.instance_seconds, open.serving_seconds);
             if aggregate.invocations == 0 && aggregate.instance_seconds == 0.0 {
                 continue;
             }

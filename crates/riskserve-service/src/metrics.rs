@@ -447,11 +447,24 @@ fn boot_time_seconds() -> Option<f64> {
     stat.lines().find_map(|line| line.strip_prefix("btime ")).and_then(|value| value.trim().parse().ok())
 }
 
+/// What the server as a whole shows at scrape time, beyond its variants.
+#[derive(Debug, Clone, Default)]
+pub struct ServerFigures {
+    /// Whether this replica leads the replicas of its store (always, on an embedded one).
+    pub leader: bool,
+    /// Per endpoint that captured since the start: records captured, dropped, written and failed.
+    pub captures: Vec<(String, [u64; 4])>,
+}
+
+/// The outcomes of captured records, in the order of [`ServerFigures::captures`].
+const CAPTURE_OUTCOMES: [&str; 4] = ["captured", "dropped", "written", "failed"];
+
 /// Everything one scrape shows, gathered before encoding.
 #[derive(Debug)]
 struct Scrape {
     variants: Vec<(String, String, VariantCounts, f64)>,
     gauges: Vec<VariantGauges>,
+    server: ServerFigures,
     process: ProcessStats,
 }
 
@@ -557,6 +570,28 @@ impl Collector for Scrape {
                 per_instance.encode_family(&labels(&gauge.endpoint, &gauge.variant))?.encode_gauge(&value)?;
             }
         }
+        encoder
+            .encode_descriptor(
+                "riskserve_replica_leader",
+                "Whether this replica leads the replicas of its store",
+                None,
+                MetricType::Gauge,
+            )?
+            .encode_gauge(&i64::from(self.server.leader))?;
+        let mut captured = encoder.encode_descriptor(
+            "riskserve_data_capture_records",
+            "Captured invocation records by outcome: queued (captured), dropped (the queue was full), written to the \
+             artifact store, or failed (the store refused their file)",
+            None,
+            MetricType::Counter,
+        )?;
+        for (endpoint, counts) in &self.server.captures {
+            for (outcome, count) in CAPTURE_OUTCOMES.iter().zip(counts) {
+                captured
+                    .encode_family(&[("endpoint", endpoint.as_str()), ("outcome", outcome)])?
+                    .encode_counter::<NoLabelSet, _, u64>(count, None)?;
+            }
+        }
         let process = &self.process;
         encoder
             .encode_descriptor(
@@ -591,9 +626,9 @@ impl Collector for Scrape {
 /// The media type of [`exposition`]'s text.
 pub const EXPOSITION_CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 
-/// The Prometheus text exposition of every variant's measures, the serving variants' gauges and
+/// The Prometheus text exposition of every variant's measures, the serving variants' gauges, the server's and
 /// the process's figures.
-pub fn exposition(metrics: &Metrics, gauges: Vec<VariantGauges>) -> String {
+pub fn exposition(metrics: &Metrics, gauges: Vec<VariantGauges>, server: ServerFigures) -> String {
     let variants = metrics
         .all()
         .into_iter()
@@ -603,7 +638,7 @@ pub fn exposition(metrics: &Metrics, gauges: Vec<VariantGauges>) -> String {
         })
         .collect();
     let mut registry = Registry::default();
-    registry.register_collector(Box::new(Scrape { variants, gauges, process: ProcessStats::read() }));
+    registry.register_collector(Box::new(Scrape { variants, gauges, server, process: ProcessStats::read() }));
     let mut text = String::new();
     if prometheus_client::encoding::prometheus_text::encode(&mut text, &registry).is_err() {
         text.clear();
@@ -700,8 +735,14 @@ mod tests {
             queued: 0,
             invocations_per_instance: Some(12.5),
         }];
-        let text = exposition(&metrics, gauges);
+        let server = ServerFigures { leader: true, captures: vec![("credit".into(), [5, 1, 4, 0])] };
+        let text = exposition(&metrics, gauges, server);
         for line in [
+            "riskserve_replica_leader 1",
+            "riskserve_data_capture_records_total{endpoint=\"credit\",outcome=\"captured\"} 5",
+            "riskserve_data_capture_records_total{endpoint=\"credit\",outcome=\"dropped\"} 1",
+            "riskserve_data_capture_records_total{endpoint=\"credit\",outcome=\"written\"} 4",
+            "riskserve_data_capture_records_total{endpoint=\"credit\",outcome=\"failed\"} 0",
             "riskserve_invocations_total{endpoint=\"credit\",variant=\"main\"} 3",
             "riskserve_invocation_4xx_errors_total{endpoint=\"credit\",variant=\"main\"} 1",
             "riskserve_invocation_5xx_errors_total{endpoint=\"credit\",variant=\"main\"} 1",

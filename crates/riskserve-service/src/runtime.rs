@@ -219,6 +219,8 @@ pub struct EndpointRuntime {
     /// Running sums of the weights, for weighted picks.
     cumulative: Vec<f64>,
     picks: AtomicU64,
+    /// The endpoint config it serves (configs never change, so this names the variants' settings and the capture).
+    pub config: Option<String>,
     /// What the endpoint's config captures of its invocations.
     pub capture: Option<Arc<crate::capture::Capture>>,
 }
@@ -240,12 +242,14 @@ impl EndpointRuntime {
             weights,
             cumulative,
             picks: AtomicU64::new(0),
+            config: None,
             capture: None,
         }
     }
 
-    /// The runtime capturing its invocations as `capture` says.
-    pub fn with_capture(mut self, capture: Option<Arc<crate::capture::Capture>>) -> EndpointRuntime {
+    /// The runtime of endpoint config `config`, capturing its invocations as `capture` says.
+    pub fn of_config(mut self, config: Option<&str>, capture: Option<Arc<crate::capture::Capture>>) -> EndpointRuntime {
+        self.config = config.map(str::to_string);
         self.capture = capture;
         self
     }
@@ -254,13 +258,9 @@ impl EndpointRuntime {
     pub fn with_weights(&self, weights: Vec<f64>) -> EndpointRuntime {
         let mut runtime = EndpointRuntime::new(&self.name, self.variants.clone(), weights);
         runtime.picks.store(self.picks.load(Ordering::Relaxed), Ordering::Relaxed);
+        runtime.config.clone_from(&self.config);
         runtime.capture.clone_from(&self.capture);
         runtime
-    }
-
-    /// The capture settings the runtime runs with.
-    pub fn capture_settings(&self) -> Option<&crate::resources::DataCapture> {
-        self.capture.as_ref().map(|capture| &capture.settings)
     }
 
     pub fn weights(&self) -> &[f64] {

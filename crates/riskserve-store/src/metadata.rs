@@ -123,6 +123,11 @@ impl Metadata {
         self.url.as_ref().map(|url| url.url.clone())
     }
 
+    /// Whether other servers may share this store (a database server, not an embedded file).
+    pub fn is_shared(&self) -> bool {
+        self.url.is_some()
+    }
+
     /// The connection pool, for the other modules of this crate (each keeps its own tables' SQL).
     pub(crate) fn pool(&self) -> &AnyPool {
         &self.pool

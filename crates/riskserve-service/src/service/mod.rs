@@ -636,7 +636,7 @@ impl Service {
         let built = match metadata.get_config(&record.config).await {
             Ok(config) => {
                 let capture = capture_of(&config);
-                self.build_runtime(&record.name, &config.variants, capture)
+                self.build_runtime(&record.name, &config.variants, Some(&config.name), capture)
                     .await
                     .map(|runtime| (runtime, config.variants))
             }
@@ -674,11 +674,12 @@ impl Service {
         }
     }
 
-    /// Loads each variant's model (once per model), starts its worker units and its data capture.
+    /// Loads each variant's model (once per model), starts its worker units and the data capture of `config`.
     async fn build_runtime(
         &self,
         endpoint: &str,
         variants: &[VariantRecord],
+        config: Option<&str>,
         capture: Option<DataCapture>,
     ) -> Result<Arc<EndpointRuntime>, String> {
         let mut runtimes = Vec::with_capacity(variants.len());
@@ -712,7 +713,7 @@ impl Service {
             Arc::new(capture)
         });
         let weights = variants.iter().map(|variant| variant.weight).collect();
-        Ok(Arc::new(EndpointRuntime::new(endpoint, runtimes, weights).with_capture(capture)))
+        Ok(Arc::new(EndpointRuntime::new(endpoint, runtimes, weights).of_config(config, capture)))
     }
 
     async fn scorer_for(&self, model_name: &str) -> Result<Arc<Scorer>, String> {
@@ -808,7 +809,7 @@ impl Service {
             return Ok(false);
         };
         let capture = self.capture_of_config(record.live_config.as_deref()).await;
-        match self.build_runtime(&record.name, variants, capture).await {
+        match self.build_runtime(&record.name, variants, record.live_config.as_deref(), capture).await {
             Ok(runtime) => {
                 self.inner.runtimes.install(runtime);
                 Ok(true)

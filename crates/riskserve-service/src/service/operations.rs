@@ -10,7 +10,7 @@ use crate::audit::AuditEvent;
 use crate::caller::Resource;
 use crate::error::ServiceError;
 use crate::history::{MetricQuery, MetricSeries, RETENTION_MINUTES};
-use crate::metrics::{VariantGauges, exposition};
+use crate::metrics::{ServerFigures, VariantGauges, exposition};
 use crate::operations::{
     ACTIVITIES_SHOWN, HISTORY_READ_MINUTES, READINGS_PER_FLUSH, READINGS_PER_HISTORY_READ, SAMPLE_SECONDS, duration,
     pause, policy_of,
@@ -172,7 +172,7 @@ impl Service {
     /// One decision per policed variant (see `scaling` for the algorithm).
     /// Whether other replicas may share this server's store (a database server rather than an embedded file).
     fn shares_store(&self) -> bool {
-        self.store().metadata.database_url().is_some()
+        self.store().metadata.is_shared()
     }
 
     /// Writes this replica's open minute and reads what the other replicas wrote of the last minutes into the
@@ -352,51 +352,14 @@ impl Service {
             .collect();
         drop(control);
         gauges.sort_by(|a, b| (&a.endpoint, &a.variant).cmp(&(&b.endpoint, &b.variant)));
-        let mut text = exposition(&operations.metrics, gauges);
-        // Which replica leads (runs the autoscaler and periodic seals): 1 on exactly one replica of a shared store.
-        let eof = text.rfind("# EOF").unwrap_or(text.len());
-        text.insert_str(
-            eof,
-            &format!(
-                "# HELP riskserve_replica_leader Whether this replica leads the replicas of its store.\n\
-                 # TYPE riskserve_replica_leader gauge\nriskserve_replica_leader {}\n",
-                u8::from(self.is_leader())
-            ),
-        );
-        let eof = text.rfind("# EOF").unwrap_or(text.len());
-        text.insert_str(eof, &self.capture_exposition());
-        text
-    }
-
-    /// The data capture counters of every endpoint that captured since the server started.
-    fn capture_exposition(&self) -> String {
-        use std::fmt::Write;
-        use std::sync::atomic::Ordering;
-        let captures = self.operations().captures.lock().unwrap_or_else(|poison| poison.into_inner()).clone();
-        if captures.is_empty() {
-            return String::new();
-        }
-        let mut text = String::from(
-            "# HELP riskserve_data_capture_records Captured invocation records by outcome: queued (captured), dropped \
-             (the queue was full), written to the artifact store, or failed (the store refused their file).\n\
-             # TYPE riskserve_data_capture_records counter\n",
-        );
-        for (endpoint, counters) in captures {
-            let endpoint = endpoint.replace('\\', "\\\\").replace('"', "\\\"");
-            for (outcome, count) in [
-                ("captured", &counters.captured),
-                ("dropped", &counters.dropped),
-                ("written", &counters.written),
-                ("failed", &counters.failed),
-            ] {
-                let _ = writeln!(
-                    text,
-                    "riskserve_data_capture_records_total{{endpoint=\"{endpoint}\",outcome=\"{outcome}\"}} {}",
-                    count.load(Ordering::Relaxed)
-                );
-            }
-        }
-        text
+        let captures = operations
+            .captures
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .iter()
+            .map(|(endpoint, counters)| (endpoint.clone(), counters.counts()))
+            .collect();
+        exposition(&operations.metrics, gauges, ServerFigures { leader: self.is_leader(), captures })
     }
 
     /// Per-period statistics of an endpoint's history.

@@ -101,7 +101,7 @@ impl Service {
     /// Follows one committed change.
     async fn apply_change(&self, table: &str, name: &str) {
         let result = match table {
-            "endpoints" => self.sync_endpoint(name).await,
+            "endpoints" => self.follow(name).await,
             "users" | "access_keys" | "tokens" | "policies" | "identities" => self.follow_identities().await,
             "scaling_policies" => self.reload_scaling_policies().await,
             // Models and configs are read when a deployment needs them; tags may have changed: decide afresh.
@@ -145,10 +145,6 @@ impl Service {
         }
     }
 
-    async fn sync_endpoint(&self, name: &str) -> Result<(), crate::error::ServiceError> {
-        self.follow(name).await
-    }
-
     /// Serves what the stored endpoint says serves now (its live variants), or stops serving it. The record is read
     /// under the switch that this replica's deployments hold from committing an outcome to installing its runtime,
     /// so a record read earlier (a notification, a listing) can never undo a deployment that finished since.
@@ -172,10 +168,11 @@ impl Service {
             }
             return Ok(());
         };
-        let capture = self.capture_of_config(record.as_ref().and_then(|record| record.live_config.as_deref())).await;
+        let live_config = record.as_ref().and_then(|record| record.live_config.as_deref());
+        // Configs never change: the same config and models mean only weights and counts can differ.
         if let Some(serving) = serving.as_deref()
+            && serving.config.as_deref() == live_config
             && same_variants(serving, &wanted)
-            && serving.capture_settings() == capture.as_ref()
         {
             // The same models: counts and weights change in place.
             for (variant, wanted) in serving.variants.iter().zip(&wanted) {
@@ -191,7 +188,8 @@ impl Service {
             }
             return Ok(());
         }
-        match self.build_runtime(name, &wanted, capture).await {
+        let capture = self.capture_of_config(live_config).await;
+        match self.build_runtime(name, &wanted, live_config, capture).await {
             Ok(runtime) => self.runtimes().install(runtime),
             Err(reason) => event(&format!("cannot serve endpoint {name:?} as the store says it serves: {reason}")),
         }
