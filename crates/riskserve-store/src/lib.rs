@@ -17,6 +17,7 @@ mod error;
 mod iam;
 mod metadata;
 mod metrics;
+mod monitoring;
 mod records;
 mod scaling;
 mod time;
@@ -31,6 +32,7 @@ pub use error::StoreError;
 pub use iam::{AccessKeyRecord, IdentitySnapshot, PolicyRecord, TokenRecord, UserRecord};
 pub use metadata::{FacadeDocument, Metadata, TaggedKind};
 pub use metrics::{MetricMinute, ReplicaLoad};
+pub use monitoring::{MonitorBaselineRecord, MonitorReportRecord, MonitorScheduleRecord, OutcomeRecord};
 pub use records::{
     ArtifactRef, ConfigRecord, EndpointRecord, EndpointStatus, ModelRecord, Page, PageRequest, VariantRecord,
 };

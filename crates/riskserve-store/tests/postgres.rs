@@ -145,6 +145,11 @@ fn operations_tables_round_trip() {
     with_store("operations", |metadata| async move { common::operations_tables_round_trip(&metadata).await });
 }
 
+#[test]
+fn monitoring_tables_round_trip() {
+    with_store("monitoring", |metadata| async move { common::monitoring_tables_round_trip(&metadata).await });
+}
+
 /// Paging by name orders as SQLite does (the bytes of the names), also in a database whose own collation is
 /// linguistic (`with_postgres.sh` creates one with ICU en-US), because every text column of the schema is "C".
 #[test]

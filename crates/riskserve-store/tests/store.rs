@@ -189,6 +189,15 @@ fn operations_tables_round_trip() {
     });
 }
 
+#[test]
+fn monitoring_tables_round_trip() {
+    let scratch = Scratch::new("monitoring");
+    runtime().block_on(async {
+        let store = Store::open(&scratch.0).await.expect("open");
+        common::monitoring_tables_round_trip(&store.metadata).await;
+    });
+}
+
 /// Two handles on one file (as the service's audit writer has its own): the write lock orders their transactions.
 #[test]
 fn two_handles_on_one_file_write_one_audit_chain_and_conflict_cleanly() {

@@ -21,6 +21,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (5, "facade documents", include_str!("../../migrations/0005_facade_documents.sql")),
     (6, "replicas", include_str!("../../migrations/0006_replicas.sql")),
     (7, "data capture", include_str!("../../migrations/0007_data_capture.sql")),
+    (8, "monitoring", include_str!("../../migrations/0008_monitoring.sql")),
 ];
 
 /// IMMEDIATE takes the write lock at the start, so a read-then-write transaction never fails half-way because

@@ -650,3 +650,78 @@ pub async fn operations_tables_round_trip(metadata: &Metadata) {
     let missing = metadata.change_tags(TaggedKind::Endpoint, "nope", &add, &[]).await;
     assert!(matches!(missing, Err(StoreError::NotFound(_))));
 }
+
+pub async fn monitoring_tables_round_trip(metadata: &Metadata) {
+    use riskserve_store::{MonitorBaselineRecord, MonitorReportRecord, OutcomeRecord};
+    // Baselines: replaced whole.
+    assert!(matches!(metadata.monitor_baseline("credit").await, Err(StoreError::NotFound(_))));
+    for (data, rows) in [("{\"v\":1}", 10), ("{\"v\":2}", 20)] {
+        let record = MonitorBaselineRecord {
+            endpoint: "credit".into(),
+            data: data.into(),
+            rows,
+            created_at: now_rfc3339(),
+        };
+        metadata.put_monitor_baseline(&record).await.expect("baseline");
+    }
+    let baseline = metadata.monitor_baseline("credit").await.expect("read baseline");
+    assert_eq!((baseline.data.as_str(), baseline.rows), ("{\"v\":2}", 20));
+
+    // Schedules: one claim of a due run wins, the second (same due time) loses.
+    metadata.put_monitor_schedule("credit", "{\"interval_minutes\":60}", 1_000).await.expect("schedule");
+    assert!(metadata.claim_monitor_run("credit", 1_000, 61_000).await.expect("claim"));
+    assert!(!metadata.claim_monitor_run("credit", 1_000, 61_000).await.expect("second claim"));
+    let schedule = metadata.monitor_schedule("credit").await.expect("read schedule");
+    assert_eq!((schedule.next_run_at, schedule.last_run_at), (61_000, Some(1_000)));
+    assert_eq!(metadata.monitor_schedules().await.expect("all").len(), 1);
+
+    // Outcomes: a later upload of a key replaces it; pages follow the key order and cover every row once.
+    let outcome = |id: &str, row: u32, bad: bool, attribute: Option<&str>| OutcomeRecord {
+        inference_id: id.into(),
+        row_index: row,
+        bad,
+        attribute: attribute.map(str::to_string),
+    };
+    let many: Vec<OutcomeRecord> = (0..1_234).map(|i| outcome(&format!("id-{i:05}"), i % 3, i % 4 == 0, None)).collect();
+    metadata.put_outcomes("credit", &many, 5).await.expect("outcomes");
+    metadata.put_outcomes("credit", &[outcome("id-00001", 1, true, Some("f"))], 6).await.expect("replace");
+    metadata.put_outcomes("other", &[outcome("id-00001", 1, false, None)], 6).await.expect("other endpoint");
+    assert_eq!(metadata.outcome_count("credit").await.expect("count"), 1_234);
+    let mut read = Vec::new();
+    let mut after: Option<(String, u32)> = None;
+    loop {
+        let page = metadata
+            .outcomes_page("credit", after.as_ref().map(|(id, row)| (id.as_str(), *row)), 500)
+            .await
+            .expect("page");
+        let Some(last) = page.last() else { break };
+        after = Some((last.inference_id.clone(), last.row_index));
+        read.extend(page);
+    }
+    assert_eq!(read.len(), 1_234);
+    assert_eq!(read[1], outcome("id-00001", 1, true, Some("f")));
+    assert!(read.windows(2).all(|pair| pair[0].inference_id < pair[1].inference_id));
+
+    // Reports: newest first, listed without their documents; the schedule names the last one.
+    for (id, started) in [("r1", 100), ("r2", 200)] {
+        let report = MonitorReportRecord {
+            id: id.into(),
+            endpoint: "credit".into(),
+            started_at: started,
+            finished_at: started + 5,
+            status: "completed".into(),
+            breaches: 2,
+            data: "{\"ok\":true}".into(),
+        };
+        metadata.insert_monitor_report(&report).await.expect("report");
+    }
+    let listed = metadata.monitor_reports("credit", 10).await.expect("list");
+    assert_eq!(listed.iter().map(|report| report.id.as_str()).collect::<Vec<_>>(), ["r2", "r1"]);
+    assert!(listed[0].data.is_empty());
+    assert_eq!(metadata.monitor_report("credit", "r1").await.expect("one").data, "{\"ok\":true}");
+    assert!(matches!(metadata.monitor_report("other", "r1").await, Err(StoreError::NotFound(_))));
+    assert_eq!(metadata.monitor_schedule("credit").await.expect("schedule").last_report.as_deref(), Some("r2"));
+
+    assert!(metadata.delete_monitor_schedule("credit").await.expect("delete"));
+    assert!(!metadata.delete_monitor_schedule("credit").await.expect("delete again"));
+}
