@@ -90,6 +90,14 @@ impl Pipeline {
         &self.program.fields
     }
 
+    /// The master scale's grades in band order (empty without a master scale or when grades are not an output).
+    pub fn grades(&self) -> &[String] {
+        match &self.program.master_scale {
+            Some(scale) if self.program.outputs.grade => &scale.grades,
+            _ => &[],
+        }
+    }
+
     /// The names of the CSV output columns: a bare model's value columns, else those of
     /// probability, score, grade and decision the pipeline returns.
     pub fn output_columns(&self) -> Vec<String> {

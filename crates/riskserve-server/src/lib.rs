@@ -6,6 +6,7 @@
 mod audit;
 mod authenticate;
 mod iam;
+mod monitoring;
 mod oip;
 mod operations;
 mod request_log;

@@ -10,12 +10,13 @@ use riskserve_service::{Service, ServiceError};
 use utoipa::OpenApi;
 
 use crate::respond::error_response;
-use crate::{audit, authenticate, iam, oip, operations, request_log, rest, sagemaker};
+use crate::{audit, authenticate, iam, monitoring, oip, operations, request_log, rest, sagemaker};
 
 /// The OpenAPI document of the native API (REST and operations routes), as JSON.
 pub fn openapi_json() -> String {
     let mut document = rest::ApiDoc::openapi();
     document.merge(<operations::OperationsApi as OpenApi>::openapi());
+    document.merge(<monitoring::MonitoringApi as OpenApi>::openapi());
     document.to_pretty_json().unwrap_or_else(|_| "{}".to_string())
 }
 
@@ -33,6 +34,7 @@ pub fn router(service: Service) -> Router {
         .layer(DefaultBodyLimit::max(max_body))
         .merge(rest::artifact_routes(max_artifact))
         .merge(operations::routes())
+        .merge(monitoring::routes(max_artifact))
         .fallback(unknown_route)
         .layer(axum::middleware::from_fn(request_log::log_request))
         .layer(axum::middleware::from_fn_with_state(service.clone(), authenticate::authenticate))

@@ -65,6 +65,8 @@ pub struct ServerConfig {
     pub metrics_listen: Option<SocketAddr>,
     /// Seconds that in-flight requests get to finish after SIGTERM before the server stops anyway.
     pub shutdown_grace_seconds: u64,
+    /// Seconds between two looks for due monitoring schedules.
+    pub monitor_poll_seconds: f64,
     /// `text` (plain lines) or `json` (JSON lines, one per request with its request id).
     pub log_format: LogFormat,
     /// How the autoscaler runs (`[autoscaling]`).
@@ -90,6 +92,7 @@ impl Default for ServerConfig {
             account_id: "000000000000".to_string(),
             metrics_listen: None,
             shutdown_grace_seconds: 25,
+            monitor_poll_seconds: 10.0,
             log_format: LogFormat::default(),
             autoscaling: AutoscalingSettings::default(),
             prices: PriceTable::default(),

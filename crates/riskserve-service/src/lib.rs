@@ -19,6 +19,7 @@ mod identity;
 mod logging;
 mod metrics;
 pub mod model_archive;
+mod monitoring;
 mod operations;
 mod policy;
 mod resources;
@@ -41,6 +42,7 @@ pub use history::{Datapoint, MetricQuery, MetricSeries};
 pub use identity::AdminBootstrap;
 pub use logging::{LogFormat, event as log_event, init as init_logging, logs_requests};
 pub use metrics::{EXPOSITION_CONTENT_TYPE, InvocationContext, Metrics, VariantMetrics};
+pub use monitoring::{Breach, FairnessSettings, MonitorSettings, Skipped};
 pub use resources::{
     ArtifactDescription, ArtifactInput, ArtifactUploaded, CreateEndpoint, CreateEndpointConfig, CreateModel,
     DataCapture, Endpoint, EndpointConfig, List, Model, UpdateEndpoint, Variant, VariantChange,
@@ -55,6 +57,10 @@ pub use service::facade::{ContainerArchive, ServingSignature};
 pub use service::identities::{
     AccessKeyDescription, CreateUser, NewAccessKey, NewToken, PolicyDocument, TokenDescription, UpdateCredential,
     UpdateUser, User,
+};
+pub use service::monitoring::{
+    BaselineDescription, BaselineQuery, MonitorReport, MonitorReportSummary, MonitorSchedule, OutcomesAccepted,
+    ReportWindow,
 };
 pub use service::{InvocationAnswer, InvocationRequest, Service};
 pub use usage::{CostLine, CostQuery, CostReport, PriceTable};

@@ -454,6 +454,8 @@ pub struct ServerFigures {
     pub leader: bool,
     /// Per endpoint that captured since the start: records captured, dropped, written and failed.
     pub captures: Vec<(String, [u64; 4])>,
+    /// Per monitored endpoint, its latest run's gauges on this replica.
+    pub monitors: Vec<(String, crate::monitoring::MonitorGauges)>,
 }
 
 /// The outcomes of captured records, in the order of [`ServerFigures::captures`].
@@ -592,6 +594,7 @@ impl Collector for Scrape {
                     .encode_counter::<NoLabelSet, _, u64>(count, None)?;
             }
         }
+        self.encode_monitors(&mut encoder)?;
         let process = &self.process;
         encoder
             .encode_descriptor(
@@ -619,6 +622,70 @@ impl Collector for Scrape {
                 MetricType::Gauge,
             )?
             .encode_gauge(&process.start_time_seconds)?;
+        Ok(())
+    }
+}
+
+impl Scrape {
+    /// The latest monitoring run's figures per endpoint: score PSI, feature CSI, AUC, breaches, when it ran.
+    fn encode_monitors(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let monitors = &self.server.monitors;
+        let mut psi = encoder.encode_descriptor(
+            "riskserve_monitor_score_psi",
+            "Population stability index of the score against the baseline, latest monitoring run",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (endpoint, gauges) in monitors {
+            if let Some(value) = gauges.score_psi {
+                psi.encode_family(&[("endpoint", endpoint.as_str())])?.encode_gauge(&value)?;
+            }
+        }
+        let mut csi = encoder.encode_descriptor(
+            "riskserve_monitor_feature_csi",
+            "Characteristic stability index of a feature against the baseline, latest monitoring run",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (endpoint, gauges) in monitors {
+            for (feature, value) in &gauges.feature_csi {
+                csi.encode_family(&[("endpoint", endpoint.as_str()), ("feature", feature.as_str())])?
+                    .encode_gauge(value)?;
+            }
+        }
+        let mut auc = encoder.encode_descriptor(
+            "riskserve_monitor_auc",
+            "Area under the ROC curve on matured outcomes, latest monitoring run",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (endpoint, gauges) in monitors {
+            if let Some(value) = gauges.auc {
+                auc.encode_family(&[("endpoint", endpoint.as_str())])?.encode_gauge(&value)?;
+            }
+        }
+        let mut breaches = encoder.encode_descriptor(
+            "riskserve_monitor_breaches",
+            "Alert bands the latest monitoring run crossed, by metric and severity (warning, alert)",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (endpoint, gauges) in monitors {
+            for ((metric, severity), count) in &gauges.breaches {
+                let labels =
+                    [("endpoint", endpoint.as_str()), ("metric", metric.as_str()), ("severity", severity.as_str())];
+                breaches.encode_family(&labels)?.encode_gauge(&i64::try_from(*count).unwrap_or(i64::MAX))?;
+            }
+        }
+        let mut last = encoder.encode_descriptor(
+            "riskserve_monitor_last_run_timestamp_seconds",
+            "When the latest monitoring run of the endpoint finished, seconds since the Unix epoch",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (endpoint, gauges) in monitors {
+            last.encode_family(&[("endpoint", endpoint.as_str())])?.encode_gauge(&gauges.last_run_seconds)?;
+        }
         Ok(())
     }
 }
@@ -735,7 +802,8 @@ mod tests {
             queued: 0,
             invocations_per_instance: Some(12.5),
         }];
-        let server = ServerFigures { leader: true, captures: vec![("credit".into(), [5, 1, 4, 0])] };
+        let server =
+            ServerFigures { leader: true, captures: vec![("credit".into(), [5, 1, 4, 0])], ..ServerFigures::default() };
         let text = exposition(&metrics, gauges, server);
         for line in [
             "riskserve_replica_leader 1",

@@ -60,6 +60,8 @@ pub struct Operations {
     pub(crate) stop: watch::Sender<bool>,
     /// Data capture counters by endpoint, kept across its deployments.
     pub(crate) captures: Mutex<std::collections::BTreeMap<String, Arc<CaptureCounters>>>,
+    /// The gauges of each endpoint's latest monitoring run on this replica.
+    pub(crate) monitors: Mutex<std::collections::BTreeMap<String, crate::monitoring::MonitorGauges>>,
     /// The data capture writers still running (awaited at shutdown, so queued records are written).
     pub(crate) capture_writers: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
@@ -79,6 +81,7 @@ impl Operations {
             scaling: tokio::sync::Mutex::new(()),
             stop: watch::channel(false).0,
             captures: Mutex::default(),
+            monitors: Mutex::default(),
             capture_writers: Mutex::default(),
         }
     }

@@ -151,6 +151,16 @@ impl Scorer {
         &self.inputs
     }
 
+    /// The input fields with their types, in positional (CSV) order.
+    pub fn fields(&self) -> &[riskserve_pipeline::Field] {
+        self.pipeline.fields()
+    }
+
+    /// The master scale's grades in band order (empty when the model grades nothing).
+    pub fn grades(&self) -> &[String] {
+        self.pipeline.grades()
+    }
+
     /// Names of the CSV answer's columns.
     pub fn outputs(&self) -> &[String] {
         &self.outputs

@@ -121,7 +121,12 @@ impl Metadata {
     }
 
     /// Creates or replaces an endpoint's schedule (its `created_at` and last run stay when replaced).
-    pub async fn put_monitor_schedule(&self, endpoint: &str, settings: &str, next_run_at: i64) -> Result<(), StoreError> {
+    pub async fn put_monitor_schedule(
+        &self,
+        endpoint: &str,
+        settings: &str,
+        next_run_at: i64,
+    ) -> Result<(), StoreError> {
         let now = now_rfc3339();
         let mut transaction = self.write().await?;
         sqlx::query(
@@ -160,8 +165,10 @@ impl Metadata {
     /// Deletes an endpoint's schedule; whether it had one.
     pub async fn delete_monitor_schedule(&self, endpoint: &str) -> Result<bool, StoreError> {
         let mut transaction = self.write().await?;
-        let done =
-            sqlx::query("DELETE FROM monitor_schedules WHERE endpoint = $1").bind(endpoint).execute(&mut *transaction).await?;
+        let done = sqlx::query("DELETE FROM monitor_schedules WHERE endpoint = $1")
+            .bind(endpoint)
+            .execute(&mut *transaction)
+            .await?;
         transaction.commit().await?;
         Ok(done.rows_affected() > 0)
     }
@@ -214,7 +221,8 @@ impl Metadata {
                 " ON CONFLICT (endpoint, inference_id, row_index) DO UPDATE SET bad = excluded.bad,
                    attribute = excluded.attribute, received_at = excluded.received_at",
             );
-            let mut query = sqlx::query(&sql);
+            // Built from placeholders only: every value is bound.
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
             for outcome in chunk {
                 query = query
                     .bind(endpoint)

@@ -33,6 +33,7 @@ pub(crate) mod audit_trail;
 /// Use cases the façades need beyond the native API: tag changes, façade documents, artifacts by digest.
 pub(crate) mod facade;
 pub(crate) mod identities;
+pub(crate) mod monitoring;
 mod operations;
 mod replicas;
 
@@ -173,6 +174,7 @@ impl Service {
         };
         service.recover().await?;
         service.start_operations().await?;
+        service.start_monitoring();
         service.start_replication();
         service.inner.ready.store(true, std::sync::atomic::Ordering::SeqCst);
         Ok(service)

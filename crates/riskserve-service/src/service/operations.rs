@@ -110,6 +110,7 @@ impl Service {
         self.read_meters();
         self.sample_history().await;
         operations.metrics.remove_endpoint(endpoint);
+        self.stop_schedule_of_deleted(endpoint).await;
     }
 
     /// Every serving variant with its instance count.
@@ -359,7 +360,14 @@ impl Service {
             .iter()
             .map(|(endpoint, counters)| (endpoint.clone(), counters.counts()))
             .collect();
-        exposition(&operations.metrics, gauges, ServerFigures { leader: self.is_leader(), captures })
+        let monitors = operations
+            .monitors
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .iter()
+            .map(|(endpoint, gauges)| (endpoint.clone(), gauges.clone()))
+            .collect();
+        exposition(&operations.metrics, gauges, ServerFigures { leader: self.is_leader(), captures, monitors })
     }
 
     /// Per-period statistics of an endpoint's history.

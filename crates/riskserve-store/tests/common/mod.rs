@@ -656,12 +656,8 @@ pub async fn monitoring_tables_round_trip(metadata: &Metadata) {
     // Baselines: replaced whole.
     assert!(matches!(metadata.monitor_baseline("credit").await, Err(StoreError::NotFound(_))));
     for (data, rows) in [("{\"v\":1}", 10), ("{\"v\":2}", 20)] {
-        let record = MonitorBaselineRecord {
-            endpoint: "credit".into(),
-            data: data.into(),
-            rows,
-            created_at: now_rfc3339(),
-        };
+        let record =
+            MonitorBaselineRecord { endpoint: "credit".into(), data: data.into(), rows, created_at: now_rfc3339() };
         metadata.put_monitor_baseline(&record).await.expect("baseline");
     }
     let baseline = metadata.monitor_baseline("credit").await.expect("read baseline");
@@ -682,7 +678,8 @@ pub async fn monitoring_tables_round_trip(metadata: &Metadata) {
         bad,
         attribute: attribute.map(str::to_string),
     };
-    let many: Vec<OutcomeRecord> = (0..1_234).map(|i| outcome(&format!("id-{i:05}"), i % 3, i % 4 == 0, None)).collect();
+    let many: Vec<OutcomeRecord> =
+        (0..1_234).map(|i| outcome(&format!("id-{i:05}"), i % 3, i % 4 == 0, None)).collect();
     metadata.put_outcomes("credit", &many, 5).await.expect("outcomes");
     metadata.put_outcomes("credit", &[outcome("id-00001", 1, true, Some("f"))], 6).await.expect("replace");
     metadata.put_outcomes("other", &[outcome("id-00001", 1, false, None)], 6).await.expect("other endpoint");
