@@ -2,8 +2,8 @@
 //! exactly one runs each due run), ground-truth outcomes keyed by inference id and row, and the reports of runs.
 //! Times are milliseconds since the Unix epoch; documents (baseline, settings, report) are JSON text the service owns.
 
-use sqlx::Row;
 use sqlx::any::AnyRow;
+use sqlx::{AssertSqlSafe, Row};
 
 use crate::{Metadata, StoreError, now_rfc3339};
 
@@ -214,7 +214,8 @@ impl Metadata {
                 " ON CONFLICT (endpoint, inference_id, row_index) DO UPDATE SET bad = excluded.bad,
                    attribute = excluded.attribute, received_at = excluded.received_at",
             );
-            let mut query = sqlx::query(&sql);
+            // Only numbered placeholders are spliced in; every value is bound.
+            let mut query = sqlx::query(AssertSqlSafe(sql));
             for outcome in chunk {
                 query = query
                     .bind(endpoint)
