@@ -42,6 +42,8 @@ enum Command {
     Iam(client::iam::IamArgs),
     /// Query the audit trail and verify its hash chain and signed seals.
     Audit(client::audit::AuditArgs),
+    /// Model monitoring of an endpoint: baseline, outcomes, schedule, runs and their reports (drift, calibration).
+    Monitor(client::monitor::MonitorArgs),
 }
 
 /// Arguments every command that loads a model shares.
@@ -84,6 +86,7 @@ where
         Command::Cost(args) => client::cost::run(args),
         Command::Iam(args) => client::iam::run(args),
         Command::Audit(args) => client::audit::run(args),
+        Command::Monitor(args) => client::monitor::run(args),
     };
     match result {
         Ok(()) => 0,

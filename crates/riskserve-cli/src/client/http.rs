@@ -93,6 +93,11 @@ impl Client {
         json_or_error(answer, &self.url(path))
     }
 
+    pub fn post_bytes(&self, path: &str, content_type: &str, body: &[u8]) -> Result<Value, ClientError> {
+        let answer = self.send(Method::Post, path, Some((content_type, body)), &[])?;
+        json_or_error(answer, &self.url(path))
+    }
+
     /// Deletes; the answer's JSON body when it has one (202 carries the endpoint), else `Value::Null`.
     pub fn delete(&self, path: &str) -> Result<Value, ClientError> {
         let answer = self.send(Method::Delete, path, None, &[])?;

@@ -9,6 +9,7 @@ mod fake_server;
 mod http;
 pub mod iam;
 pub mod model;
+pub mod monitor;
 mod scaling;
 mod stats;
 mod table;
