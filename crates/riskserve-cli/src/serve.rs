@@ -54,6 +54,9 @@ pub struct ServeArgs {
     /// Seconds of invocations the autoscaler measures its rate over [default: 60; env RISKSERVE_AUTOSCALING_WINDOW].
     #[arg(long, value_name = "SECONDS")]
     pub autoscaling_window: Option<f64>,
+    /// Seconds between two looks for due monitoring schedules [default: 10; env RISKSERVE_MONITOR_POLL_SECONDS].
+    #[arg(long, value_name = "SECONDS")]
+    pub monitor_poll_seconds: Option<f64>,
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -163,6 +166,15 @@ fn operations_settings(
     if let Some(value) = args.autoscaling_window {
         config.autoscaling.window_seconds = value;
     }
+    if let Some(value) = args.monitor_poll_seconds {
+        config.monitor_poll_seconds = value;
+    }
+    if let Some(value) = variable(environment, "RISKSERVE_MONITOR_POLL_SECONDS")? {
+        config.monitor_poll_seconds = value;
+    }
+    if !(config.monitor_poll_seconds.is_finite() && (0.1..=3600.0).contains(&config.monitor_poll_seconds)) {
+        bail!("the monitoring poll must be 0.1 to 3600 seconds, got {}", config.monitor_poll_seconds);
+    }
     if let Some(value) = variable(environment, "RISKSERVE_METRICS_LISTEN")? {
         config.metrics_listen = Some(value);
     }
@@ -208,6 +220,7 @@ mod tests {
             metrics_listen: None,
             log_format: None,
             autoscaling_interval: None,
+            monitor_poll_seconds: None,
             autoscaling_window: None,
         }
     }

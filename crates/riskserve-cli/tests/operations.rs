@@ -694,3 +694,304 @@ fn data_capture_writes_sagemakers_records_of_exactly_the_sampled_share() {
     assert!(records.iter().all(|(_, record)| record["captureData"]["endpointOutput"].is_null()));
     assert!(records.iter().all(|(_, record)| record["eventMetadata"]["inferenceId"].is_null()));
 }
+
+/// The German Credit example's rows: the header and each row's cells.
+fn german_credit_rows() -> (Vec<String>, Vec<Vec<String>>) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/german-credit/xgboost/input.csv");
+    let mut reader = csv::Reader::from_path(path).unwrap();
+    let header = reader.headers().unwrap().iter().map(str::to_string).collect();
+    let rows = reader.records().map(|record| record.unwrap().iter().map(str::to_string).collect()).collect();
+    (header, rows)
+}
+
+/// Rows as CSV text, with the header when given.
+fn csv_text(header: Option<&[String]>, rows: &[Vec<String>]) -> String {
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    if let Some(header) = header {
+        writer.write_record(header).unwrap();
+    }
+    for row in rows {
+        writer.write_record(row).unwrap();
+    }
+    String::from_utf8(writer.into_inner().unwrap()).unwrap()
+}
+
+/// A seeded outcome per row (about 30 % bad), independent of the model: the join is under test, not the model.
+fn seeded_bad(index: usize) -> bool {
+    (index as u64).wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407) >> 33 & 1023 < 307
+}
+
+/// Monitoring end to end (issue 15): a baseline scored by the deployed pipeline; invocations captured with their
+/// inference ids; outcomes uploaded days later as CSV and JSON Lines (malformed files refused by line, unknown ids
+/// counted); a run whose joined statistics equal the monitoring crate's on the rows the endpoint answered; drift
+/// that crosses the bands on a scheduled run, as gauges and audit events; the schedule stops when the endpoint goes.
+#[test]
+fn monitoring_joins_outcomes_with_captured_records_and_reports_drift_and_breaches() {
+    let scratch = Scratch::new("monitoring");
+    let data = scratch.path().join("data");
+    let server = Server::start(&data, &["--monitor-poll-seconds", "0.5"]);
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/german-credit/xgboost");
+    let upload = |file: &str| {
+        let bytes = std::fs::read(example.join(file)).unwrap();
+        server.send("PUT", "/api/v1/artifacts", Some("application/octet-stream"), &bytes).json()["digest"].clone()
+    };
+    let (model, pipeline) = (upload("model.json"), upload("pipeline.json"));
+    let body = json!({"name": "gc", "artifacts": [{"name": "model.json", "digest": model}], "pipeline": pipeline});
+    server.json("POST", "/api/v1/models", &body, 201);
+    let variants = json!([{"name": "main", "model": "gc"}]);
+    server.json("POST", "/api/v1/endpoint-configs", &json!({"name": "plain", "variants": variants}), 201);
+    let capture = json!({"sampling_percentage": 100, "destination": "monitoring/capture"});
+    let config = json!({"name": "gc", "variants": variants, "data_capture": capture});
+    server.json("POST", "/api/v1/endpoint-configs", &config, 201);
+    server.json("POST", "/api/v1/endpoints", &json!({"name": "gc", "config": "gc"}), 201);
+    server.json("POST", "/api/v1/endpoints", &json!({"name": "uncaptured", "config": "plain"}), 201);
+    for name in ["gc", "uncaptured"] {
+        eventually(Duration::from_secs(30), "in service", || {
+            (server.describe(name)["status"] == "InService").then_some(())
+        });
+    }
+    let monitoring = |endpoint: &str, rest: &str| format!("/api/v1/endpoints/{endpoint}/monitoring/{rest}");
+
+    // The baseline: the example's rows with a seeded outcome column, scored by the endpoint's model.
+    let (header, rows) = german_credit_rows();
+    let mut with_outcome = header.clone();
+    with_outcome.push("bad".to_string());
+    let labelled: Vec<Vec<String>> = rows
+        .iter()
+        .enumerate()
+        .map(|(index, row)| {
+            let mut row = row.clone();
+            row.push(u8::from(seeded_bad(index)).to_string());
+            row
+        })
+        .collect();
+    let baseline_file = scratch.path().join("baseline.csv");
+    std::fs::write(&baseline_file, csv_text(Some(&with_outcome), &labelled)).unwrap();
+    // Refusals first: no baseline yet, a file without a model field, an unknown outcome column, no capture.
+    let settings = json!({"interval_minutes": 60});
+    let reply =
+        server.send("PUT", &monitoring("gc", "schedule"), Some("application/json"), settings.to_string().as_bytes());
+    assert_eq!(reply.status, 409, "{}", reply.text());
+    assert!(reply.text().contains("has no baseline"), "{}", reply.text());
+    let short = csv_text(Some(&header[1..]), &rows.iter().map(|row| row[1..].to_vec()).collect::<Vec<_>>());
+    let reply = server.send("PUT", &monitoring("gc", "baseline"), Some("text/csv"), short.as_bytes());
+    assert_eq!(reply.status, 400, "{}", reply.text());
+    assert!(reply.text().contains("status_of_existing_checking_account"), "{}", reply.text());
+    let reply = server.send("PUT", &monitoring("gc", "baseline?outcome_column=default"), Some("text/csv"), b"a\n1\n");
+    assert_eq!(reply.status, 400, "{}", reply.text());
+    let reply = server.send("POST", &monitoring("uncaptured", "runs"), Some("application/json"), b"{}");
+    assert_eq!(reply.status, 409, "{}", reply.text());
+    assert!(reply.text().contains("does not capture"), "{}", reply.text());
+    let baseline = server.cli_json(&[
+        "monitor",
+        "baseline",
+        "--endpoint",
+        "gc",
+        "--input",
+        baseline_file.to_str().unwrap(),
+        "--outcome-column",
+        "bad",
+    ]);
+    assert_eq!(baseline["baseline"]["rows"], rows.len(), "{baseline}");
+    assert_eq!(baseline["baseline"]["features"].as_array().unwrap().len(), header.len());
+    let grades: Vec<&str> =
+        baseline["baseline"]["grades"].as_array().unwrap().iter().map(|g| g["grade"].as_str().unwrap()).collect();
+    assert!(!grades.is_empty(), "{baseline}");
+
+    // Invocations: 5 rows each, with an inference id; the answers (CSV lines of probability, score, grade and
+    // decision) are kept for the expected statistics.
+    let invoke = |id: &str, rows: &[Vec<String>]| -> Vec<(f64, String)> {
+        let request = ureq::http::Request::builder()
+            .method("POST")
+            .uri(format!("{}/endpoints/gc/invocations", server.url()))
+            .header("Authorization", format!("Bearer {ADMIN_TOKEN}"))
+            .header("Content-Type", "text/csv")
+            .header("X-Amzn-SageMaker-Inference-Id", id)
+            .body(csv_text(None, rows).into_bytes())
+            .unwrap();
+        let mut response = server.agent.run(request).unwrap();
+        let text = response.body_mut().read_to_string().unwrap();
+        assert_eq!(response.status().as_u16(), 200, "{text}");
+        let mut answer = csv::ReaderBuilder::new().has_headers(false).from_reader(text.as_bytes());
+        answer
+            .records()
+            .map(|line| {
+                let line = line.unwrap();
+                (line[0].parse().unwrap(), line[2].to_string())
+            })
+            .collect()
+    };
+    let mut predictions = Vec::new();
+    for (call, chunk) in rows.chunks(5).enumerate() {
+        let answer = invoke(&format!("app-{call}"), chunk);
+        for (row, prediction) in answer.into_iter().enumerate() {
+            predictions.push((format!("app-{call}"), row, prediction));
+        }
+    }
+    assert_eq!(predictions.len(), rows.len());
+    let calls = rows.len().div_ceil(5);
+    eventually(Duration::from_secs(10), "every invocation captured", || {
+        let written = server.get("/metrics").text();
+        written
+            .contains(&format!("riskserve_data_capture_records_total{{endpoint=\"gc\",outcome=\"written\"}} {calls}"))
+            .then_some(())
+    });
+
+    // Outcomes: malformed files are refused whole, naming the line; then 200 real ones and 7 for unknown ids.
+    let outcomes = |content_type: &str, body: &str| {
+        server.send("POST", &monitoring("gc", "outcomes"), Some(content_type), body.as_bytes())
+    };
+    for (content_type, body, expected) in [
+        ("text/csv", "inference_id,bad\napp-0,1\napp-1,maybe\n", "line 3"),
+        ("text/csv", "id,bad\napp-0,1\n", "inference_id and bad"),
+        ("text/csv", "inference_id,bad,row\napp-0,1,-1\n", "line 2"),
+        ("application/x-ndjson", "{\"inference_id\":\"app-0\",\"bad\":1}\n{\"inference_id\":\"app-1\"}\n", "line 2"),
+        ("application/x-ndjson", "{\"inference_id\":\"app-0\",\"bad\":1,\"colour\":\"red\"}\n", "unknown field"),
+        ("text/csv", &format!("inference_id,bad\n{},1\n", "x".repeat(65)), "line 2"),
+        ("text/plain", "inference_id,bad\napp-0,1\n", "x-ndjson"),
+    ] {
+        let reply = outcomes(content_type, body);
+        assert!(matches!(reply.status, 400 | 415), "{body}: {} {}", reply.status, reply.text());
+        assert!(reply.text().contains(expected), "{body}: {}", reply.text());
+    }
+    let labelled_predictions = &predictions[..200];
+    let group = |index: usize| if index % 3 == 0 { "A" } else { "B" };
+    let mut csv_outcomes = String::from("inference_id,row,bad,attribute\n");
+    let mut json_outcomes = String::new();
+    for (index, (id, row, _)) in labelled_predictions.iter().enumerate() {
+        let bad = u8::from(seeded_bad(index));
+        if index < 100 {
+            csv_outcomes.push_str(&format!("{id},{row},{bad},{}\n", group(index)));
+        } else {
+            json_outcomes.push_str(&format!(
+                "{}\n",
+                json!({"inference_id": id, "row": row, "bad": bad == 1, "attribute": group(index)})
+            ));
+        }
+    }
+    for ghost in 0..7 {
+        json_outcomes.push_str(&format!("{}\n", json!({"inference_id": format!("ghost-{ghost}"), "bad": 0})));
+    }
+    let csv_file = scratch.path().join("outcomes.csv");
+    std::fs::write(&csv_file, &csv_outcomes).unwrap();
+    let json_file = scratch.path().join("outcomes.jsonl");
+    std::fs::write(&json_file, &json_outcomes).unwrap();
+    let accepted = server.cli_json(&["monitor", "outcomes", "--endpoint", "gc", "--input", csv_file.to_str().unwrap()]);
+    assert_eq!(accepted["accepted"], 100, "{accepted}");
+    let accepted =
+        server.cli_json(&["monitor", "outcomes", "--endpoint", "gc", "--input", json_file.to_str().unwrap()]);
+    assert_eq!((accepted["accepted"].as_u64(), accepted["outcomes"].as_u64()), (Some(107), Some(207)), "{accepted}");
+
+    // A run now: every record read, outcomes joined on (inference id, row), the same rows as the baseline (PSI 0).
+    let report = server.cli_json(&["monitor", "run", "--endpoint", "gc"]);
+    assert_eq!(report["status"], "completed", "{report}");
+    assert_eq!(report["trigger"], "request");
+    assert_eq!(report["records"], calls, "{report}");
+    assert_eq!(report["rows"], rows.len());
+    assert_eq!(report["skipped"]["malformed"], 0, "{report}");
+    assert_eq!((report["outcomes_joined"].as_u64(), report["outcomes_unmatched"].as_u64()), (Some(200), Some(7)));
+    assert_eq!(report["drift"]["rows"], rows.len());
+    assert_eq!(report["drift"]["score"]["index"], 0.0, "the baseline's own rows: {}", report["drift"]["score"]);
+    // No drift breach; the seeded outcomes ignore the model, so some grades are miscalibrated (checked below).
+    let breaches = report["breaches"].as_array().unwrap();
+    assert!(breaches.iter().all(|breach| breach["metric"] == "calibration"), "{breaches:?}");
+    // The joined statistics equal the monitoring crate's on the answers the endpoint gave and the outcomes sent.
+    let stored: riskserve_monitor::Baseline = serde_json::from_value(baseline["baseline"].clone()).unwrap();
+    let mut expected =
+        riskserve_monitor::OutcomeAccumulator::from_baseline(&stored, riskserve_monitor::OutcomeOptions::default())
+            .unwrap();
+    for (index, (_, _, (probability, grade))) in labelled_predictions.iter().enumerate() {
+        expected.add(*probability, seeded_bad(index), Some(grade), None, None).unwrap();
+    }
+    let expected = expected.finish();
+    let outcome = &report["outcomes"];
+    assert_eq!(outcome["rows"], 200);
+    assert_eq!(outcome["bad"], expected.bad);
+    assert_eq!(outcome["auc"].as_f64(), expected.auc, "{outcome}");
+    assert_eq!(outcome["ks"].as_f64(), expected.ks);
+    assert!((outcome["brier"].as_f64().unwrap() - expected.brier.unwrap()).abs() < 1e-15);
+    for (got, want) in outcome["grades"].as_array().unwrap().iter().zip(&expected.grades) {
+        assert_eq!((got["grade"].as_str(), got["rows"].as_u64()), (Some(want.grade.as_str()), Some(want.rows)));
+        assert_eq!(got["p_value"].as_f64(), want.p_value, "{got}");
+        let reported = breaches.iter().any(|breach| breach["subject"] == want.grade.as_str());
+        assert_eq!(reported, want.breach, "grade {}: {breaches:?}", want.grade);
+    }
+
+    // Drift: 100 more applicants asking ten times the amount. A schedule with fairness runs on its own.
+    let amount = header.iter().position(|name| name == "credit_amount").unwrap();
+    let shifted: Vec<Vec<String>> = rows[..100]
+        .iter()
+        .map(|row| {
+            let mut row = row.clone();
+            if let Ok(value) = row[amount].parse::<f64>() {
+                row[amount] = (value * 10.0).to_string();
+            }
+            row
+        })
+        .collect();
+    for (call, chunk) in shifted.chunks(5).enumerate() {
+        invoke(&format!("shifted-{call}"), chunk);
+    }
+    eventually(Duration::from_secs(10), "the shifted invocations captured", || {
+        let written = server.get("/metrics").text();
+        let line =
+            format!("riskserve_data_capture_records_total{{endpoint=\"gc\",outcome=\"written\"}} {}", calls + 20);
+        written.contains(&line).then_some(())
+    });
+    let settings_file = scratch.path().join("settings.json");
+    std::fs::write(&settings_file, json!({"fairness": {"attribute": "group"}}).to_string()).unwrap();
+    let reply = server.send("PUT", &monitoring("gc", "schedule"), Some("application/json"), b"{\"shift\": 0.5}");
+    assert_eq!(reply.status, 400, "{}", reply.text());
+    assert!(reply.text().contains("major_shift"), "{}", reply.text());
+    let schedule = server.cli_json(&[
+        "monitor",
+        "schedule",
+        "--endpoint",
+        "gc",
+        "--settings",
+        settings_file.to_str().unwrap(),
+        "--interval-minutes",
+        "5",
+    ]);
+    assert_eq!(schedule["settings"]["interval_minutes"], 5, "{schedule}");
+    let scheduled = eventually(Duration::from_secs(30), "a scheduled run with the shifted records", || {
+        let report = server.get(&monitoring("gc", "reports/latest")).json();
+        (report["trigger"] == "schedule" && report["records"].as_u64() == Some((calls + 20) as u64)).then_some(report)
+    });
+    let breaches = scheduled["breaches"].as_array().unwrap();
+    let has = |metric: &str, subject: &str, severity: &str| {
+        breaches.iter().any(|b| b["metric"] == metric && b["subject"] == subject && b["severity"] == severity)
+    };
+    assert!(has("feature_csi", "credit_amount", "alert"), "{breaches:?}");
+    assert!(has("out_of_range", "credit_amount", "warning"), "{breaches:?}");
+    assert!(!breaches.iter().any(|b| b["subject"] == "age_in_years"), "{breaches:?}");
+    let groups: Vec<&str> = scheduled["outcomes"]["fairness"]["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["group"].as_str().unwrap())
+        .collect();
+    assert_eq!(groups, ["A", "B"], "{}", scheduled["outcomes"]["fairness"]);
+    let metrics = server.get("/metrics").text();
+    assert!(
+        metrics.contains("riskserve_monitor_breaches{endpoint=\"gc\",metric=\"feature_csi\",severity=\"alert\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("riskserve_monitor_feature_csi{endpoint=\"gc\",feature=\"credit_amount\"}"));
+    let events = server.get("/api/v1/audit-events?action=monitoring:Breach").json();
+    let event = &events["items"].as_array().unwrap()[0];
+    assert_eq!((event["principal"].as_str(), event["resource"].as_str()), (Some("monitor"), Some("Endpoint/gc")));
+    let listed = server.cli_json(&["monitor", "report", "--endpoint", "gc"]);
+    assert!(listed.as_array().unwrap().len() >= 2, "{listed}");
+    let summary = server.cli_ok(&["monitor", "report", "--endpoint", "gc", "--id", "latest"]);
+    assert!(summary.contains("credit_amount"), "{summary}");
+
+    // Deleting the endpoint stops its schedule: gone from the store, said in the audit trail; reports stay.
+    server.send("DELETE", "/api/v1/endpoints/gc", None, b"");
+    eventually(Duration::from_secs(30), "the schedule of the deleted endpoint removed", || {
+        (server.get(&monitoring("gc", "schedule")).status == 404).then_some(())
+    });
+    let events = server.get("/api/v1/audit-events?action=monitoring:StopSchedule").json();
+    assert_eq!(events["items"].as_array().unwrap().len(), 1, "{events}");
+    assert_eq!(server.send("POST", &monitoring("gc", "runs"), Some("application/json"), b"{}").status, 404);
+}

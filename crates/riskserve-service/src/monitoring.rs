@@ -201,6 +201,10 @@ pub struct StoredBaseline {
     pub model: String,
     /// The file's outcome column, when it had one.
     pub outcome_column: Option<String>,
+    /// The model's CSV answer columns (`probability`, `score`, `grade`, `decision`, or a bare model's values), to
+    /// read captured CSV answers.
+    #[serde(default)]
+    pub outputs: Vec<String>,
     /// Per feature (the pipeline's input fields, in their CSV order) bins, the score's distribution and the bad
     /// rate per grade.
     pub baseline: Baseline,
@@ -625,9 +629,59 @@ struct CapturedAnswer<'a> {
     predictions: Vec<CapturedPrediction<'a>>,
 }
 
+/// What monitoring reads of one answered row.
+struct Prediction<'a> {
+    probability: Option<f64>,
+    grade: Option<Cow<'a, str>>,
+    decision: Option<Cow<'a, str>>,
+}
+
+/// A captured answer's rows: native JSON (`{"predictions": [...]}`) or CSV lines of the model's output columns.
+fn read_answer<'b>(bytes: &'b [u8], content_type: &str, outputs: &[String]) -> Option<Vec<Prediction<'b>>> {
+    if content_type.contains("json") {
+        let answer: CapturedAnswer<'b> = serde_json::from_slice(bytes).ok()?;
+        return Some(
+            answer
+                .predictions
+                .into_iter()
+                .map(|prediction| Prediction {
+                    probability: probability_of(prediction.probability, &prediction.values),
+                    grade: prediction.grade,
+                    decision: prediction.decision,
+                })
+                .collect(),
+        );
+    }
+    if !content_type.contains("csv") || outputs.is_empty() {
+        return None;
+    }
+    let column = |name: &str| outputs.iter().position(|output| output == name);
+    let (probability_at, grade_at, decision_at) = (column("probability"), column("grade"), column("decision"));
+    let rows = decode_csv(bytes, outputs).ok()?;
+    let text = |row: &[Cell<'b>], at: Option<usize>| -> Option<Cow<'b, str>> {
+        match row.get(at?)? {
+            Cell::Text(text) => Some(text.clone()),
+            _ => None,
+        }
+    };
+    rows.into_iter()
+        .map(|row| {
+            let number = |at: usize| text(&row, Some(at)).and_then(|cell| cell.trim().parse::<f64>().ok());
+            let probability = match probability_at {
+                Some(at) => Some(number(at)?),
+                // A bare model's one value column.
+                None if row.len() == 1 => probability_of(None, &[number(0)?]),
+                None => None,
+            };
+            Some(Prediction { probability, grade: text(&row, grade_at), decision: text(&row, decision_at) })
+        })
+        .collect()
+}
+
 /// A run in progress: feed it capture files (`add_file`), then `finish`.
 pub struct Run<'a> {
     baseline: &'a Baseline,
+    outputs: &'a [String],
     settings: &'a MonitorSettings,
     drift_window: Window,
     outcome_window: Window,
@@ -646,17 +700,19 @@ pub struct Run<'a> {
 
 impl<'a> Run<'a> {
     pub fn new(
-        baseline: &'a Baseline,
+        stored: &'a StoredBaseline,
         settings: &'a MonitorSettings,
         drift_window: Window,
         outcome_window: Window,
         outcomes: &'a mut OutcomeIndex,
     ) -> Result<Run<'a>, ServiceError> {
+        let baseline = &stored.baseline;
         let invalid = |error: MonitorError| ServiceError::internal(format!("the stored baseline is unusable: {error}"));
         let drift = DriftAccumulator::with_options(baseline, settings.drift_options()).map_err(invalid)?;
         let labelled = OutcomeAccumulator::from_baseline(baseline, settings.outcome_options()).map_err(invalid)?;
         Ok(Run {
             baseline,
+            outputs: &stored.outputs,
             settings,
             drift_window,
             outcome_window,
@@ -703,7 +759,7 @@ impl<'a> Run<'a> {
             return Some(());
         };
         let answer_bytes = output.bytes()?;
-        let answer: CapturedAnswer<'_> = serde_json::from_slice(&answer_bytes).ok()?;
+        let predictions = read_answer(&answer_bytes, &output.content_type.to_ascii_lowercase(), self.outputs)?;
         let input_bytes = match &record.capture.input {
             Some(input) if in_drift => Some((input.bytes()?, input.content_type.to_ascii_lowercase())),
             Some(_) => None,
@@ -717,13 +773,13 @@ impl<'a> Run<'a> {
             None => None,
         };
         if let Some(rows) = &rows
-            && rows.len() != answer.predictions.len()
+            && rows.len() != predictions.len()
         {
             return None;
         }
-        self.rows += answer.predictions.len() as u64;
-        for (index, prediction) in answer.predictions.iter().enumerate() {
-            let probability = probability_of(prediction.probability, &prediction.values);
+        self.rows += predictions.len() as u64;
+        for (index, prediction) in predictions.iter().enumerate() {
+            let probability = prediction.probability;
             if in_drift && let Some(rows) = &rows {
                 self.values.clear();
                 self.values.extend(rows[index].iter().zip(&self.kinds).map(|(cell, kind)| value_of(cell, *kind)));

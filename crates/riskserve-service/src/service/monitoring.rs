@@ -223,6 +223,7 @@ impl Service {
             variant: variant.name.clone(),
             model: variant.model().to_string(),
             outcome_column,
+            outputs: variant.scorer().outputs().to_vec(),
             baseline,
         };
         let data = serde_json::to_string(&stored)
@@ -536,7 +537,7 @@ impl Service {
             }
         }
         let earliest = drift_window.from.min(outcome_window.from);
-        let prefix = format!("{}/{endpoint}/", capture.destination);
+        let prefix = format!("{}/{endpoint}", capture.destination);
         let mut keys: Vec<String> = self
             .store()
             .artifacts
@@ -552,7 +553,7 @@ impl Service {
         let (files, mut received) = tokio::sync::mpsc::channel::<Bytes>(FILES_IN_FLIGHT);
         let settings = settings.clone();
         let statistics = tokio::task::spawn_blocking(move || -> Result<RunResult, ServiceError> {
-            let mut run = Run::new(&stored.baseline, &settings, drift_window, outcome_window, &mut index)?;
+            let mut run = Run::new(&stored, &settings, drift_window, outcome_window, &mut index)?;
             while let Some(file) = received.blocking_recv() {
                 run.add_file(&file);
             }
