@@ -855,7 +855,7 @@ fn monitoring_joins_outcomes_with_captured_records_and_reports_drift_and_breache
         assert!(reply.text().contains(expected), "{body}: {}", reply.text());
     }
     let labelled_predictions = &predictions[..200];
-    let group = |index: usize| if index % 3 == 0 { "A" } else { "B" };
+    let group = |index: usize| if index.is_multiple_of(3) { "A" } else { "B" };
     let mut csv_outcomes = String::from("inference_id,row,bad,attribute\n");
     let mut json_outcomes = String::new();
     for (index, (id, row, _)) in labelled_predictions.iter().enumerate() {

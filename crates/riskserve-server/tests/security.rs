@@ -260,13 +260,35 @@ fn actions() -> Vec<Action> {
             "/api/v1/endpoints/nothing/variants/v/scaling-policy",
             None,
         ),
+        // Model monitoring (issue 15).
+        Action {
+            name: "monitoring:PutBaseline",
+            method: Method::PUT,
+            uri: "/api/v1/endpoints/nothing/monitoring/baseline",
+            body: None,
+            content_type: Some("text/csv"),
+        },
+        action("monitoring:DescribeBaseline", Method::GET, "/api/v1/endpoints/nothing/monitoring/baseline", None),
+        Action {
+            name: "monitoring:PutOutcomes",
+            method: Method::POST,
+            uri: "/api/v1/endpoints/nothing/monitoring/outcomes",
+            body: None,
+            content_type: Some("text/csv"),
+        },
+        action("monitoring:PutSchedule", Method::PUT, "/api/v1/endpoints/nothing/monitoring/schedule", Some(json!({}))),
+        action("monitoring:DescribeSchedule", Method::GET, "/api/v1/endpoints/nothing/monitoring/schedule", None),
+        action("monitoring:DeleteSchedule", Method::DELETE, "/api/v1/endpoints/nothing/monitoring/schedule", None),
+        action("monitoring:StartRun", Method::POST, "/api/v1/endpoints/nothing/monitoring/runs", Some(json!({}))),
+        action("monitoring:ListReports", Method::GET, "/api/v1/endpoints/nothing/monitoring/reports", None),
+        action("monitoring:DescribeReport", Method::GET, "/api/v1/endpoints/nothing/monitoring/reports/latest", None),
     ]
 }
 
 /// What each built-in role may do (the roles' definition in docs/security.md).
 fn allowed(role: &str, action: &str) -> bool {
     let (service, verb) = action.split_once(':').expect("service:Verb");
-    let control_plane = service == "sagemaker" || service == "autoscaling";
+    let control_plane = service == "sagemaker" || service == "autoscaling" || service == "monitoring";
     let read = control_plane && (verb.starts_with("Describe") || verb.starts_with("List"));
     let metrics = service == "metrics" || service == "cost";
     match role {

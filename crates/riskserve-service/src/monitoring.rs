@@ -947,3 +947,199 @@ pub fn capture_file_hour(key: &str) -> Option<i64> {
     }
     crate::history::parse_time(&text, "hour").ok().map(|seconds| seconds * 1000)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stored() -> StoredBaseline {
+        let spec = BaselineSpec {
+            features: vec![
+                FeatureSpec { name: "income".into(), kind: FeatureKind::Numeric },
+                FeatureSpec { name: "region".into(), kind: FeatureKind::Categorical },
+            ],
+            bins: 4,
+            grades: vec!["A".into(), "B".into()],
+        };
+        let mut builder = BaselineBuilder::new(spec).unwrap();
+        for i in 0..400 {
+            let region = if i % 2 == 0 { "north" } else { "south" };
+            let p = f64::from(i % 100) / 100.0;
+            let grade = if p < 0.5 { "A" } else { "B" };
+            builder
+                .add_row(
+                    &[Value::Number(f64::from(i)), Value::Text(region.into())],
+                    Some(p),
+                    Some(grade),
+                    Some(i % 3 == 0),
+                )
+                .unwrap();
+        }
+        StoredBaseline {
+            variant: "main".into(),
+            model: "m".into(),
+            outcome_column: Some("bad".into()),
+            outputs: vec!["probability".into(), "score".into(), "grade".into(), "decision".into()],
+            baseline: builder.finish().unwrap(),
+        }
+    }
+
+    fn line(input: &str, output: &str, id: Option<&str>, time: &str) -> String {
+        let mut metadata = serde_json::json!({"eventId": "e", "inferenceTime": time});
+        if let Some(id) = id {
+            metadata["inferenceId"] = id.into();
+        }
+        serde_json::json!({
+            "captureData": {
+                "endpointInput": {"observedContentType": "text/csv", "mode": "INPUT", "data": input, "encoding": "CSV"},
+                "endpointOutput": {"observedContentType": "text/csv", "mode": "OUTPUT", "data": output, "encoding": "CSV"},
+            },
+            "eventMetadata": metadata,
+            "eventVersion": "0",
+        })
+        .to_string()
+    }
+
+    const NOW: &str = "2026-12-07T12:00:00.000Z";
+
+    fn windows() -> (Window, Window) {
+        let now = crate::history::parse_time(NOW, "now").unwrap() * 1000 + 1000;
+        (Window { from: now - 3_600_000, to: now }, Window { from: now - 86_400_000 * 30, to: now })
+    }
+
+    #[test]
+    fn settings_are_checked_by_name() {
+        assert!(MonitorSettings::default().validate().is_ok());
+        let bad = |json: serde_json::Value| {
+            let settings: MonitorSettings = serde_json::from_value(json).unwrap();
+            settings.validate().unwrap_err().to_string()
+        };
+        assert!(bad(serde_json::json!({"interval_minutes": 0})).contains("interval_minutes"));
+        assert!(bad(serde_json::json!({"shift": 0.3})).contains("major_shift"));
+        assert!(bad(serde_json::json!({"alpha": 0.7})).contains("alpha"));
+        assert!(bad(serde_json::json!({"favourable_decisions": []})).contains("favourable_decisions"));
+        assert!(bad(serde_json::json!({"fairness": {"attribute": " "}})).contains("fairness.attribute"));
+        assert!(bad(serde_json::json!({"max_out_of_range": f64::MAX})).contains("max_out_of_range"));
+        assert!(serde_json::from_str::<MonitorSettings>("{\"intervall\": 5}").is_err());
+    }
+
+    #[test]
+    fn outcome_uploads_name_the_bad_line_and_keep_the_last_of_a_key() {
+        let outcomes = parse_outcomes(b"inference_id,bad,row,attribute\na,1,0,f\nb,good,2,\na,0,0,m\n", false).unwrap();
+        assert_eq!(outcomes.len(), 2);
+        let a = outcomes.iter().find(|outcome| outcome.inference_id == "a").unwrap();
+        assert_eq!((a.bad, a.attribute.as_deref()), (false, Some("m")));
+        let b = outcomes.iter().find(|outcome| outcome.inference_id == "b").unwrap();
+        assert_eq!((b.bad, b.row_index, b.attribute.as_deref()), (false, 2, None));
+        let lines = b"{\"inference_id\":\"x\",\"bad\":true}\n\n{\"inference_id\":\"y\",\"bad\":\"bad\",\"row\":3}\n";
+        assert_eq!(parse_outcomes(lines, true).unwrap().len(), 2);
+        for (body, json, expected) in [
+            (&b"inference_id,bad\na,1\nb,2\n"[..], false, "line 3"),
+            (b"inference_id,bad\n,1\n", false, "line 2"),
+            (b"inference_id,bad,row\na,1,x\n", false, "line 2"),
+            (b"inference_id\na\n", false, "inference_id and bad"),
+            (b"inference_id,bad\n", false, "no outcomes"),
+            (b"{\"inference_id\":\"a\",\"bad\":1}\n{\"bad\":1}\n", true, "line 2"),
+            (b"{\"inference_id\":\"a\",\"bad\":0.5}\n", true, "line 1"),
+            (b"\xff\n", true, "UTF-8"),
+        ] {
+            let error = parse_outcomes(body, json).unwrap_err().to_string();
+            assert!(error.contains(expected), "{:?}: {error}", String::from_utf8_lossy(body));
+        }
+    }
+
+    #[test]
+    fn capture_file_hours_come_from_the_key() {
+        let hour = capture_file_hour("data-capture/credit/main/2026/12/07/13/00-01-002-r-1.jsonl").unwrap();
+        assert_eq!(hour, crate::history::parse_time("2026-12-07T13:00:00Z", "t").unwrap() * 1000);
+        assert_eq!(capture_file_hour("data-capture/credit/main/notes.txt"), None);
+        assert_eq!(capture_file_hour("a/2026/1/07/13/f"), None);
+    }
+
+    #[test]
+    fn answers_are_read_as_json_or_by_the_output_columns() {
+        let outputs: Vec<String> = ["probability", "score", "grade", "decision"].map(String::from).to_vec();
+        let rows = read_answer(b"0.25,600,A,approve\n0.75,500,B,decline\n", "text/csv", &outputs).unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!((rows[1].probability, rows[1].grade.as_deref()), (Some(0.75), Some("B")));
+        assert_eq!(rows[0].decision.as_deref(), Some("approve"));
+        let json = br#"{"predictions":[{"values":[1.2],"probability":0.3,"grade":"A"},{"values":[0.4]}]}"#;
+        let rows = read_answer(json, "application/json", &[]).unwrap();
+        assert_eq!((rows[0].probability, rows[1].probability), (Some(0.3), Some(0.4)));
+        let bare = read_answer(b"0.125\n", "text/csv", &["probability_1".to_string()]).unwrap();
+        assert_eq!(bare[0].probability, Some(0.125));
+        assert!(read_answer(b"0.1,2\n", "text/csv", &outputs).is_none(), "a line of the wrong width");
+        assert!(read_answer(b"x", "application/octet-stream", &outputs).is_none());
+    }
+
+    #[test]
+    fn a_run_counts_what_it_cannot_read_and_joins_each_outcome_once() {
+        let stored = stored();
+        let settings = MonitorSettings::default();
+        let (drift, outcomes) = windows();
+        let mut index = OutcomeIndex::default();
+        for (id, row, bad) in [("a", 0, true), ("a", 1, false), ("b", 0, false), ("ghost", 0, true)] {
+            index.add(riskserve_store::OutcomeRecord { inference_id: id.into(), row_index: row, bad, attribute: None });
+        }
+        let mut run = Run::new(&stored, &settings, drift, outcomes, &mut index).unwrap();
+        let file = [
+            line("10,north\n300,south\n", "0.2,600,A,approve\n0.7,500,B,decline\n", Some("a"), NOW),
+            // The same id again: its outcomes are already joined.
+            line("10,north\n300,south\n", "0.2,600,A,approve\n0.7,500,B,decline\n", Some("a"), NOW),
+            line("50,west\n", "0.4,580,A,approve\n", Some("b"), NOW),
+            "not json".to_string(),
+            line("1,2,3\n", "0.1,1,A,approve\n", None, NOW),
+            line("1,north\n", "0.1,1,A,approve\n0.2,1,A,approve\n", None, NOW),
+            line("1,north\n", "0.1,1,A,approve\n", None, "2020-01-01T00:00:00Z"),
+        ]
+        .join("\n");
+        run.add_file(file.as_bytes());
+        let result = run.finish();
+        assert_eq!((result.files, result.records), (1, 7));
+        assert_eq!(result.skipped.malformed, 3, "not JSON, a row of the wrong width, a count mismatch");
+        assert_eq!(result.skipped.outside_windows, 1);
+        assert_eq!(result.rows, 5);
+        assert_eq!((result.outcomes_joined, result.outcomes_unmatched), (3, 1));
+        assert_eq!(result.drift.rows, 5);
+        let outcomes = result.outcomes.unwrap();
+        assert_eq!((outcomes.rows, outcomes.bad), (3, 1));
+        assert_eq!(result.drift.features[1].unseen_rate, Some(0.2), "west is not a baseline region");
+    }
+
+    #[test]
+    fn breaches_follow_the_bands() {
+        let stored = stored();
+        let settings = MonitorSettings { min_auc: Some(0.99), ..MonitorSettings::default() };
+        let (drift, outcomes) = windows();
+        let mut index = OutcomeIndex::default();
+        let mut lines = Vec::new();
+        for i in 0..200 {
+            let id = format!("id-{i}");
+            // Incomes far above the baseline's, one region only; outcomes unrelated to the score.
+            lines.push(line(
+                &format!("{},north\n", 10_000 + i),
+                &format!("{},600,A,approve\n", f64::from(i % 50) / 100.0),
+                Some(&id),
+                NOW,
+            ));
+            index.add(riskserve_store::OutcomeRecord {
+                inference_id: id,
+                row_index: 0,
+                bad: i % 2 == 0,
+                attribute: None,
+            });
+        }
+        let mut run = Run::new(&stored, &settings, drift, outcomes, &mut index).unwrap();
+        run.add_file(lines.join("\n").as_bytes());
+        let result = run.finish();
+        let found = |metric: &str, subject: &str| {
+            result.breaches.iter().find(|breach| breach.metric == metric && breach.subject == subject)
+        };
+        assert_eq!(found("feature_csi", "income").unwrap().severity, "alert");
+        assert_eq!(found("out_of_range", "income").unwrap().value, 1.0);
+        assert_eq!(found("feature_csi", "region").unwrap().severity, "alert");
+        assert_eq!(found("auc", "score").unwrap().threshold, 0.99);
+        assert!(found("calibration", "A").is_some(), "{:?}", result.breaches);
+        assert!(found("missing_rate", "income").is_none());
+    }
+}
