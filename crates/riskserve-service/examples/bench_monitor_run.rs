@@ -106,10 +106,8 @@ async fn main() {
     while written < records {
         let hour_index = file_number / FILES_PER_HOUR;
         let time = now - Duration::from_secs(3600 * (hours - hour_index) as u64 - 1800);
-        let moment = riskserve_store::unix_to_rfc3339(
-            time.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs() as i64,
-            0,
-        );
+        let moment =
+            riskserve_store::unix_to_rfc3339(time.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs() as i64, 0);
         let folder = data.join(format!(
             "artifacts/data-capture/bench/main/{}/{}/{}/{}",
             &moment[0..4],
