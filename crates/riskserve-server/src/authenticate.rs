@@ -25,6 +25,37 @@ pub struct InvocationRecords(pub usize);
 /// The routes that answer without credentials.
 fn is_public(path: &str) -> bool {
     matches!(path, "/ping" | "/healthz" | "/v2/health/live" | "/v2/health/ready")
+        || crate::console::is_console_path(path)
+}
+
+/// A console session's principal, for a request that carries the session cookie and no `Authorization`; a
+/// state-changing request must also carry the session's CSRF token. `None` when the request has no cookie.
+async fn console_principal(
+    service: &Service,
+    headers: &axum::http::HeaderMap,
+    method: &Method,
+) -> Option<Result<Principal, AuthFailure>> {
+    if headers.contains_key(header::AUTHORIZATION) {
+        return None;
+    }
+    let cookie = crate::console::session_cookie(headers)?;
+    let safe = matches!(*method, Method::GET | Method::HEAD);
+    let given = headers.get(crate::console::CSRF_HEADER).and_then(|value| value.to_str().ok());
+    Some(match service.console_session(&cookie).await {
+        Err(error) => Err(AuthFailure { error, claimed: String::new() }),
+        Ok((principal, session)) => {
+            if safe || session.csrf_matches(given) {
+                Ok((*principal).clone())
+            } else {
+                Err(AuthFailure {
+                    error: ServiceError::CsrfFailed(
+                        "a console request that changes state needs the session's X-CSRF-Token header".to_string(),
+                    ),
+                    claimed: principal.name.clone(),
+                })
+            }
+        }
+    })
 }
 
 /// The invocation paths: SageMaker's (`/invocations`, `/endpoints/{name}/invocations`) and the Open Inference
@@ -93,7 +124,11 @@ pub async fn authenticate(State(service): State<Service>, mut request: Request, 
     let request_id = request_id();
     let method = request.method().clone();
     let query = request.uri().query().map(str::to_string);
-    let (principal, mut request) = match authenticate_request(&service, request).await {
+    let authenticated = match console_principal(&service, request.headers(), &method).await {
+        Some(found) => found.map(|principal| (principal, request)),
+        None => authenticate_request(&service, request).await,
+    };
+    let (principal, mut request) = match authenticated {
         Ok(found) => found,
         Err(AuthFailure { error, claimed }) => {
             let code = error.code().to_string();

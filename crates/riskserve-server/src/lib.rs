@@ -5,6 +5,7 @@
 
 mod audit;
 mod authenticate;
+mod console;
 mod iam;
 mod monitoring;
 mod oip;

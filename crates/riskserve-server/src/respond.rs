@@ -26,7 +26,7 @@ pub fn status_of(error: &ServiceError) -> StatusCode {
         ServiceError::Overloaded { .. } | ServiceError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         ServiceError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         ServiceError::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
-        ServiceError::AccessDenied(_) => StatusCode::FORBIDDEN,
+        ServiceError::AccessDenied(_) | ServiceError::CsrfFailed(_) => StatusCode::FORBIDDEN,
     }
 }
 

@@ -10,7 +10,7 @@ use riskserve_service::{Service, ServiceError};
 use utoipa::OpenApi;
 
 use crate::respond::error_response;
-use crate::{audit, authenticate, iam, monitoring, oip, operations, request_log, rest, sagemaker};
+use crate::{audit, authenticate, console, iam, monitoring, oip, operations, request_log, rest, sagemaker};
 
 /// The OpenAPI document of the native API (REST and operations routes), as JSON.
 pub fn openapi_json() -> String {
@@ -35,6 +35,7 @@ pub fn router(service: Service) -> Router {
         .merge(rest::artifact_routes(max_artifact))
         .merge(operations::routes())
         .merge(monitoring::routes(max_artifact))
+        .merge(console::routes())
         .fallback(unknown_route)
         .layer(axum::middleware::from_fn(request_log::log_request))
         .layer(axum::middleware::from_fn_with_state(service.clone(), authenticate::authenticate))

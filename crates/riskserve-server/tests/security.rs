@@ -781,3 +781,116 @@ async fn the_benchmark_setting_is_refused_off_loopback() {
     assert_eq!(send(&app, Method::GET, "/api/v1/models", &[], Vec::new()).await.status, StatusCode::OK);
     service.shutdown().await;
 }
+
+/// The session cookie of a console sign-in answer, and its `Set-Cookie` attributes.
+async fn console_sign_in(app: &Router, body: Value, headers: &[(&str, &str)]) -> (StatusCode, Value, Option<String>) {
+    let mut request =
+        Request::builder().method(Method::POST).uri("/console/api/session").header("content-type", "application/json");
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response =
+        app.clone().oneshot(request.body(Body::from(body.to_string())).expect("a request")).await.expect("infallible");
+    let status = response.status();
+    let cookie = response.headers().get("set-cookie").map(|value| value.to_str().expect("text").to_string());
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX).await.expect("a body");
+    (status, serde_json::from_slice(&body).unwrap_or(Value::Null), cookie)
+}
+
+#[tokio::test]
+async fn console_sessions_act_as_their_user_and_need_the_csrf_token_to_change_state() {
+    let scratch = Scratch::new("console");
+    let service = Service::start(scratch.config()).await.expect("starts");
+    let app = router(service.clone());
+    // The console's files are public, carry no data and a strict Content-Security-Policy.
+    let page = send(&app, Method::GET, "/console", &[], Vec::new()).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.text().contains("/console/assets/app.js"), "{}", page.text());
+    for path in ["/console", "/console/assets/app.js", "/console/assets/app.css"] {
+        let response = app
+            .clone()
+            .oneshot(Request::builder().uri(path).body(Body::empty()).expect("a request"))
+            .await
+            .expect("infallible");
+        let policy = response.headers().get("content-security-policy").expect("a CSP").to_str().expect("text");
+        assert!(policy.contains("script-src 'self'") && policy.contains("frame-ancestors 'none'"), "{path}: {policy}");
+    }
+
+    // Wrong or malformed credentials: 401 / 400, no cookie.
+    let (status, body, cookie) = console_sign_in(&app, json!({"token": "rsk_wrong"}), &[]).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str(), cookie),
+        (StatusCode::UNAUTHORIZED, Some("invalid_credentials"), None)
+    );
+    let (status, _, _) = console_sign_in(&app, json!({"token": ADMIN_TOKEN, "access_key_id": "AKIA"}), &[]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    // The administrator signs in with the token: an HttpOnly, SameSite=Strict cookie (Secure behind TLS).
+    let (status, session, cookie) = console_sign_in(&app, json!({"token": ADMIN_TOKEN}), &[]).await;
+    assert_eq!(status, StatusCode::OK, "{session}");
+    let cookie = cookie.expect("a session cookie");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict") && !cookie.contains("Secure"),
+        "{cookie}"
+    );
+    assert_eq!(session["principal"], "admin");
+    let csrf = session["csrf_token"].as_str().expect("a CSRF token").to_string();
+    let (_, _, tls_cookie) =
+        console_sign_in(&app, json!({"token": ADMIN_TOKEN}), &[("x-forwarded-proto", "https")]).await;
+    assert!(tls_cookie.expect("a cookie").contains("; Secure"));
+    let session_cookie = cookie.split(';').next().expect("name=value").to_string();
+    let with_cookie = |extra: Option<&str>| {
+        let mut headers = vec![
+            ("cookie".to_string(), session_cookie.clone()),
+            ("content-type".to_string(), "application/json".to_string()),
+        ];
+        if let Some(token) = extra {
+            headers.push(("x-csrf-token".to_string(), token.to_string()));
+        }
+        headers
+    };
+    let current = send_owned(&app, Method::GET, "/console/api/session", &with_cookie(None), Vec::new()).await;
+    assert_eq!(current.json()["csrf_token"], csrf.as_str());
+    // Reads need only the cookie; a change needs the CSRF token too, and Cedar decides as for a token.
+    let listed = send_owned(&app, Method::GET, "/api/v1/endpoints", &with_cookie(None), Vec::new()).await;
+    assert_eq!(listed.status, StatusCode::OK, "{}", listed.text());
+    let user = json!({"name": "console-made", "roles": ["auditor"]}).to_string().into_bytes();
+    for token in [None, Some("wrong-token")] {
+        let refused = send_owned(&app, Method::POST, "/api/v1/users", &with_cookie(token), user.clone()).await;
+        assert_eq!(
+            (refused.status, refused.code().as_str()),
+            (StatusCode::FORBIDDEN, "csrf_failed"),
+            "{}",
+            refused.text()
+        );
+    }
+    let created = send_owned(&app, Method::POST, "/api/v1/users", &with_cookie(Some(&csrf)), user).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text());
+
+    // An invoker's session may not list endpoints: the same decision as with its token.
+    let token = user_with_token(&app, "console-invoker", &["invoker"]).await;
+    let (_, _, cookie) = console_sign_in(&app, json!({"token": token}), &[]).await;
+    let invoker_cookie = cookie.expect("a cookie").split(';').next().expect("name=value").to_string();
+    let denied = send(&app, Method::GET, "/api/v1/endpoints", &[("cookie", &invoker_cookie)], Vec::new()).await;
+    assert_eq!((denied.status, denied.code().as_str()), (StatusCode::FORBIDDEN, "access_denied"));
+    // Disabling the user ends its session.
+    let disabled = admin(&app, Method::PATCH, "/api/v1/users/console-invoker", Some(json!({"disabled": true}))).await;
+    assert!(disabled.status.is_success(), "{}", disabled.text());
+    let ended = send(&app, Method::GET, "/api/v1/endpoints", &[("cookie", &invoker_cookie)], Vec::new()).await;
+    assert_eq!(ended.status, StatusCode::UNAUTHORIZED, "{}", ended.text());
+
+    // Sign-out needs the CSRF token, then the cookie is worthless.
+    let refused = send_owned(&app, Method::POST, "/console/api/sign-out", &with_cookie(None), Vec::new()).await;
+    assert_eq!(refused.code(), "csrf_failed");
+    let out = send_owned(&app, Method::POST, "/console/api/sign-out", &with_cookie(Some(&csrf)), Vec::new()).await;
+    assert_eq!(out.status, StatusCode::NO_CONTENT);
+    let after = send_owned(&app, Method::GET, "/api/v1/endpoints", &with_cookie(None), Vec::new()).await;
+    assert_eq!(after.status, StatusCode::UNAUTHORIZED);
+
+    // The audit trail names who signed in, never a secret.
+    let events = admin(&app, Method::GET, "/api/v1/audit-events?action=console:SignIn", None).await.json();
+    let items = events["items"].as_array().expect("items");
+    assert!(items.iter().any(|event| event["principal"] == "admin" && event["outcome"] == "allowed"), "{events}");
+    assert!(items.iter().any(|event| event["outcome"] == "unauthenticated"), "{events}");
+    assert!(!events.to_string().contains(ADMIN_TOKEN) && !events.to_string().contains("rsk_wrong"));
+}

@@ -39,6 +39,9 @@ pub enum ServiceError {
     /// The caller is authenticated but no policy allows the action (403).
     #[error("{0}")]
     AccessDenied(String),
+    /// A state-changing request of a console session without its CSRF token (403).
+    #[error("{0}")]
+    CsrfFailed(String),
 }
 
 /// Whose fault a failure is, as metrics count it (SageMaker's 4XX and 5XX errors; refusals under load apart).
@@ -78,6 +81,7 @@ impl ServiceError {
             ServiceError::Internal(_) => "internal",
             ServiceError::Unauthenticated { code, .. } => code,
             ServiceError::AccessDenied(_) => "access_denied",
+            ServiceError::CsrfFailed(_) => "csrf_failed",
         }
     }
 
@@ -94,7 +98,8 @@ impl ServiceError {
             | ServiceError::PayloadTooLarge(_)
             | ServiceError::UnsupportedMediaType(_)
             | ServiceError::Unauthenticated { .. }
-            | ServiceError::AccessDenied(_) => ErrorClass::Client,
+            | ServiceError::AccessDenied(_)
+            | ServiceError::CsrfFailed(_) => ErrorClass::Client,
             ServiceError::Overloaded { .. } => ErrorClass::Overloaded,
             ServiceError::Unavailable(_) | ServiceError::Internal(_) => ErrorClass::Server,
         }

@@ -37,6 +37,8 @@ impl KeyEntry {
 /// Every active credential of every enabled user, and the policies: swapped as a whole on each change.
 #[derive(Default)]
 pub struct IdentityIndex {
+    /// Every enabled user by id (console sessions act for a user).
+    pub users: HashMap<String, Arc<Principal>>,
     pub tokens: HashMap<[u8; 32], Arc<Principal>>,
     pub keys: HashMap<String, KeyEntry>,
 }
@@ -69,6 +71,7 @@ impl IdentityIndex {
                 KeyEntry { secret, principal: principal.clone(), signing_key: std::sync::Mutex::new(None) },
             );
         }
+        index.users = principals.into_iter().map(|(id, principal)| (id.to_string(), principal)).collect();
         Ok(index)
     }
 }

@@ -53,6 +53,7 @@ pub use scoring::Cell;
 pub use secrets::new_token;
 pub use security::{AuthFailure, Credentials, PendingSignature, SignedParts};
 pub use service::audit_trail::{AuditEventView, AuditQuery};
+pub use service::console::{ConsoleSession, ConsoleSignIn};
 pub use service::facade::{ContainerArchive, ServingSignature};
 pub use service::identities::{
     AccessKeyDescription, CreateUser, NewAccessKey, NewToken, PolicyDocument, TokenDescription, UpdateCredential,

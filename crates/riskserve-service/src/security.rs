@@ -234,6 +234,22 @@ impl PendingSignature {
 }
 
 impl Security {
+    /// The enabled user `id` (a console session's principal), as the identity index knows it now.
+    pub fn user(&self, id: &str) -> Option<Arc<Principal>> {
+        self.index.load().users.get(id).cloned()
+    }
+
+    /// The principal of a bearer token, or of an access key id with its secret (compared in constant time).
+    pub fn principal_of_secret(&self, token: Option<&str>, key: Option<(&str, &str)>) -> Option<Arc<Principal>> {
+        let index = self.index.load();
+        if let Some(token) = token {
+            return index.tokens.get(&token_hash(token)).cloned();
+        }
+        let (id, secret) = key?;
+        let entry = index.keys.get(id)?;
+        bool::from(entry.secret.as_bytes().ct_eq(secret.as_bytes())).then(|| entry.principal.clone())
+    }
+
     /// Checks a request's `Authorization` value (`None` when it has none): a bearer token is decided here, a SigV4
     /// signature once its key is known is left to [`PendingSignature::verify`] over the whole request.
     pub fn credentials(&self, authorization: Option<&[u8]>) -> Result<Credentials, AuthFailure> {

@@ -12,6 +12,7 @@
 mod artifacts;
 mod audit;
 mod backend;
+mod console;
 mod coordination;
 mod error;
 mod iam;
@@ -27,6 +28,7 @@ use std::path::{Path, PathBuf};
 
 pub use artifacts::{ArtifactInfo, ArtifactStore, invalid_object_key, parse_digest};
 pub use audit::{AuditFilter, AuditHead, AuditRecord, AuditSeal};
+pub use console::ConsoleSessionRecord;
 pub use coordination::{Change, ChangeFeed, Leadership};
 pub use error::StoreError;
 pub use iam::{AccessKeyRecord, IdentitySnapshot, PolicyRecord, TokenRecord, UserRecord};

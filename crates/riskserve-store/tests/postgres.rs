@@ -146,6 +146,11 @@ fn operations_tables_round_trip() {
 }
 
 #[test]
+fn console_sessions_round_trip() {
+    with_store("console", |metadata| async move { common::console_sessions_round_trip(&metadata).await });
+}
+
+#[test]
 fn monitoring_tables_round_trip() {
     with_store("monitoring", |metadata| async move { common::monitoring_tables_round_trip(&metadata).await });
 }

@@ -190,6 +190,15 @@ fn operations_tables_round_trip() {
 }
 
 #[test]
+fn console_sessions_round_trip() {
+    let scratch = Scratch::new("console");
+    runtime().block_on(async {
+        let store = Store::open(&scratch.0).await.expect("open");
+        common::console_sessions_round_trip(&store.metadata).await;
+    });
+}
+
+#[test]
 fn monitoring_tables_round_trip() {
     let scratch = Scratch::new("monitoring");
     runtime().block_on(async {

@@ -30,6 +30,7 @@ use crate::validate;
 
 mod access;
 pub(crate) mod audit_trail;
+pub(crate) mod console;
 /// Use cases the façades need beyond the native API: tag changes, façade documents, artifacts by digest.
 pub(crate) mod facade;
 pub(crate) mod identities;

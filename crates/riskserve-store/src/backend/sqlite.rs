@@ -22,6 +22,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (6, "replicas", include_str!("../../migrations/0006_replicas.sql")),
     (7, "data capture", include_str!("../../migrations/0007_data_capture.sql")),
     (8, "monitoring", include_str!("../../migrations/0008_monitoring.sql")),
+    (9, "console sessions", include_str!("../../migrations/0009_console_sessions.sql")),
 ];
 
 /// IMMEDIATE takes the write lock at the start, so a read-then-write transaction never fails half-way because

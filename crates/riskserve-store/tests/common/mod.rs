@@ -722,3 +722,23 @@ pub async fn monitoring_tables_round_trip(metadata: &Metadata) {
     assert!(metadata.delete_monitor_schedule("credit").await.expect("delete"));
     assert!(!metadata.delete_monitor_schedule("credit").await.expect("delete again"));
 }
+
+pub async fn console_sessions_round_trip(metadata: &Metadata) {
+    use riskserve_store::ConsoleSessionRecord;
+    let session = |hash: &str, expires_at: i64| ConsoleSessionRecord {
+        id_hash: hash.into(),
+        user_id: "u-1".into(),
+        csrf_token: "csrf".into(),
+        created_at: now_rfc3339(),
+        expires_at,
+    };
+    metadata.insert_console_session(&session("live", 2_000)).await.expect("insert");
+    metadata.insert_console_session(&session("old", 1_000)).await.expect("insert");
+    assert!(metadata.insert_console_session(&session("live", 3_000)).await.is_err(), "one row per cookie");
+    assert_eq!(metadata.console_session("live", 1_500).await.expect("read"), Some(session("live", 2_000)));
+    assert_eq!(metadata.console_session("live", 2_000).await.expect("read"), None, "expired at its end");
+    assert_eq!(metadata.console_session("old", 1_500).await.expect("read"), None);
+    assert_eq!(metadata.delete_expired_console_sessions(1_500).await.expect("prune"), 1);
+    assert!(metadata.delete_console_session("live").await.expect("sign out"));
+    assert!(!metadata.delete_console_session("live").await.expect("again"));
+}

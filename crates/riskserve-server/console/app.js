@@ -1,0 +1,1 @@
+// riskserve console (being written)
