@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check and test of the repository: formatting, lints, unit, parity and CLI tests, then the real-client
-# tests (boto3, the AWS CLI, tritonclient) in their own virtual environment, the Python package (wheel, pytest, the
-# executed notebook), and three replicas sharing PostgreSQL and S3 behind haproxy.
+# tests (boto3, the AWS CLI, tritonclient) in their own virtual environment, the web console in Chromium
+# (Playwright, axe-core), the Python package (wheel, pytest, the executed notebook), and three replicas sharing
+# PostgreSQL and S3 behind haproxy.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # Keep build output outside the clone so that repeated runs (and CI) reuse it.
@@ -28,6 +29,8 @@ echo "== cargo test (the store's PostgreSQL tests against a temporary server: sc
 bash scripts/with_postgres.sh cargo test --workspace --all-targets --locked
 echo "== real clients (scripts/client_tests.sh)"
 bash scripts/client_tests.sh
+echo "== the web console in Chromium (scripts/console_tests.sh)"
+bash scripts/console_tests.sh
 echo "== the Python package: wheel, pytest, the notebook (scripts/python_tests.sh)"
 bash scripts/python_tests.sh
 echo "== replicas on PostgreSQL and S3 behind haproxy (scripts/replica_tests.sh)"

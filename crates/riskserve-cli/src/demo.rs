@@ -190,6 +190,7 @@ fn instructions(url: &str, token: &str, data_dir: &std::path::Path) -> String {
         "\nThe administrator's bearer token (kept in {}; RISKSERVE_TOKEN for the CLI):\n  {token}\n",
         data_dir.join("demo-token").display()
     ));
+    text.push_str(&format!("\nThe web console: {url}/console (sign in with the token above)\n"));
     let authorization = shell_quote(&format!("Authorization: Bearer {token}"));
     text.push_str("\nScore one applicant (CSV: probability, score, grade, decision):\n");
     text.push_str(&format!(
@@ -262,5 +263,6 @@ mod tests {
         assert_eq!(curls.len(), 2, "{text}");
         assert!(curls[0].contains("'http://127.0.0.1:8080/endpoints/german-credit-xgboost/invocations'"));
         assert!(curls.iter().all(|curl| curl.contains("-H 'Authorization: Bearer rsk_t0k3n'")), "{text}");
+        assert!(text.contains("The web console: http://127.0.0.1:8080/console (sign in with the token above)"));
     }
 }

@@ -1682,6 +1682,20 @@ fn the_demo_serves_the_german_credit_examples_and_its_printed_invocations_work()
             names,
             BTreeMap::from([("german-credit-scorecard", "InService"), ("german-credit-xgboost", "InService")])
         );
+        // The printed console URL serves the console, and the printed token signs in to it.
+        let console = lines.iter().find_map(|line| line.strip_prefix("The web console: ")).expect("the console line");
+        let console_url = console.split_whitespace().next().expect("a URL");
+        assert_eq!(console_url, format!("http://127.0.0.1:{port}/console"));
+        let (base, path) = console_url.split_at(console_url.find("/console").unwrap());
+        let page = send(&agent, base, "GET", path, None, b"", &[]).unwrap();
+        assert_eq!(page.status, 200);
+        assert!(page.text().contains("/console/assets/app.js"), "{}", page.text());
+        let sign_in = json!({"token": ADMIN_TOKEN}).to_string();
+        let session =
+            send(&agent, base, "POST", "/console/api/session", Some("application/json"), sign_in.as_bytes(), &[])
+                .unwrap();
+        assert_eq!(session.status, 200, "{}", session.text());
+        assert_eq!(session.json()["principal"], "admin");
         interrupt(child);
     }
 }

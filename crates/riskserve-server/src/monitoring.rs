@@ -16,7 +16,7 @@ use riskserve_service::{
 use serde::Deserialize;
 use utoipa::OpenApi;
 
-use crate::respond::{ErrorBody, body_bytes, content_type, json_body, ok, respond};
+use crate::respond::{ErrorBody, body_bytes, content_type, json_body, ok, query_of, respond};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -59,12 +59,6 @@ pub fn routes(max_upload_bytes: usize) -> Router<Service> {
         .route("/api/v1/endpoints/{name}/monitoring/reports", get(list_reports))
         .route("/api/v1/endpoints/{name}/monitoring/reports/{id}", get(get_report))
         .merge(uploads)
-}
-
-fn query_of<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ServiceError> {
-    query
-        .map(|Query(query)| query)
-        .map_err(|rejection| ServiceError::validation(format!("bad query: {}", rejection.body_text())))
 }
 
 /// Builds the endpoint's baseline from a CSV file with a header (every input field of the model, and optionally an

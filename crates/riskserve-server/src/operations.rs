@@ -14,7 +14,7 @@ use riskserve_service::{
 };
 use utoipa::OpenApi;
 
-use crate::respond::{ErrorBody, json_body, ok, respond};
+use crate::respond::{ErrorBody, json_body, ok, query_of, respond};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -53,12 +53,6 @@ pub fn open_metrics_router(service: Service) -> Router {
 
 fn exposition_response(service: &Service) -> Response {
     ([(header::CONTENT_TYPE, EXPOSITION_CONTENT_TYPE)], service.metrics_text()).into_response()
-}
-
-fn query_of<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ServiceError> {
-    query
-        .map(|Query(query)| query)
-        .map_err(|rejection| ServiceError::validation(format!("bad query: {}", rejection.body_text())))
 }
 
 async fn open_metrics(State(service): State<Service>) -> Response {

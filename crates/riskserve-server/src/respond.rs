@@ -2,7 +2,8 @@
 //! the native JSON error body, reading request bodies and JSON, and wrapping a use case's result as an answer.
 
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::extract::Query;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use riskserve_service::{BodyFormat, ServiceError};
@@ -128,6 +129,13 @@ pub fn no_content(result: Result<(), ServiceError>) -> Response {
     }
 }
 
+/// A query string as `T`, or a validation error naming what is wrong with it.
+pub fn query_of<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ServiceError> {
+    query
+        .map(|Query(query)| query)
+        .map_err(|rejection| ServiceError::validation(format!("bad query: {}", rejection.body_text())))
+}
+
 #[cfg(test)]
 mod tests {
     use riskserve_service::ErrorClass;
@@ -152,6 +160,7 @@ mod tests {
             ServiceError::Unavailable(String::new()),
             ServiceError::Unauthenticated { code: "unauthenticated", message: String::new() },
             ServiceError::AccessDenied(String::new()),
+            ServiceError::CsrfFailed(String::new()),
         ];
         for error in errors {
             let status = status_of(&error);
