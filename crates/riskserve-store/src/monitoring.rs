@@ -52,7 +52,7 @@ pub struct MonitorReportRecord {
     pub data: String,
 }
 
-/// Rows inserted per statement (each row binds 6 values; SQLite allows 32,766 bound values).
+/// Rows inserted per statement: each row binds 6 values, well below every engine's limit on bound values.
 const OUTCOME_ROWS_PER_STATEMENT: usize = 500;
 
 fn count(row: &AnyRow, column: &str) -> Result<u64, StoreError> {

@@ -216,7 +216,7 @@ mod tests {
         assert_eq!(migrator.table_name, MIGRATIONS_TABLE);
         assert!(migrator.locking, "replicas starting at once must apply each migration once");
         let versions: Vec<i64> = migrator.iter().map(|migration| migration.version).collect();
-        assert_eq!(versions, [1, 2, 3, 4, 5, 6, 7]);
+        assert_eq!(versions, [1, 2, 3, 4, 5, 6, 7, 8, 9]);
         for migration in migrator.iter() {
             assert!(migration.sql.as_str().contains("COLLATE \"C\""), "{}", migration.sql.as_str());
             assert!(!migration.no_tx);

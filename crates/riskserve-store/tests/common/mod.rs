@@ -725,11 +725,12 @@ pub async fn monitoring_tables_round_trip(metadata: &Metadata) {
 
 pub async fn console_sessions_round_trip(metadata: &Metadata) {
     use riskserve_store::ConsoleSessionRecord;
+    let created_at = now_rfc3339();
     let session = |hash: &str, expires_at: i64| ConsoleSessionRecord {
         id_hash: hash.into(),
         user_id: "u-1".into(),
         csrf_token: "csrf".into(),
-        created_at: now_rfc3339(),
+        created_at: created_at.clone(),
         expires_at,
     };
     metadata.insert_console_session(&session("live", 2_000)).await.expect("insert");
