@@ -266,10 +266,11 @@ describe('the web console in Chromium', { timeout: 15 * 60 * 1000 }, () => {
 
   it('shows an endpoint deployed through the API on the overview', async () => {
     await createModel(server, 'credit');
-    await must(server, 'POST', '/api/v1/endpoint-configs', { name: 'credit-v1', variants: [{ name: 'main', model: 'credit', instances: 1 }], tags: { team: 'cards' } });
+    await must(server, 'POST', '/api/v1/endpoint-configs', { name: 'credit-v1', variants: [{ name: 'main', model: 'credit', instances: 1 }], tags: { team: 'cards' }, data_capture: { sampling_percentage: 100 } });
     await must(server, 'POST', '/api/v1/endpoint-configs', { name: 'credit-v2', variants: [{ name: 'main', model: 'credit', instances: 2 }] });
     await must(server, 'POST', '/api/v1/endpoints', { name: 'credit', config: 'credit-v1', tags: { team: 'cards' } });
     await waitInService(server, ['credit']);
+    await must(server, 'PUT', '/api/v1/endpoints/credit/monitoring/baseline', readFileSync(path.join(EXAMPLE, 'input.csv')), { type: 'text/csv' });
     // Traffic for the charts, the overview and the cost report: scored rows, and some refused as invalid (4xx).
     for (let i = 0; i < 12; i++) {
       await must(server, 'POST', '/endpoints/credit/invocations', `${csvRows.slice(i * 5, i * 5 + 5).join('\n')}\n`, { type: 'text/csv' });
@@ -278,14 +279,20 @@ describe('the web console in Chromium', { timeout: 15 * 60 * 1000 }, () => {
       const bad = await call(server, 'POST', '/endpoints/credit/invocations', { instances: [{ duration_in_month: 'many' }] });
       assert.equal(bad.status, 400);
     }
+    // The history takes a new variant in at its next one-second sample: wait until it counts the traffic.
+    const hour = async (metric) => (await must(server, 'GET', `/api/v1/endpoints/credit/metrics?metric=${metric}&stat=sum&start=-60m`)).datapoints.reduce((a, d) => a + d.value, 0);
+    let invocations, errors4xx, errors5xx;
+    for (let i = 0; i < 50; i++) {
+      [invocations, errors4xx, errors5xx] = [await hour('invocations'), await hour('errors_4xx'), await hour('errors_5xx')];
+      if (invocations >= 15 && errors4xx === 3) break;
+      await sleep(100);
+    }
+    assert.ok(invocations >= 15 && errors4xx === 3 && errors5xx === 0, `the history counted ${invocations} invocations, ${errors4xx} 4xx, ${errors5xx} 5xx`);
     await open(admin, 'overview');
     const row = admin.locator('#endpoints-table tbody tr', { hasText: 'credit' });
     await row.waitFor();
     assert.match(await row.innerText(), /InService/);
     await row.locator('td').nth(4).filter({ hasText: /^[\d,]+$/ }).waitFor();
-    const hour = async (metric) => (await must(server, 'GET', `/api/v1/endpoints/credit/metrics?metric=${metric}&stat=sum&start=-60m`)).datapoints.reduce((a, d) => a + d.value, 0);
-    const [invocations, errors4xx, errors5xx] = [await hour('invocations'), await hour('errors_4xx'), await hour('errors_5xx')];
-    assert.ok(invocations >= 12 && errors4xx === 3 && errors5xx === 0, `the history counted ${invocations} invocations, ${errors4xx} 4xx, ${errors5xx} 5xx`);
     assert.equal(await row.locator('td').nth(4).innerText(), invocations.toLocaleString('en-US'), 'invocations of the last hour');
     assert.equal(await row.locator('td').nth(5).innerText(), `${errors4xx} / ${errors5xx}`, 'errors 4xx / 5xx of the last hour');
     assert.match(await row.locator('td').nth(6).innerText(), /^[\d.]+ ms$/, 'p99 of the last hour');
@@ -357,7 +364,21 @@ describe('the web console in Chromium', { timeout: 15 * 60 * 1000 }, () => {
     });
     await visit(admin, 'cost-by-principal', 'cost?by=principal&from=-24h', (page) => page.locator('table tbody tr', { hasText: 'admin' }).waitFor());
     await visit(admin, 'cost-by-tag', 'cost?by=tag&from=-24h', (page) => page.locator('table tbody tr', { hasText: 'team=cards' }).waitFor());
-    await visit(admin, 'monitoring', 'monitoring/credit', (page) => page.getByText('No report yet').first().waitFor());
+    // A monitoring run over the captured invocations (the capture is written in the background: run until it is read).
+    let report;
+    for (let i = 0; i < 60; i++) {
+      report = await must(server, 'POST', '/api/v1/endpoints/credit/monitoring/runs');
+      if (report.status === 'completed') break;
+      await sleep(500);
+    }
+    assert.equal(report.status, 'completed', JSON.stringify(report));
+    await visit(admin, 'monitoring', 'monitoring/credit', async (page) => {
+      const latest = page.getByRole('region', { name: 'Latest report', exact: true });
+      await latest.getByText(report.id).waitFor();
+      assert.match(await latest.innerText(), new RegExp(`completed[\\s\\S]*${report.rows} rows in ${report.records} records`));
+      await latest.getByText(/Score PSI [\d.]+/).waitFor();
+      await page.getByRole('region', { name: 'Reports', exact: true }).locator('tbody tr').first().waitFor();
+    });
   });
 
   it('filters the audit trail, pages through it and verifies it', async () => {
