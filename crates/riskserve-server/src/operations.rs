@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 use riskserve_service::{
     Caller, CostLine, CostQuery, CostReport, Datapoint, EXPOSITION_CONTENT_TYPE, List, MetricQuery, MetricSeries,
-    PriceTable, PutScalingPolicy, Resource, ScalingActivity, ScalingPolicy, Service, ServiceError,
+    PriceTable, PutScalingPolicy, Resource, ScalingActivity, ScalingPolicy, Service,
 };
 use utoipa::OpenApi;
 
