@@ -67,7 +67,9 @@ async function startServer() {
   const child = spawn(BIN, ['serve', '--listen', '127.0.0.1:0', '--data-dir', dataDir], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   children.push(child);
   child.stdout.resume();
-  const { found, text } = await waitForLine(child, 'stderr', /riskserve listening on (http:\/\/\S+)/, 'riskserve serve');
+  // The whole line: a chunk may end inside the address.
+  const { found, text } = await waitForLine(child, 'stderr', /riskserve listening on (http:\/\/\S+)\r?\n/, 'riskserve serve');
+  assert.match(found[1], /^http:\/\/127\.0\.0\.1:\d+$/, 'the server listens on the loopback address asked for');
   const accessKeyId = text.match(/access key id:\s+(\S+)/)?.[1];
   const secret = text.match(/secret access key:\s+(\S+)/)?.[1];
   return { base: found[1], adminToken, accessKeyId, secret, child };
@@ -119,7 +121,7 @@ async function launchChromium() {
   { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   children.push(child);
   child.stdout.resume();
-  const { found } = await waitForLine(child, 'stderr', /DevTools listening on (ws:\/\/\S+)/, 'chromium');
+  const { found } = await waitForLine(child, 'stderr', /DevTools listening on (ws:\/\/\S+)\r?\n/, 'chromium');
   child.stderr.resume();
   return chromium.connectOverCDP(found[1]);
 }
@@ -318,7 +320,23 @@ describe('the web console in Chromium', { timeout: 15 * 60 * 1000 }, () => {
     await form.getByRole('button', { name: 'Apply change' }).click();
     await admin.getByText('Variant main: weight 1, 2 instances').waitFor();
     assert.equal((await must(server, 'GET', '/api/v1/endpoints/credit')).variants[0].instances, 2);
-    await visit(admin, 'endpoint', 'endpoints/credit', (page) => page.locator('figure svg[role="img"]').nth(3).waitFor());
+    // A scaling policy whose minimum is above the count: the autoscaler's next tick (10 s) scales out, an activity to mark.
+    await must(server, 'PUT', '/api/v1/endpoints/credit/variants/main/scaling-policy', { min_instances: 3, max_instances: 4, target: 100000 });
+    let activity;
+    for (let i = 0; i < 150 && !activity; i++) {
+      activity = (await must(server, 'GET', '/api/v1/endpoints/credit')).scaling_activities.find((a) => a.to === 3);
+      if (!activity) await sleep(100);
+    }
+    assert.ok(activity, 'the autoscaler scaled the variant out to its minimum');
+    await visit(admin, 'endpoint', 'endpoints/credit', async (page) => {
+      const figure = page.locator('figure').filter({ has: page.locator('figcaption', { hasText: /^Instances$/ }) });
+      const instances = figure.locator('svg[role="img"]');
+      await instances.waitFor();
+      assert.match(await instances.getAttribute('aria-label'), /1 scaling activities marked/);
+      assert.match(await instances.locator('g title').first().textContent(), /main 2 → 3 instances/);
+      await figure.locator('li', { hasText: /main 2 → 3 instances \(2 instances is below the policy's minimum\)/ }).waitFor();
+    });
+    await must(server, 'DELETE', '/api/v1/endpoints/credit/variants/main/scaling-policy');
   });
 
   it('tries a row and reads its reasons as a bar chart', async () => {
@@ -490,13 +508,24 @@ describe('the web console in Chromium', { timeout: 15 * 60 * 1000 }, () => {
     await auditor.context().close();
   });
 
+  it('updates the endpoint to another config from its page', async () => {
+    await open(admin, 'endpoints/credit');
+    const form = admin.getByRole('form', { name: 'Update to another config' });
+    await form.getByLabel('Config').selectOption('credit-v2');
+    await form.getByRole('button', { name: 'Update endpoint' }).click();
+    await admin.getByText('moving to config credit-v2').waitFor();
+    await waitInService(server, ['credit']);
+    assert.equal((await must(server, 'GET', '/api/v1/endpoints/credit')).config, 'credit-v2');
+    noProblems(admin);
+  });
+
   it('signs in with an access key and signs out', async () => {
     assert.ok(server.accessKeyId && server.secret, 'the server printed the administrator\'s access key');
     const page = await newPage();
     await open(page);
     await page.getByLabel('Access key id').fill(server.accessKeyId);
     await page.getByLabel('Secret access key').fill(server.secret);
-    await page.getByRole('button', { name: 'Sign in with access key' }).click();
+    await page.getByLabel('Secret access key').press('Enter');
     await page.getByRole('heading', { name: 'Overview', level: 1 }).waitFor();
     await page.locator('#who').getByRole('button', { name: 'Sign out' }).click();
     await page.getByText('You are signed out.').waitFor();
