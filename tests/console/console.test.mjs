@@ -8,7 +8,7 @@
 // Run: cd tests/console && npm ci && RISKSERVE_BIN=... node --test --test-concurrency=1 console.test.mjs
 // Missing Chromium, node modules or binary fail the run: nothing here skips.
 
-import { describe, it, before, after } from 'node:test';
+import { describe, it, before, after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -206,14 +206,21 @@ function csvFields(line) {
 const [csvHeader, ...csvRows] = readFileSync(path.join(EXAMPLE, 'input.csv'), 'utf8').trim().split('\n');
 const expected = readFileSync(path.join(EXAMPLE, 'expected.jsonl'), 'utf8').trim().split('\n').map((line) => JSON.parse(line));
 
+/** What the test needs; missing, it fails (a failed test, and the suite's tests cancelled): it never skips. */
+function prerequisites() {
+  assert.equal(loadError, null, `playwright-core is not installed (run npm ci in tests/console): ${loadError?.message}`);
+  assert.ok(existsSync(AXE), `axe-core is not installed: ${AXE} is missing (run npm ci in tests/console)`);
+  assert.ok(existsSync(CHROMIUM), `Chromium is missing at ${CHROMIUM} (apt-get install chromium, or set CHROMIUM)`);
+  assert.ok(BIN && existsSync(BIN), `RISKSERVE_BIN must name the riskserve binary (got ${BIN})`);
+}
+
+test('Chromium, playwright-core, axe-core and the riskserve binary are there', prerequisites);
+
 describe('the web console in Chromium', { timeout: 15 * 60 * 1000 }, () => {
   let admin;
 
   before(async () => {
-    assert.equal(loadError, null, `playwright-core is not installed (run npm ci in tests/console): ${loadError?.message}`);
-    assert.ok(existsSync(AXE), `axe-core is not installed: ${AXE} is missing (run npm ci in tests/console)`);
-    assert.ok(existsSync(CHROMIUM), `Chromium is missing at ${CHROMIUM} (apt-get install chromium, or set CHROMIUM)`);
-    assert.ok(BIN && existsSync(BIN), `RISKSERVE_BIN must name the riskserve binary (got ${BIN})`);
+    prerequisites();
     mkdirSync(ARTIFACTS, { recursive: true });
     server = await startServer();
     browser = await launchChromium();
