@@ -135,7 +135,7 @@ async function listAll(path) {
 // What the built-in roles may do (crates/riskserve-service/policies/builtin.cedar), used only to choose which links
 // and forms to show; Cedar decides every request, and a role the console does not know shows everything.
 const BUILTIN = { admin: ['read', 'write', 'invoke', 'iam', 'audit', 'metrics'], deployer: ['read', 'write', 'invoke', 'metrics'], invoker: ['invoke'], auditor: ['read', 'audit', 'metrics'] };
-const may = (group) => !!session && session.roles.some((role) => !Object.hasOwn(BUILTIN, role) || BUILTIN[role].includes(group));
+const may = (group) => !!session && session.roles.some((role) => !Object.prototype.hasOwnProperty.call(BUILTIN, role) || BUILTIN[role].includes(group));
 
 function errorBox(error) {
   if (error.status === 403 && error.code === 'access_denied') {
