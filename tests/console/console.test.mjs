@@ -513,8 +513,24 @@ describe('the web console in Chromium', { timeout: 15 * 60 * 1000 }, () => {
     assert.equal(await auditor.locator('table').count(), 0, 'no users table for an auditor');
     await visit(auditor, 'auditor-endpoint', 'endpoints/credit', (page) => page.locator('figure svg[role="img"]').nth(3).waitFor());
     await visit(auditor, 'auditor-admin', 'admin', (page) => page.getByText('Not allowed for your role').first().waitFor());
+    // A deployer changes endpoints but reads neither the audit trail nor users: refused by Cedar, said on the page.
+    await must(server, 'POST', '/api/v1/users', { name: 'dora', roles: ['deployer'] });
+    const deployerToken = (await must(server, 'POST', '/api/v1/users/dora/tokens')).token;
+    const deployer = await newPage();
+    await signIn(deployer, deployerToken);
+    await deployer.getByRole('heading', { name: 'Overview', level: 1 }).waitFor();
+    const deployerNav = await deployer.locator('#nav a').allInnerTexts();
+    assert.ok(deployerNav.includes('Try it') && !deployerNav.includes('Audit trail') && !deployerNav.includes('Users & policies'), deployerNav.join(', '));
+    await open(deployer, 'endpoints/credit');
+    await deployer.getByRole('form', { name: 'Change a variant' }).waitFor();
+    await open(deployer, 'audit');
+    await deployer.getByText('Not allowed for your role').first().waitFor();
+    assert.equal(await deployer.locator('table tbody tr').count(), 0, 'no audit rows for a deployer');
+    await visit(deployer, 'deployer-endpoint', 'endpoints/credit', (page) => page.getByRole('form', { name: 'Change a variant' }).waitFor());
+    await visit(deployer, 'deployer-audit', 'audit', (page) => page.getByText('Not allowed for your role').first().waitFor());
     await invoker.context().close();
     await auditor.context().close();
+    await deployer.context().close();
   });
 
   it('updates the endpoint to another config from its page', async () => {
