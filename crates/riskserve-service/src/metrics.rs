@@ -447,6 +447,17 @@ fn boot_time_seconds() -> Option<f64> {
     stat.lines().find_map(|line| line.strip_prefix("btime ")).and_then(|value| value.trim().parse().ok())
 }
 
+/// The gauges of an endpoint's latest run on this replica (`/metrics`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MonitorGauges {
+    pub score_psi: Option<f64>,
+    pub feature_csi: Vec<(String, f64)>,
+    pub auc: Option<f64>,
+    /// Breaches by metric and severity.
+    pub breaches: std::collections::BTreeMap<(String, String), u64>,
+    pub last_run_seconds: f64,
+}
+
 /// What the server as a whole shows at scrape time, beyond its variants.
 #[derive(Debug, Clone, Default)]
 pub struct ServerFigures {
@@ -455,7 +466,7 @@ pub struct ServerFigures {
     /// Per endpoint that captured since the start: records captured, dropped, written and failed.
     pub captures: Vec<(String, [u64; 4])>,
     /// Per monitored endpoint, its latest run's gauges on this replica.
-    pub monitors: Vec<(String, crate::monitoring::MonitorGauges)>,
+    pub monitors: Vec<(String, MonitorGauges)>,
 }
 
 /// The outcomes of captured records, in the order of [`ServerFigures::captures`].

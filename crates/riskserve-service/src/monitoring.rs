@@ -525,17 +525,6 @@ pub struct Skipped {
     pub outside_windows: u64,
 }
 
-/// The gauges of an endpoint's latest run on this replica (`/metrics`).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct MonitorGauges {
-    pub score_psi: Option<f64>,
-    pub feature_csi: Vec<(String, f64)>,
-    pub auc: Option<f64>,
-    /// Breaches by metric and severity.
-    pub breaches: std::collections::BTreeMap<(String, String), u64>,
-    pub last_run_seconds: f64,
-}
-
 /// One breach of an alert band.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Breach {

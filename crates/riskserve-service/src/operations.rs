@@ -61,7 +61,7 @@ pub struct Operations {
     /// Data capture counters by endpoint, kept across its deployments.
     pub(crate) captures: Mutex<std::collections::BTreeMap<String, Arc<CaptureCounters>>>,
     /// The gauges of each endpoint's latest monitoring run on this replica.
-    pub(crate) monitors: Mutex<std::collections::BTreeMap<String, crate::monitoring::MonitorGauges>>,
+    pub(crate) monitors: Mutex<std::collections::BTreeMap<String, crate::metrics::MonitorGauges>>,
     /// The data capture writers still running (awaited at shutdown, so queued records are written).
     pub(crate) capture_writers: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }

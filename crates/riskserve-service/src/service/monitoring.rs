@@ -15,9 +15,10 @@ use super::{Service, capture_of};
 use crate::audit::AuditEvent;
 use crate::caller::Resource;
 use crate::error::ServiceError;
+use crate::metrics::MonitorGauges;
 use crate::monitoring::{
-    Breach, MonitorGauges, MonitorSettings, OutcomeIndex, Run, RunResult, Skipped, StoredBaseline, Window,
-    build_baseline, capture_file_hour, parse_outcomes,
+    Breach, MonitorSettings, OutcomeIndex, Run, RunResult, Skipped, StoredBaseline, Window, build_baseline,
+    capture_file_hour, parse_outcomes,
 };
 use crate::resources::{DataCapture, List};
 use crate::secrets::new_id;
