@@ -383,6 +383,15 @@ describe('the web console in Chromium', { timeout: 15 * 60 * 1000 }, () => {
       assert.match(text, /pipeline/);
       assert.match(text, /sha256:[0-9a-f]{64}/);
       assert.match(text, /team=cards/);
+      // The pipeline's framework and steps, read from the model's pipeline file.
+      await card.getByText('Pipeline: framework and steps').click();
+      const pipeline = card.locator('details.pipeline');
+      await pipeline.getByText('xgboost-json (model.json)').waitFor();
+      const steps = await pipeline.locator('ol li').allInnerTexts();
+      const spec = JSON.parse(readFileSync(path.join(EXAMPLE, 'pipeline.json'), 'utf8'));
+      assert.equal(steps.length, spec.steps.length);
+      assert.match(steps[0], new RegExp(`^${spec.steps[0].step}`));
+      assert.match(await pipeline.innerText(), /A, B, C, D, E/);
     });
     await visit(admin, 'cost', 'cost?by=endpoint&from=-24h', async (page) => {
       const row = page.locator('table tbody tr', { hasText: 'credit' });

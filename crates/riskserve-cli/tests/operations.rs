@@ -590,6 +590,7 @@ fn data_capture_writes_sagemakers_records_of_exactly_the_sampled_share() {
         201,
     );
     let variants = json!([{"name": "main", "model": "cap-model"}]);
+    assert_eq!(server.get("/api/v1/models/cap-model/pipeline").status, 404, "a bare model has no pipeline");
     // Bad settings are refused, naming the problem.
     for (capture, expected) in [
         (json!({"sampling_percentage": 101}), "0 to 100"),
@@ -738,6 +739,9 @@ fn monitoring_joins_outcomes_with_captured_records_and_reports_drift_and_breache
     let (model, pipeline) = (upload("model.json"), upload("pipeline.json"));
     let body = json!({"name": "gc", "artifacts": [{"name": "model.json", "digest": model}], "pipeline": pipeline});
     server.json("POST", "/api/v1/models", &body, 201);
+    // The pipeline file comes back as it was uploaded (the console shows its framework and steps).
+    let spec = server.get("/api/v1/models/gc/pipeline");
+    assert_eq!((spec.status, spec.body), (200, std::fs::read(example.join("pipeline.json")).unwrap()));
     let variants = json!([{"name": "main", "model": "gc"}]);
     server.json("POST", "/api/v1/endpoint-configs", &json!({"name": "plain", "variants": variants}), 201);
     let capture = json!({"sampling_percentage": 100, "destination": "monitoring/capture"});

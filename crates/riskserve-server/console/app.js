@@ -597,6 +597,19 @@ function showPrediction(p) {
 
 // ---- models ----
 
+/** A pipeline model's framework and steps, from its pipeline file. */
+function pipelineFacts(name) {
+  const box = h('div', {}, hint('Loading…'));
+  get(`/api/v1/models/${enc(name)}/pipeline`).then((p) => box.replaceChildren(facts([
+    ['Framework', [].concat(p.model || p.models || []).map((m) => `${m.format || '?'} (${m.artifact || ''})`).join(', ')],
+    ['Steps', h('ol', {}, (p.steps || []).map((s) => h('li', {}, h('code', {}, s.step), ` ${s.output || s.input || ''}`)))],
+    ['Calibration', (p.calibration || []).map((c) => c.method).join(' → ') || 'none'],
+    ['Grades', p.master_scale ? p.master_scale.bands.map((b) => b.grade).join(', ') : 'none'],
+    ['Decision', p.decision ? `approve below ${p.decision.approve}, decline from ${p.decision.decline}, ${(p.decision.knockouts || []).length} knock-out rules` : 'none']])),
+  (error) => box.replaceChildren(errorBox(error)));
+  return box;
+}
+
 async function pageModels(page, parts, params) {
   const only = params.get('name');
   add(page, ...h1('Models', only ? `Model ${only}` : 'Format, artifacts, pipeline, inputs and tags.'));
@@ -609,6 +622,7 @@ async function pageModels(page, parts, params) {
       facts([['Format', m.format], ['Pipeline', m.pipeline ? h('code', {}, m.pipeline) : 'none (a bare model)'],
         ['Artifacts', m.artifacts.map((a) => h('div', {}, `${a.name} (${fmtNum(a.size / 1024, 1)} KiB) `, h('code', {}, a.digest)))],
         ['Outputs', m.outputs.join(', ')], ['Tags', m.tags && Object.keys(m.tags).length ? tags(m.tags) : 'none'], ['Created', `${fmtTime(m.created_at)} UTC`]]),
+      m.pipeline && h('details', { class: 'pipeline' }, h('summary', {}, 'Pipeline: framework and steps'), pipelineFacts(m.name)),
       h('details', {}, h('summary', {}, `${m.inputs.length} input fields`), h('ol', {}, m.inputs.map((i) => h('li', {}, h('code', {}, i)))))))));
   });
 }

@@ -39,6 +39,7 @@ const ENABLE_EXPLANATIONS: &str = "x-amzn-sagemaker-enable-explanations";
         create_model,
         list_models,
         get_model,
+        get_model_pipeline,
         delete_model,
         create_endpoint_config,
         list_endpoint_configs,
@@ -88,6 +89,7 @@ pub fn routes() -> Router<Service> {
         .route("/healthz", get(healthz))
         .route("/api/v1/models", post(create_model).get(list_models))
         .route("/api/v1/models/{name}", get(get_model).delete(delete_model))
+        .route("/api/v1/models/{name}/pipeline", get(get_model_pipeline))
         .route("/api/v1/endpoint-configs", post(create_endpoint_config).get(list_endpoint_configs))
         .route("/api/v1/endpoint-configs/{name}", get(get_endpoint_config).delete(delete_endpoint_config))
         .route("/api/v1/endpoints", post(create_endpoint).get(list_endpoints))
@@ -199,6 +201,26 @@ async fn get_model(
         async {
             service.authorize(&caller, "sagemaker:DescribeModel", Resource::Model(name.clone())).await?;
             Ok(ok(service.get_model(&name).await?))
+        }
+        .await,
+    )
+}
+
+/// The model's pipeline file as it was uploaded (features, steps, model, calibration, scaling, grades, decisions,
+/// reason codes); 404 for a bare model.
+#[utoipa::path(get, path = "/api/v1/models/{name}/pipeline", params(("name" = String, Path)),
+    responses((status = 200, description = "The pipeline spec (JSON)", content_type = "application/json"),
+              (status = 404, description = "not_found", body = ErrorBody)))]
+async fn get_model_pipeline(
+    State(service): State<Service>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+) -> Response {
+    respond(
+        async {
+            service.authorize(&caller, "sagemaker:DescribeModel", Resource::Model(name.clone())).await?;
+            let spec = service.get_model_pipeline(&name).await?;
+            Ok(([(axum::http::header::CONTENT_TYPE, "application/json")], spec).into_response())
         }
         .await,
     )

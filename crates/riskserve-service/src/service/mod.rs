@@ -389,6 +389,15 @@ impl Service {
         Ok(model_of(self.inner.store.metadata.get_model(name).await?))
     }
 
+    /// The pipeline file of a model, as uploaded; `NotFound` for a bare model.
+    pub async fn get_model_pipeline(&self, name: &str) -> Result<Bytes, ServiceError> {
+        let record = self.inner.store.metadata.get_model(name).await?;
+        let digest = record
+            .pipeline
+            .ok_or_else(|| ServiceError::NotFound(format!("model {name:?} is a bare model: it has no pipeline")))?;
+        self.artifact_bytes(&digest, "the model's pipeline").await
+    }
+
     pub async fn list_models(&self, page: &PageRequest) -> Result<List<Model>, ServiceError> {
         let page = self.inner.store.metadata.list_models(page).await?;
         Ok(List { items: page.items.into_iter().map(model_of).collect(), next_token: page.next_token })
