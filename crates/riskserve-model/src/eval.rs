@@ -258,16 +258,18 @@ impl Predictor {
     fn predict_chunk(&self, rows: &[f64], out: &mut [f64], first_row: usize) -> Result<(), BatchError> {
         let mut scratch = self.scratch();
         let values = self.num_values();
-        let direct = self.missing_rules.is_none() && self.preprocess.is_none();
+        // Missing-value rewrites are applied while a block is converted; a feature program needs the row path.
+        let direct = self.preprocess.is_none();
+        let rules = self.missing_rules.as_deref();
         match &self.engine {
             Engine::Trees32(forest) if direct => {
-                score_blocks(forest, rows, self.num_inputs, out, values, |margin, out| {
+                score_blocks(forest, rows, self.num_inputs, rules, out, values, |margin, out| {
                     finish_f32(self.transform, &self.kind, margin, out)
                 });
                 Ok(())
             }
             Engine::Trees64(forest) if direct => {
-                score_blocks(forest, rows, self.num_inputs, out, values, |margin, out| {
+                score_blocks(forest, rows, self.num_inputs, rules, out, values, |margin, out| {
                     finish_f64(self.transform, &self.kind, margin, out)
                 });
                 Ok(())
@@ -386,12 +388,13 @@ fn argmax(values: impl Iterator<Item = f64>) -> usize {
     best.0
 }
 
-/// Scores rows in blocks of [`ROW_BLOCK`]: converts each block to the forest's precision, runs
-/// every tree over it, then finishes each row's margin.
+/// Scores rows in blocks of [`ROW_BLOCK`]: rewrites missing values by `rules` and converts each block to the
+/// forest's precision, runs every tree over it, then finishes each row's margin.
 fn score_blocks<T: Float>(
     forest: &TreeEvaluator<T>,
     rows: &[f64],
     width: usize,
+    rules: Option<&[MissingRule]>,
     out: &mut [f64],
     values: usize,
     mut finish: impl FnMut(&mut [T], &mut [f64]),
@@ -403,8 +406,20 @@ fn score_blocks<T: Float>(
     let mut bins = forest.bin_scratch(ROW_BLOCK);
     for (rows, out) in rows.chunks(ROW_BLOCK * width).zip(out.chunks_mut(ROW_BLOCK * values)) {
         let count = rows.len() / width;
-        for (slot, value) in features.iter_mut().zip(rows) {
-            *slot = T::from_f64(*value);
+        match rules {
+            None => {
+                for (slot, value) in features.iter_mut().zip(rows) {
+                    *slot = T::from_f64(*value);
+                }
+            }
+            // The rewrite before the conversion, as `predict_row` does.
+            Some(rules) => {
+                for (slots, row) in features.chunks_mut(width).zip(rows.chunks(width)) {
+                    for ((slot, value), rule) in slots.iter_mut().zip(row).zip(rules) {
+                        *slot = T::from_f64(rule.apply(*value));
+                    }
+                }
+            }
         }
         forest.margin_block(&features, width, count, &mut bins, &mut margins);
         for (margin, out) in margins.chunks_mut(outputs).zip(out.chunks_mut(values)).take(count) {
