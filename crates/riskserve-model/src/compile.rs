@@ -25,7 +25,8 @@ pub enum EvaluatorChoice {
     Auto,
     /// The reference walk (floats compared at every split).
     Reference,
-    /// The quantised walk wherever it applies (categorical splits and very wide models keep the reference).
+    /// The quantised walk wherever it applies (categorical splits, very wide models and pre-order trees of more than
+    /// 65,534 leaves keep the reference).
     Quantised,
 }
 
@@ -319,10 +320,12 @@ fn quantise<T: Probe>(
         }
     }
     let probes = probe_rows(&cuts, ensemble.num_features);
-    let candidate = if widest <= u8::CAPACITY {
-        TreeEvaluator::QuantisedU8(QuantisedForest::compile(ensemble, cuts)?)
-    } else {
-        TreeEvaluator::QuantisedU16(QuantisedForest::compile(ensemble, cuts)?)
+    // Narrow bins when every feature's thresholds and every pre-order tree's leaves fit them.
+    let narrow =
+        if widest <= u8::CAPACITY { QuantisedForest::<T, u8>::compile(ensemble, cuts.clone()).ok() } else { None };
+    let candidate = match narrow {
+        Some(forest) => TreeEvaluator::QuantisedU8(forest),
+        None => TreeEvaluator::QuantisedU16(QuantisedForest::compile(ensemble, cuts)?),
     };
     Ok((candidate, probes, widest))
 }

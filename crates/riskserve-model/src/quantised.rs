@@ -15,9 +15,10 @@
 //! reference evaluator (`crate::compile` decides).
 //!
 //! Layouts mirror `forest.rs`: shallow trees in a complete heap layout (4-byte splits `{slot, rank}`, leaves apart),
-//! other trees in pre-order nodes (8 bytes `{slot, rank, right}`, leaf values in a parallel array); a leaf reads
-//! slot 1 with rank 0, which always goes "right" by an offset of 0, so it steps to itself. Leaves are summed in tree
-//! order, so results are bit-identical to the reference walk.
+//! other trees in pre-order nodes (8 bytes `{slot, rank, right}`, leaf values apart, tree by tree). A leaf reads a
+//! constant slot that always holds the bin type's maximum, so it always goes "right", by an offset of 0: it steps to
+//! itself, and its rank field is free to hold the index of its value. Leaves are summed in tree order, so results
+//! are bit-identical to the reference walk.
 
 #![allow(
     unsafe_code,
@@ -29,8 +30,8 @@ use std::marker::PhantomData;
 use crate::forest::{Float, LANES, MAX_COMPLETE_DEPTH, MAX_PADDING, ROW_BLOCK};
 use crate::ir::{Aggregation, Direction, Node, SplitTest, Tree, TreeEnsemble};
 
-/// Most features a quantised forest reads: two bin slots per feature must fit a `u16`.
-pub const MAX_FEATURES: usize = 1 << 15;
+/// Most features a quantised forest reads: two bin slots per feature and the constant slot must fit a `u16`.
+pub const MAX_FEATURES: usize = (1 << 15) - 1;
 
 /// A row's bin index type: `u8` when every feature has at most 254 distinct thresholds, else `u16`.
 pub trait Bin: Copy + Default + PartialEq + std::fmt::Debug + Send + Sync + 'static {
@@ -143,7 +144,9 @@ struct Split {
     rank: u16,
 }
 
-/// A general-layout node; the left child is the next node. A leaf is `{1, 0, 0}`: it always goes "right" by 0.
+/// A general-layout node; the left child is the next node. A leaf is `{2 * num_features, index, 0}`: it reads the
+/// constant slot (always the bin type's maximum, above every rank and leaf index), so it always goes "right", by 0,
+/// and its rank field holds the index of its value among its tree's leaves.
 #[derive(Debug, Clone, Copy)]
 #[repr(C)]
 struct PackedNode {
@@ -156,12 +159,19 @@ struct PackedNode {
 const BLOCK_SHIFT: u32 = ROW_BLOCK.trailing_zeros();
 const _: () = assert!(ROW_BLOCK == 1 << BLOCK_SHIFT, "row blocks are a power of two");
 
-const LEAF_NODE: PackedNode = PackedNode { slot: 1, rank: 0, right: 0 };
-
 #[derive(Debug, Clone, Copy)]
 enum Placement {
-    Complete { splits: u32, leaves: u32, depth: u32 },
-    General { root: u32, depth: u32 },
+    Complete {
+        splits: u32,
+        leaves: u32,
+        depth: u32,
+    },
+    /// Nodes from `root`, leaf values from `leaves`.
+    General {
+        root: u32,
+        depth: u32,
+        leaves: u32,
+    },
 }
 
 /// Up to `LANES` trees of one layout walked together for one row.
@@ -185,8 +195,8 @@ pub struct QuantisedForest<T, B> {
     splits: Vec<Split>,
     leaves: Vec<T>,
     nodes: Vec<PackedNode>,
-    /// Leaf values of general-layout nodes, indexed like `nodes` (unused for splits).
-    node_values: Vec<T>,
+    /// Leaf values of general-layout trees, tree after tree, in pre-order.
+    general_leaves: Vec<T>,
     lane_groups: Vec<LaneGroup>,
     base_margin: Vec<T>,
     divisors: Option<Vec<T>>,
@@ -227,7 +237,7 @@ impl<T: Float, B: Bin> QuantisedForest<T, B> {
             splits: Vec::new(),
             leaves: Vec::new(),
             nodes: Vec::new(),
-            node_values: Vec::new(),
+            general_leaves: Vec::new(),
             lane_groups: Vec::new(),
             base_margin: ensemble.base_margin.iter().map(|value| T::from_f64(*value)).collect(),
             divisors: None,
@@ -242,8 +252,10 @@ impl<T: Float, B: Bin> QuantisedForest<T, B> {
             let leaf_count = tree.nodes.iter().filter(|node| matches!(node, Node::Leaf { .. })).count();
             let placement = if depth <= MAX_COMPLETE_DEPTH && (1usize << depth) <= MAX_PADDING * leaf_count {
                 forest.push_complete(tree, depth)
-            } else {
+            } else if leaf_count <= B::CAPACITY {
                 forest.push_general(tree, depth)
+            } else {
+                return Err(format!("a tree has {leaf_count} leaves, more than {} bins index", B::NAME));
             };
             forest.placements.push(placement);
         }
@@ -272,7 +284,7 @@ impl<T: Float, B: Bin> QuantisedForest<T, B> {
 
     /// Bin slots of one row.
     pub fn row_bins(&self) -> usize {
-        2 * self.num_features
+        2 * self.num_features + 1
     }
 
     /// Trees in the complete layout.
@@ -285,7 +297,7 @@ impl<T: Float, B: Bin> QuantisedForest<T, B> {
         self.splits.len() * size_of::<Split>()
             + self.leaves.len() * size_of::<T>()
             + self.nodes.len() * size_of::<PackedNode>()
-            + self.node_values.len() * size_of::<T>()
+            + self.general_leaves.len() * size_of::<T>()
             + self.cuts.values.len() * size_of::<T>()
             + self.cuts.start.len() * 4
             + self.used_features.len() * 12
@@ -327,6 +339,8 @@ impl<T: Float, B: Bin> QuantisedForest<T, B> {
 
     fn push_general(&mut self, tree: &Tree, depth: usize) -> Placement {
         let root = self.nodes.len() as u32;
+        let leaves = self.general_leaves.len();
+        let constant_slot = (2 * self.num_features) as u16;
         let mut stack: Vec<(u32, Option<usize>)> = vec![(0, None)];
         while let Some((index, parent)) = stack.pop() {
             let position = self.nodes.len();
@@ -335,8 +349,11 @@ impl<T: Float, B: Bin> QuantisedForest<T, B> {
             }
             match &tree.nodes[index as usize] {
                 Node::Leaf { value } => {
-                    self.nodes.push(LEAF_NODE);
-                    self.node_values.push(T::from_f64(*value));
+                    // `compile` keeps a tree's leaves below B::MAX, so the index fits the rank and stays below
+                    // the constant slot's bin.
+                    let index = (self.general_leaves.len() - leaves) as u16;
+                    self.nodes.push(PackedNode { slot: constant_slot, rank: index, right: 0 });
+                    self.general_leaves.push(T::from_f64(*value));
                 }
                 Node::Split { feature, test, left, right, missing } => {
                     let SplitTest::LessThan(threshold) = test else {
@@ -344,24 +361,23 @@ impl<T: Float, B: Bin> QuantisedForest<T, B> {
                     };
                     let rank = self.cuts.rank(*feature as usize, T::from_f64(*threshold));
                     self.nodes.push(PackedNode { slot: Self::slot(*feature, *missing), rank, right: 0 });
-                    self.node_values.push(T::ZERO);
                     stack.push((*right, Some(position)));
                     stack.push((*left, None));
                 }
             }
         }
-        Placement::General { root, depth: depth as u32 }
+        Placement::General { root, depth: depth as u32, leaves: leaves as u32 }
     }
 
     fn group_lanes(&mut self) {
         let mut complete: Vec<Vec<(u32, u32, u32)>> = vec![Vec::new(); MAX_COMPLETE_DEPTH + 1];
-        let mut general: Vec<(u32, u32, u32)> = Vec::new();
+        let mut general: Vec<(u32, u32, u32, u32)> = Vec::new();
         for (index, placement) in self.placements.iter().enumerate() {
             match *placement {
                 Placement::Complete { splits, leaves, depth } => {
                     complete[depth as usize].push((index as u32, splits, leaves))
                 }
-                Placement::General { root, depth } => general.push((depth, index as u32, root)),
+                Placement::General { root, depth, leaves } => general.push((depth, index as u32, root, leaves)),
             }
         }
         for (depth, trees) in complete.into_iter().enumerate() {
@@ -371,8 +387,8 @@ impl<T: Float, B: Bin> QuantisedForest<T, B> {
         }
         general.sort_unstable();
         for chunk in general.chunks(LANES) {
-            let depth = chunk.iter().map(|(depth, _, _)| *depth).max().unwrap_or(0);
-            let trees = chunk.iter().map(|(_, tree, root)| (*tree, *root, 0)).collect();
+            let depth = chunk.iter().map(|(depth, _, _, _)| *depth).max().unwrap_or(0);
+            let trees = chunk.iter().map(|(_, tree, root, leaves)| (*tree, *root, *leaves)).collect();
             self.lane_groups.push(LaneGroup { depth, general: true, trees });
         }
     }
@@ -383,6 +399,7 @@ impl<T: Float, B: Bin> QuantisedForest<T, B> {
     #[inline]
     fn quantise_row(&self, features: &[T], bins: &mut [B], row: usize, shift: u32) {
         let features = &features[..self.num_features];
+        bins[((2 * self.num_features) << shift) + row] = B::MAX;
         for &(feature, start, count) in &self.used_features {
             let feature = feature as usize;
             let value = features[feature];
@@ -422,11 +439,15 @@ impl<T: Float, B: Bin> QuantisedForest<T, B> {
         unsafe { *self.nodes.get_unchecked(index) }
     }
 
+    /// The value of the general-layout leaf at node `position` of the tree whose leaf values start at `leaves`.
     #[inline(always)]
-    fn node_value(&self, index: usize) -> T {
-        debug_assert!(index < self.node_values.len());
-        // SAFETY: `node_values` is as long as `nodes`, and `index` is a node a walk reached (see `node`).
-        unsafe { *self.node_values.get_unchecked(index) }
+    fn general_leaf(&self, leaves: u32, position: usize) -> T {
+        let index = leaves as usize + self.node(position).rank as usize;
+        debug_assert!(index < self.general_leaves.len());
+        // SAFETY: a general walk ends at a leaf of its tree (it takes the tree's depth in steps, and leaves step to
+        // themselves); `push_general` gave that leaf its index among the tree's leaves, whose values it pushed from
+        // `leaves` on.
+        unsafe { *self.general_leaves.get_unchecked(index) }
     }
 
     /// Walks `N` complete-layout lanes for `depth` steps; lane `l` reads the tree whose splits start at
@@ -514,13 +535,13 @@ impl<T: Float, B: Bin> QuantisedForest<T, B> {
                 if trees.len() == LANES {
                     let start = std::array::from_fn(|lane| trees[lane].1 as usize);
                     let reached = self.walk_general::<LANES, 0, 0>(start, group.depth, bins);
-                    for ((tree, _, _), position) in trees.iter().zip(reached) {
-                        leaf_values[*tree as usize] = self.node_value(position);
+                    for ((tree, _, leaves), position) in trees.iter().zip(reached) {
+                        leaf_values[*tree as usize] = self.general_leaf(*leaves, position);
                     }
                 } else {
-                    for (tree, root, _) in trees {
+                    for (tree, root, leaves) in trees {
                         let [position] = self.walk_general::<1, 0, 0>([*root as usize], group.depth, bins);
-                        leaf_values[*tree as usize] = self.node_value(position);
+                        leaf_values[*tree as usize] = self.general_leaf(*leaves, position);
                     }
                 }
                 continue;
@@ -591,15 +612,15 @@ impl<T: Float, B: Bin> QuantisedForest<T, B> {
                             margins[row * outputs + output] += leaf(position);
                         }
                     }
-                    Placement::General { root, depth } => {
+                    Placement::General { root, depth, leaves } => {
                         if lanes == LANES {
                             let reached = self.walk_general::<LANES, BLOCK, 1>([root as usize; LANES], depth, bins);
                             for (lane, position) in reached.into_iter().enumerate() {
-                                margins[(row + lane) * outputs + output] += self.node_value(position);
+                                margins[(row + lane) * outputs + output] += self.general_leaf(leaves, position);
                             }
                         } else {
                             let [position] = self.walk_general::<1, BLOCK, 1>([root as usize], depth, bins);
-                            margins[row * outputs + output] += self.node_value(position);
+                            margins[row * outputs + output] += self.general_leaf(leaves, position);
                         }
                     }
                 }
@@ -649,10 +670,11 @@ fn count_at_most<T: Float>(cuts: &[T], value: T) -> usize {
 #[inline(always)]
 fn bin_at<B: Copy>(bins: &[B], index: usize) -> B {
     debug_assert!(index < bins.len());
-    // SAFETY: every slot a split or leaf stores is below 2 * num_features (features are below num_features by
-    // `Model::validate`; leaves and padding read slots 1 and 0, and `Cuts::collect` refuses zero features). One row
-    // reads `bins[slot]`; a block walk gets the block's bins from its first row `row` on and reads
-    // `(slot << BLOCK_SHIFT) + lane` with `row + lane < ROW_BLOCK = 1 << BLOCK_SHIFT`, inside the `2 * num_features`
-    // slots times `ROW_BLOCK` that the entry point asserts the block's bins hold (one row: `2 * num_features`).
+    // SAFETY: every slot a split or leaf stores is at most 2 * num_features (split features are below num_features
+    // by `Model::validate`; padding splits read slot 0, which exists as `Cuts::collect` refuses zero features;
+    // general leaves read the constant slot 2 * num_features), so below `row_bins()`. One row reads `bins[slot]`; a
+    // block walk gets the block's bins from its first row `row` on and reads `(slot << BLOCK_SHIFT) + lane` with
+    // `row + lane < ROW_BLOCK = 1 << BLOCK_SHIFT`, inside the `row_bins()` slots times `ROW_BLOCK` that the entry
+    // point asserts the block's bins hold (one row: `row_bins()`).
     unsafe { *bins.get_unchecked(index) }
 }
