@@ -1,7 +1,7 @@
-"""Side-by-side scoring benchmark: riskserve against XGBoost, LightGBM and tl2cgen-compiled code.
+"""Side-by-side scoring benchmark: riskserve against XGBoost, LightGBM, tl2cgen-compiled code and lleaves.
 
 Trains three models on synthetic credit-like data (with missing values), compiles them with
-treelite + tl2cgen, checks that riskserve's predictions equal the library's (1e-6), then measures
+treelite + tl2cgen (and the LightGBM model with lleaves, LLVM through llvmlite), checks that riskserve's predictions equal the library's (1e-6), then measures
 rows per second on batches of 1,000 rows and the latency of one-row calls, one thread each,
 alternating the peers round by round and reporting medians. Run through scripts/bench_peers.sh,
 which prepares the virtual environment and builds riskserve.
@@ -234,6 +234,31 @@ def tl2cgen_peer(library_path: Path, rows: np.ndarray) -> tuple[Peer, np.ndarray
     return Peer(f"tl2cgen ({dtype})", batch, one_row), np.asarray(predictor.predict(matrix)).reshape(-1)
 
 
+def compile_lleaves(model_path: Path, cache_path: Path):
+    """lleaves compiles a LightGBM text model to native code with LLVM (llvmlite); the object file is cached."""
+    import lleaves
+
+    started = time.perf_counter()
+    model = lleaves.Model(model_file=str(model_path))
+    model.compile(cache=str(cache_path))
+    print(f"  lleaves model ready ({cache_path.name}) in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    return model
+
+
+def lleaves_peer(model_path: Path, cache_path: Path, rows: np.ndarray) -> tuple[Peer, np.ndarray]:
+    model = compile_lleaves(model_path, cache_path)
+    rows = np.ascontiguousarray(rows, dtype=np.float64)
+    singles = [rows[index : index + 1] for index in range(len(rows))]
+
+    def batch(seconds: float) -> float:
+        return time_calls(lambda _: model.predict(rows, n_jobs=1), len(rows), seconds, 1)
+
+    def one_row(seconds: float) -> float:
+        return time_calls(lambda index: model.predict(singles[index], n_jobs=1), 1, seconds, len(singles))
+
+    return Peer("lleaves", batch, one_row), np.asarray(model.predict(rows, n_jobs=1)).reshape(-1)
+
+
 def riskserve_has_commands(riskserve: Path) -> bool:
     try:
         completed = subprocess.run([str(riskserve), "--help"], capture_output=True, text=True, timeout=30)
@@ -313,14 +338,20 @@ def table_rows(title: str, results: Results, parity: dict[str, str]) -> list[str
 
 
 def versions() -> str:
+    from importlib import metadata
+
     import lightgbm
     import tl2cgen
     import treelite
     import xgboost
 
+    try:
+        lleaves = f"lleaves {metadata.version('lleaves')} (llvmlite {metadata.version('llvmlite')}), "
+    except metadata.PackageNotFoundError:
+        lleaves = "lleaves not installed, "
     return (
         f"xgboost {xgboost.__version__}, lightgbm {lightgbm.__version__}, treelite {treelite.__version__}, "
-        f"tl2cgen {tl2cgen.__version__}, numpy {np.__version__}, Python {platform.python_version()}"
+        f"tl2cgen {tl2cgen.__version__}, {lleaves}numpy {np.__version__}, Python {platform.python_version()}"
     )
 
 
@@ -347,6 +378,7 @@ def main() -> int:
     parser.add_argument("--train-rows", type=int, default=20_000)
     parser.add_argument("--retrain", action="store_true", help="train and compile again even if the files exist")
     parser.add_argument("--no-tl2cgen", action="store_true", help="skip compiling and timing tl2cgen")
+    parser.add_argument("--no-lleaves", action="store_true", help="skip compiling and timing lleaves (LightGBM model)")
     arguments = parser.parse_args()
 
     out: Path = arguments.out
@@ -411,6 +443,20 @@ def main() -> int:
                 peers.append(peer)
             except Exception as error:  # A peer that cannot be built is reported, not fatal.
                 print(f"  tl2cgen unavailable for {model_path.name}: {error}", file=sys.stderr)
+
+        if spec.library == "lightgbm" and not arguments.no_lleaves:
+            try:
+                peer, compiled = lleaves_peer(model_path, models_dir / (model_path.stem + ".lleaves.o"), test_rows)
+                parity[peer.name] = f"{float(np.max(np.abs(compiled - reference))):.1e}"
+                peers.append(peer)
+            except ImportError as error:
+                print(
+                    f"  lleaves is not installed ({error}); scripts/bench_peers.sh installs it from PyPI "
+                    "(scripts/requirements-lleaves.txt: lleaves and llvmlite wheels); skipping it",
+                    file=sys.stderr,
+                )
+            except Exception as error:  # A peer that cannot be built is reported, not fatal.
+                print(f"  lleaves unavailable for {model_path.name}: {error}", file=sys.stderr)
 
         results = measure(peers, arguments.rounds, arguments.seconds)
         raw[spec.key] = {"batch": results.batch, "one_row": results.one_row}
