@@ -1,7 +1,8 @@
-"""Side-by-side scoring benchmark: riskserve against XGBoost, LightGBM and tl2cgen-compiled code.
+"""Side-by-side scoring benchmark: riskserve against XGBoost, LightGBM, tl2cgen-compiled code and lleaves.
 
 Trains three models on synthetic credit-like data (with missing values), compiles them with
-treelite + tl2cgen, checks that riskserve's predictions equal the library's (1e-6), then measures
+treelite + tl2cgen (and the LightGBM model with lleaves, LLVM through llvmlite, in a venv of its own),
+checks that riskserve's predictions equal the library's (1e-6), then measures
 rows per second on batches of 1,000 rows and the latency of one-row calls, one thread each,
 alternating the peers round by round and reporting medians. Run through scripts/bench_peers.sh,
 which prepares the virtual environment and builds riskserve.
@@ -234,6 +235,29 @@ def tl2cgen_peer(library_path: Path, rows: np.ndarray) -> tuple[Peer, np.ndarray
     return Peer(f"tl2cgen ({dtype})", batch, one_row), np.asarray(predictor.predict(matrix)).reshape(-1)
 
 
+def lleaves_peer(python: Path, model_path: Path, cache_path: Path, rows_path: Path) -> tuple[Peer, np.ndarray]:
+    """lleaves compiles a LightGBM text model to native code with LLVM (llvmlite). It runs in a virtual environment
+    of its own (its llvmlite conflicts with numba's), through scripts/bench_lleaves.py, which times itself exactly as
+    `time_calls` does; the compiled object file is cached next to the model (the first compile takes minutes)."""
+    helper = Path(__file__).with_name("bench_lleaves.py")
+
+    def run(mode: str, seconds: float = 0.0) -> dict:
+        command = [str(python), str(helper), "--model", str(model_path), "--cache", str(cache_path)]
+        command += ["--rows", str(rows_path), "--mode", mode, "--seconds", str(seconds)]
+        completed = subprocess.run(command, capture_output=True, text=True, check=True)
+        return json.loads(completed.stdout.strip().splitlines()[-1])
+
+    started = time.perf_counter()
+    predictions = np.asarray(run("predict")["predictions"])
+    print(f"  lleaves model ready ({cache_path.name}) in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    peer = Peer(
+        "lleaves",
+        lambda seconds: float(run("batch", seconds)["rows_per_second"]),
+        lambda seconds: float(run("one_row", seconds)["rows_per_second"]),
+    )
+    return peer, predictions
+
+
 def riskserve_has_commands(riskserve: Path) -> bool:
     try:
         completed = subprocess.run([str(riskserve), "--help"], capture_output=True, text=True, timeout=30)
@@ -320,7 +344,7 @@ def versions() -> str:
 
     return (
         f"xgboost {xgboost.__version__}, lightgbm {lightgbm.__version__}, treelite {treelite.__version__}, "
-        f"tl2cgen {tl2cgen.__version__}, numpy {np.__version__}, Python {platform.python_version()}"
+        f"tl2cgen {tl2cgen.__version__}, lleaves as pinned in scripts/requirements-lleaves.txt, numpy {np.__version__}, Python {platform.python_version()}"
     )
 
 
@@ -347,6 +371,8 @@ def main() -> int:
     parser.add_argument("--train-rows", type=int, default=20_000)
     parser.add_argument("--retrain", action="store_true", help="train and compile again even if the files exist")
     parser.add_argument("--no-tl2cgen", action="store_true", help="skip compiling and timing tl2cgen")
+    parser.add_argument("--no-lleaves", action="store_true", help="skip compiling and timing lleaves (LightGBM model)")
+    parser.add_argument("--lleaves-python", type=Path, help="the python of a virtual environment with lleaves")
     arguments = parser.parse_args()
 
     out: Path = arguments.out
@@ -411,6 +437,27 @@ def main() -> int:
                 peers.append(peer)
             except Exception as error:  # A peer that cannot be built is reported, not fatal.
                 print(f"  tl2cgen unavailable for {model_path.name}: {error}", file=sys.stderr)
+
+        if spec.library == "lightgbm" and not arguments.no_lleaves:
+            if arguments.lleaves_python is None:
+                print(
+                    "  lleaves skipped: no --lleaves-python (scripts/bench_peers.sh makes venv-lleaves from "
+                    "scripts/requirements-lleaves.txt: lleaves and llvmlite wheels from PyPI)",
+                    file=sys.stderr,
+                )
+            else:
+                try:
+                    rows_npy = out / "rows.npy"
+                    np.save(rows_npy, test_rows)
+                    cache = models_dir / (model_path.stem + ".lleaves.o")
+                    if arguments.retrain:
+                        cache.unlink(missing_ok=True)
+                    peer, compiled = lleaves_peer(arguments.lleaves_python, model_path, cache, rows_npy)
+                    parity[peer.name] = f"{float(np.max(np.abs(compiled - reference))):.1e}"
+                    peers.append(peer)
+                except (OSError, subprocess.CalledProcessError, ValueError) as error:
+                    detail = getattr(error, "stderr", "") or ""
+                    print(f"  lleaves unavailable for {model_path.name}: {error} {detail.strip()[-500:]}", file=sys.stderr)
 
         results = measure(peers, arguments.rounds, arguments.seconds)
         raw[spec.key] = {"batch": results.batch, "one_row": results.one_row}

@@ -3,6 +3,7 @@
 
 mod bench;
 mod client;
+mod compile;
 mod demo;
 mod rows;
 mod score;
@@ -26,6 +27,8 @@ enum Command {
     Score(score::ScoreArgs),
     /// Measure scoring throughput on the rows of a CSV file.
     Bench(bench::BenchArgs),
+    /// Compile a model's trees and print the evaluator chosen, its memory per node and the compile time as JSON.
+    Compile(compile::CompileArgs),
     /// Run the server: managed endpoints over HTTP, with embedded storage.
     Serve(serve::ServeArgs),
     /// Register, list, describe and delete models on a riskserve server.
@@ -78,6 +81,7 @@ where
     let result = match cli.command {
         Command::Score(args) => score::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Compile(args) => compile::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Model(args) => client::model::run(args),
         Command::EndpointConfig(args) => client::endpoint_config::run(args),

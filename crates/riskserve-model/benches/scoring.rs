@@ -11,20 +11,25 @@
 //! also with the missing-value rewrite a LightGBM file gives. Each is timed on one row (with a
 //! reused scratch, cycling over 1,000 rows) and on a batch of 1,000 rows on one thread.
 //!
+//! Each model is timed with the reference walk and with the evaluator the compile step chooses (`/reference`,
+//! `/auto`), in one run.
+//!
 //! Run: `cargo bench -p riskserve-model --bench scoring -- --warm-up-time 1 --measurement-time 3`
+//! Instructions (no timing): `RISKSERVE_COUNT_INSTRUCTIONS=b valgrind --tool=callgrind <bench binary>`, then
+//! `callgrind_annotate --inclusive=yes` on the `reference_*` / `auto_*` functions (bench/README.md).
 
 use std::hint::black_box;
 
 mod common;
 
 use common::{NUM_FEATURES, Random, has_missing_values, synthetic_rows};
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use riskserve_model::Predictor;
+use criterion::{Criterion, Throughput, criterion_group};
 use riskserve_model::error::Format;
 use riskserve_model::ir::{
     Aggregation, Direction, Feature, MissingRule, Model, ModelBody, Node, Output, OutputKind, Precision, SplitTest,
     Transform, Tree, TreeEnsemble,
 };
+use riskserve_model::{EvaluatorChoice, Predictor, Scratch};
 
 /// Rows the trees are grown on.
 const POOL_ROWS: usize = 8192;
@@ -277,49 +282,144 @@ fn describe(name: &str, model: &Model, rows: &[f64]) {
     );
 }
 
+/// The evaluators each model is timed with: the reference walk (the evaluator before the compile step) and what
+/// the compile step chooses by itself, side by side in one run.
+const CHOICES: [(&str, EvaluatorChoice); 2] =
+    [("reference", EvaluatorChoice::Reference), ("auto", EvaluatorChoice::Auto)];
+
 fn bench_model(criterion: &mut Criterion, name: &str, model: Model, rows: &[f64]) {
     describe(name, &model, rows);
-    let predictor = Predictor::new(model).expect("the synthetic model is valid");
+    let predictors: Vec<(&str, Predictor)> = CHOICES
+        .iter()
+        .map(|(label, choice)| {
+            let predictor = Predictor::with_evaluator(model.clone(), *choice).expect("the synthetic model is valid");
+            let report = predictor.compile_report().expect("a tree ensemble");
+            eprintln!(
+                "{name}/{label}: {} ({:.1} B per node, compiled in {:.1} ms; {})",
+                report.evaluator,
+                report.bytes_per_node,
+                report.compile_micros as f64 / 1e3,
+                report.reason
+            );
+            (*label, predictor)
+        })
+        .collect();
     let num_rows = rows.len() / NUM_FEATURES;
     let mut group = criterion.benchmark_group(name);
 
     group.throughput(Throughput::Elements(1));
-    let mut scratch = predictor.scratch();
-    let mut out = vec![0.0; predictor.num_values()];
-    let mut next = 0usize;
-    group.bench_function("one_row", |bencher| {
-        bencher.iter(|| {
-            // Cycle through the rows, so branch prediction cannot learn a single row's path.
-            let row = &rows[next * NUM_FEATURES..(next + 1) * NUM_FEATURES];
-            next = (next + 1) % num_rows;
-            predictor.predict_row(black_box(row), &mut scratch, &mut out).expect("the row has the model's width");
-            black_box(out[0])
-        })
-    });
+    for (label, predictor) in &predictors {
+        let mut scratch = predictor.scratch();
+        let mut out = vec![0.0; predictor.num_values()];
+        let mut next = 0usize;
+        group.bench_function(format!("one_row/{label}"), |bencher| {
+            bencher.iter(|| {
+                // Cycle through the rows, so branch prediction cannot learn a single row's path.
+                let row = &rows[next * NUM_FEATURES..(next + 1) * NUM_FEATURES];
+                next = (next + 1) % num_rows;
+                predictor.predict_row(black_box(row), &mut scratch, &mut out).expect("the row has the model's width");
+                black_box(out[0])
+            })
+        });
+    }
 
     // A batch of the larger models takes tens of milliseconds: fewer samples keep the run short.
     group.sample_size(30);
     group.throughput(Throughput::Elements(num_rows as u64));
-    let mut batch_out = vec![0.0; num_rows * predictor.num_values()];
-    group.bench_function("batch_1000", |bencher| {
-        bencher.iter(|| {
-            predictor.predict_batch(black_box(rows), &mut batch_out, 1).expect("the rows have the model's width");
-            black_box(batch_out[0])
-        })
-    });
+    for (label, predictor) in &predictors {
+        let mut batch_out = vec![0.0; num_rows * predictor.num_values()];
+        group.bench_function(format!("batch_1000/{label}"), |bencher| {
+            bencher.iter(|| {
+                predictor.predict_batch(black_box(rows), &mut batch_out, 1).expect("the rows have the model's width");
+                black_box(batch_out[0])
+            })
+        });
+    }
     group.finish();
 }
 
-fn scoring(criterion: &mut Criterion) {
+type BatchPass = fn(&Predictor, &[f64], &mut [f64]);
+type OneRowPass = fn(&Predictor, &[f64], &mut Scratch, &mut [f64]);
+
+/// Scores the rows once as a batch and once row by row with each evaluator, each pass in a function of its own so
+/// that `callgrind_annotate --inclusive=yes` gives its instructions (see bench/README.md).
+fn count_instructions(model: Model, rows: &[f64]) {
+    let num_rows = rows.len() / NUM_FEATURES;
+    for (label, choice) in CHOICES {
+        let predictor = Predictor::with_evaluator(model.clone(), choice).expect("the synthetic model is valid");
+        let mut out = vec![0.0; num_rows * predictor.num_values()];
+        let mut scratch = predictor.scratch();
+        let (batch, one_row): (BatchPass, OneRowPass) = match choice {
+            EvaluatorChoice::Reference => (reference_batch, reference_one_row),
+            _ => (auto_batch, auto_one_row),
+        };
+        batch(&predictor, rows, &mut out);
+        one_row(&predictor, rows, &mut scratch, &mut out);
+        eprintln!("{label}: {} {}", predictor.compile_report().expect("trees").evaluator, black_box(out[0]));
+    }
+}
+
+#[inline(always)]
+fn batch_pass(predictor: &Predictor, rows: &[f64], out: &mut [f64]) {
+    predictor.predict_batch(black_box(rows), out, 1).expect("the rows have the model's width");
+}
+
+#[inline(always)]
+fn one_row_pass(predictor: &Predictor, rows: &[f64], scratch: &mut Scratch, out: &mut [f64]) {
+    let values = predictor.num_values();
+    for (row, out) in rows.chunks(NUM_FEATURES).zip(out.chunks_mut(values)) {
+        predictor.predict_row(black_box(row), scratch, out).expect("the row has the model's width");
+    }
+}
+
+#[inline(never)]
+fn reference_batch(predictor: &Predictor, rows: &[f64], out: &mut [f64]) {
+    // Distinct bodies, so that the linker does not fold the four wrappers into one.
+    black_box(1u8);
+    batch_pass(predictor, rows, out)
+}
+
+#[inline(never)]
+fn auto_batch(predictor: &Predictor, rows: &[f64], out: &mut [f64]) {
+    // Distinct bodies, so that the linker does not fold the four wrappers into one.
+    black_box(2u8);
+    batch_pass(predictor, rows, out)
+}
+
+#[inline(never)]
+fn reference_one_row(predictor: &Predictor, rows: &[f64], scratch: &mut Scratch, out: &mut [f64]) {
+    // Distinct bodies, so that the linker does not fold the four wrappers into one.
+    black_box(3u8);
+    one_row_pass(predictor, rows, scratch, out)
+}
+
+#[inline(never)]
+fn auto_one_row(predictor: &Predictor, rows: &[f64], scratch: &mut Scratch, out: &mut [f64]) {
+    // Distinct bodies, so that the linker does not fold the four wrappers into one.
+    black_box(4u8);
+    one_row_pass(predictor, rows, scratch, out)
+}
+
+/// The bench models, in order: (name, model). `only` keeps the models whose name starts with it.
+fn models(only: Option<&str>) -> (Vec<(&'static str, Model)>, Vec<f64>) {
     let mut random = Random(0x5EED_2026);
     let pool = synthetic_rows(&mut random, POOL_ROWS);
     let rows = synthetic_rows(&mut random, BATCH_ROWS);
+    let wanted = |name: &str| only.is_none_or(|only| name.starts_with(only));
+    let mut models = Vec::new();
 
+    // Models are always grown (the generator's sequence decides their shapes), but kept only when wanted.
     let model = ensemble_model(&mut random, &pool, 100, Growth::DepthWise { max_depth: 6 }, Precision::F32);
-    bench_model(criterion, "a_xgboost_100_trees_depth_6", model, &rows);
+    models.push(("a_xgboost_100_trees_depth_6", model));
+    if !wanted("b") && !wanted("c") {
+        return (models.into_iter().filter(|(name, _)| wanted(name)).collect(), rows);
+    }
 
     let model = ensemble_model(&mut random, &pool, 500, Growth::DepthWise { max_depth: 8 }, Precision::F32);
-    bench_model(criterion, "b_xgboost_500_trees_depth_8", model, &rows);
+    models.push(("b_xgboost_500_trees_depth_8", model));
+    if !wanted("c") {
+        return (models.into_iter().filter(|(name, _)| wanted(name)).collect(), rows);
+    }
 
     let model = ensemble_model(&mut random, &pool, 1000, Growth::LeafWise { num_leaves: 63 }, Precision::F64);
     // LightGBM gives features without missing values in training the missing type None (NaN
@@ -331,9 +431,30 @@ fn scoring(criterion: &mut Criterion) {
             feature.missing = MissingRule::NanAsZero;
         }
     }
-    bench_model(criterion, "c_lightgbm_1000_trees_63_leaves", model, &rows);
-    bench_model(criterion, "c_lightgbm_1000_trees_63_leaves_nan_as_zero", imported, &rows);
+    models.push(("c_lightgbm_1000_trees_63_leaves", model));
+    models.push(("c_lightgbm_1000_trees_63_leaves_nan_as_zero", imported));
+    (models.into_iter().filter(|(name, _)| wanted(name)).collect(), rows)
+}
+
+fn scoring(criterion: &mut Criterion) {
+    let (models, rows) = models(None);
+    for (name, model) in models {
+        bench_model(criterion, name, model, &rows);
+    }
 }
 
 criterion_group!(benches, scoring);
-criterion_main!(benches);
+
+/// `RISKSERVE_COUNT_INSTRUCTIONS=b cargo bench ...` (under callgrind) scores one model's rows once with each
+/// evaluator instead of timing anything; otherwise the criterion benches run.
+fn main() {
+    if let Ok(only) = std::env::var("RISKSERVE_COUNT_INSTRUCTIONS") {
+        let (models, rows) = models(Some(&only));
+        let (name, model) = models.into_iter().next().expect("RISKSERVE_COUNT_INSTRUCTIONS names a model: a, b or c");
+        describe(name, &model, &rows);
+        count_instructions(model, &rows);
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -3,7 +3,8 @@
 //! optionally over several threads).
 
 use crate::ModelError;
-use crate::forest::{Float, Forest, ROW_BLOCK};
+use crate::compile::{BinScratch, CompileReport, EvaluatorChoice, TreeEvaluator, compile_trees};
+use crate::forest::{Float, ROW_BLOCK};
 use crate::ir::{LinearModel, MissingRule, Model, ModelBody, OutputKind, Precision, Transform};
 use crate::preprocess::FeatureProgram;
 use crate::scorecard::Scorecard;
@@ -20,12 +21,14 @@ pub struct Predictor {
     transform: Transform,
     kind: OutputKind,
     columns: Vec<String>,
+    /// What the compile step chose, for tree ensembles.
+    report: Option<CompileReport>,
 }
 
 #[derive(Debug)]
 enum Engine {
-    Trees32(Forest<f32>),
-    Trees64(Forest<f64>),
+    Trees32(TreeEvaluator<f32>),
+    Trees64(TreeEvaluator<f64>),
     Linear(LinearModel),
     Scorecard(Scorecard),
 }
@@ -41,6 +44,7 @@ pub struct Scratch {
     margin32: Vec<f32>,
     leaf_values: Vec<f64>,
     leaf_values32: Vec<f32>,
+    bins: BinScratch,
     /// Reason-code ids of the last scorecard row scored.
     pub reasons: Vec<u32>,
 }
@@ -55,8 +59,15 @@ pub enum ScoreError {
 }
 
 impl Predictor {
-    /// Validates and compiles a model.
+    /// Validates and compiles a model, choosing the tree evaluator by the model's shape
+    /// ([`EvaluatorChoice::Auto`]).
     pub fn new(model: Model) -> Result<Predictor, ModelError> {
+        Predictor::with_evaluator(model, EvaluatorChoice::Auto)
+    }
+
+    /// Validates and compiles a model with the tree evaluator `choice` asks for; every evaluator scores exactly as
+    /// the reference walk (see [`crate::compile`]).
+    pub fn with_evaluator(model: Model, choice: EvaluatorChoice) -> Result<Predictor, ModelError> {
         model.validate()?;
         let columns = output_columns(&model);
         let num_inputs = model.inputs.len();
@@ -67,10 +78,19 @@ impl Predictor {
             .iter()
             .any(|feature| feature.missing != MissingRule::AsIs)
             .then(|| model.inputs.iter().map(|feature| feature.missing).collect());
+        let mut report = None;
         let engine = match model.body {
             ModelBody::Trees(ensemble) => match ensemble.precision {
-                Precision::F32 => Engine::Trees32(Forest::compile(&ensemble)),
-                Precision::F64 => Engine::Trees64(Forest::compile(&ensemble)),
+                Precision::F32 => {
+                    let (evaluator, compiled) = compile_trees(&ensemble, choice);
+                    report = Some(compiled);
+                    Engine::Trees32(evaluator)
+                }
+                Precision::F64 => {
+                    let (evaluator, compiled) = compile_trees(&ensemble, choice);
+                    report = Some(compiled);
+                    Engine::Trees64(evaluator)
+                }
             },
             ModelBody::Linear(linear) => Engine::Linear(linear),
             ModelBody::Scorecard(scorecard) => Engine::Scorecard(scorecard),
@@ -85,6 +105,7 @@ impl Predictor {
             transform: model.output.transform,
             kind: model.output.kind,
             columns,
+            report,
         })
     }
 
@@ -116,6 +137,11 @@ impl Predictor {
         }
     }
 
+    /// For tree ensembles, what the compile step chose: the evaluator, why, its memory and the compile time.
+    pub fn compile_report(&self) -> Option<&CompileReport> {
+        self.report.as_ref()
+    }
+
     /// The scorecard, when the model is one (for reason-code texts).
     pub fn scorecard(&self) -> Option<&Scorecard> {
         match &self.engine {
@@ -135,6 +161,11 @@ impl Predictor {
             margin32: vec![0.0; self.num_outputs],
             leaf_values: vec![0.0; if let Engine::Trees64(forest) = &self.engine { forest.num_trees() } else { 0 }],
             leaf_values32: vec![0.0; if let Engine::Trees32(forest) = &self.engine { forest.num_trees() } else { 0 }],
+            bins: match &self.engine {
+                Engine::Trees32(evaluator) => evaluator.bin_scratch(1),
+                Engine::Trees64(evaluator) => evaluator.bin_scratch(1),
+                Engine::Linear(_) | Engine::Scorecard(_) => BinScratch::default(),
+            },
             reasons: Vec::new(),
         }
     }
@@ -145,8 +176,18 @@ impl Predictor {
         if row.len() != self.num_inputs {
             return Err(ScoreError::RowLength { expected: self.num_inputs, found: row.len() });
         }
-        let Scratch { rewritten, program, features, features32, margin, margin32, leaf_values, leaf_values32, reasons } =
-            scratch;
+        let Scratch {
+            rewritten,
+            program,
+            features,
+            features32,
+            margin,
+            margin32,
+            leaf_values,
+            leaf_values32,
+            bins,
+            reasons,
+        } = scratch;
         let mut row = row;
         if let Some(rules) = &self.missing_rules {
             for ((slot, value), rule) in rewritten.iter_mut().zip(row).zip(rules) {
@@ -163,11 +204,11 @@ impl Predictor {
                 for (slot, value) in features32.iter_mut().zip(row) {
                     *slot = *value as f32;
                 }
-                engine.margin_one(features32, margin32, leaf_values32);
+                engine.margin_one(features32, bins, margin32, leaf_values32);
                 finish_f32(self.transform, &self.kind, margin32, out);
             }
             Engine::Trees64(engine) => {
-                engine.margin_one(row, margin, leaf_values);
+                engine.margin_one(row, bins, margin, leaf_values);
                 finish_f64(self.transform, &self.kind, margin, out);
             }
             Engine::Linear(linear) => {
@@ -217,16 +258,18 @@ impl Predictor {
     fn predict_chunk(&self, rows: &[f64], out: &mut [f64], first_row: usize) -> Result<(), BatchError> {
         let mut scratch = self.scratch();
         let values = self.num_values();
-        let direct = self.missing_rules.is_none() && self.preprocess.is_none();
+        // Missing-value rewrites are applied while a block is converted; a feature program needs the row path.
+        let direct = self.preprocess.is_none();
+        let rules = self.missing_rules.as_deref();
         match &self.engine {
             Engine::Trees32(forest) if direct => {
-                score_blocks(forest, rows, self.num_inputs, out, values, |margin, out| {
+                score_blocks(forest, rows, self.num_inputs, rules, out, values, |margin, out| {
                     finish_f32(self.transform, &self.kind, margin, out)
                 });
                 Ok(())
             }
             Engine::Trees64(forest) if direct => {
-                score_blocks(forest, rows, self.num_inputs, out, values, |margin, out| {
+                score_blocks(forest, rows, self.num_inputs, rules, out, values, |margin, out| {
                     finish_f64(self.transform, &self.kind, margin, out)
                 });
                 Ok(())
@@ -345,12 +388,13 @@ fn argmax(values: impl Iterator<Item = f64>) -> usize {
     best.0
 }
 
-/// Scores rows in blocks of [`ROW_BLOCK`]: converts each block to the forest's precision, runs
-/// every tree over it, then finishes each row's margin.
+/// Scores rows in blocks of [`ROW_BLOCK`]: rewrites missing values by `rules` and converts each block to the
+/// forest's precision, runs every tree over it, then finishes each row's margin.
 fn score_blocks<T: Float>(
-    forest: &Forest<T>,
+    forest: &TreeEvaluator<T>,
     rows: &[f64],
     width: usize,
+    rules: Option<&[MissingRule]>,
     out: &mut [f64],
     values: usize,
     mut finish: impl FnMut(&mut [T], &mut [f64]),
@@ -359,12 +403,25 @@ fn score_blocks<T: Float>(
     let width = width.max(1);
     let mut features = vec![T::ZERO; ROW_BLOCK * width];
     let mut margins = vec![T::ZERO; ROW_BLOCK * outputs];
+    let mut bins = forest.bin_scratch(ROW_BLOCK);
     for (rows, out) in rows.chunks(ROW_BLOCK * width).zip(out.chunks_mut(ROW_BLOCK * values)) {
         let count = rows.len() / width;
-        for (slot, value) in features.iter_mut().zip(rows) {
-            *slot = T::from_f64(*value);
+        match rules {
+            None => {
+                for (slot, value) in features.iter_mut().zip(rows) {
+                    *slot = T::from_f64(*value);
+                }
+            }
+            // The rewrite before the conversion, as `predict_row` does.
+            Some(rules) => {
+                for (slots, row) in features.chunks_mut(width).zip(rows.chunks(width)) {
+                    for ((slot, value), rule) in slots.iter_mut().zip(row).zip(rules) {
+                        *slot = T::from_f64(rule.apply(*value));
+                    }
+                }
+            }
         }
-        forest.margin_block(&features, width, count, &mut margins);
+        forest.margin_block(&features, width, count, &mut bins, &mut margins);
         for (margin, out) in margins.chunks_mut(outputs).zip(out.chunks_mut(values)).take(count) {
             finish(margin, out);
         }

@@ -20,13 +20,13 @@
 use crate::ir::{Aggregation, Direction, Node, SplitTest, Tree, TreeEnsemble};
 
 /// Trees walked together for one row.
-const LANES: usize = 8;
+pub(crate) const LANES: usize = 8;
 /// Rows walked together through one tree in a batch.
 pub const ROW_BLOCK: usize = 64;
 /// Deepest tree stored in the complete layout.
-const MAX_COMPLETE_DEPTH: usize = 10;
+pub(crate) const MAX_COMPLETE_DEPTH: usize = 10;
 /// A tree is padded to the complete layout only if that at most multiplies its leaves by this.
-const MAX_PADDING: usize = 4;
+pub(crate) const MAX_PADDING: usize = 4;
 
 /// The numbers a tree engine works in: f32 for XGBoost-style models, f64 for LightGBM-style.
 pub trait Float:
@@ -203,6 +203,11 @@ impl<T: Float> Forest<T> {
     /// Nodes of the source trees.
     pub fn source_nodes(&self) -> usize {
         self.source_nodes
+    }
+
+    /// Trees in the complete layout.
+    pub fn complete_trees(&self) -> usize {
+        self.placements.iter().filter(|placement| matches!(placement, Placement::Complete { .. })).count()
     }
 
     /// Resident bytes of the compiled trees.

@@ -2,6 +2,7 @@
 //! LightGBM, ONNX-ML and PMML files, and an evaluator that scores it exactly as the library that
 //! trained the model, only faster. No I/O and no async: callers hand in bytes and rows.
 
+pub mod compile;
 pub mod error;
 pub mod eval;
 pub mod forest;
@@ -11,11 +12,13 @@ pub mod lightgbm;
 pub mod onnx;
 pub mod pmml;
 pub mod preprocess;
+pub mod quantised;
 pub mod scorecard;
 pub mod shap;
 pub mod ubjson;
 pub mod xgboost;
 
+pub use compile::{CompileReport, EvaluatorChoice};
 pub use error::{Format, InputError, ModelError};
 pub use eval::{Predictor, Scratch};
 pub use ir::Model;

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use riskserve_model::input::RowDecoder;
-use riskserve_model::{Format, Predictor, load_model};
+use riskserve_model::{EvaluatorChoice, Format, Predictor, load_model};
 use serde::Deserialize;
 
 /// The issue asks for at least this many model variants.
@@ -195,4 +195,92 @@ fn the_fixtures_cover_every_format() {
             "no parity case for {format}"
         );
     }
+}
+
+/// Values beside and on the usual thresholds, signed zeros, subnormals, huge values, infinities and NaN: every
+/// fixture is also scored on rows made of these, besides its own rows.
+const TRICKY_VALUES: [f64; 16] = [
+    0.0,
+    -0.0,
+    1.0,
+    -1.0,
+    0.5,
+    3.0,
+    1e-40,
+    -1e-40,
+    1e-310,
+    3.5e38,
+    -3.5e38,
+    1e300,
+    f64::INFINITY,
+    f64::NEG_INFINITY,
+    f64::NAN,
+    64.0,
+];
+
+/// Every tree evaluator gives bit-identical answers to the reference walk on every fixture, one row at a time and
+/// in batches.
+#[test]
+fn every_evaluator_scores_every_fixture_as_the_reference_walk() {
+    let dir = fixtures_dir();
+    let mut quantised = 0;
+    let mut failures = Vec::new();
+    for case in cases().iter().filter(|case| case.expected.is_some()) {
+        let bytes = std::fs::read(dir.join(&case.model)).unwrap();
+        let format = Format::from_name(&case.format).unwrap();
+        let model = load_model(&bytes, Some(format)).unwrap_or_else(|error| panic!("{}: {error}", case.name));
+        let (header, input_rows) = read_csv(&dir.join(case.input.as_ref().unwrap()));
+        let (decoder, _) = RowDecoder::from_header(&model.inputs, &header).unwrap();
+        let width = model.inputs.len();
+        let reference = Predictor::with_evaluator(model.clone(), EvaluatorChoice::Reference).unwrap();
+        let Some(report) = reference.compile_report() else { continue };
+        assert_eq!(report.evaluator, "reference");
+        let mut rows = vec![0.0; input_rows.len() * width];
+        for (index, (cells, row)) in input_rows.iter().zip(rows.chunks_mut(width.max(1))).enumerate() {
+            decoder.decode(index + 1, cells.iter().map(String::as_str), row).unwrap();
+        }
+        for index in 0..150 * width {
+            rows.push(TRICKY_VALUES[(index * 7 + index / width) % TRICKY_VALUES.len()]);
+        }
+        let values = reference.num_values();
+        let num_rows = rows.len() / width.max(1);
+        let mut expected = vec![0.0; num_rows * values];
+        let mut scratch = reference.scratch();
+        let mut ok = vec![true; num_rows];
+        for (index, (row, out)) in rows.chunks(width).zip(expected.chunks_mut(values)).enumerate() {
+            // Tricky values may be refused by the model (a category out of range is not, but stay general).
+            ok[index] = reference.predict_row(row, &mut scratch, out).is_ok();
+        }
+        for choice in [EvaluatorChoice::Quantised, EvaluatorChoice::Auto] {
+            let predictor = Predictor::with_evaluator(model.clone(), choice).unwrap();
+            let name = predictor.compile_report().unwrap().evaluator;
+            if choice == EvaluatorChoice::Quantised && name.starts_with("quantised") {
+                quantised += 1;
+            }
+            eprintln!("{:<48} {choice:?}: {name}", case.name);
+            let mut scratch = predictor.scratch();
+            let mut out = vec![0.0; values];
+            for (index, row) in rows.chunks(width).enumerate().filter(|(index, _)| ok[*index]) {
+                predictor.predict_row(row, &mut scratch, &mut out).unwrap();
+                let wanted = &expected[index * values..(index + 1) * values];
+                if out.iter().zip(wanted).any(|(a, b)| a.to_bits() != b.to_bits()) {
+                    failures.push(format!("{} ({name}): row {index}: {out:?}, reference {wanted:?}", case.name));
+                }
+            }
+            if ok.iter().all(|ok| *ok) {
+                for threads in [1, 2] {
+                    let mut batch = vec![0.0; expected.len()];
+                    predictor.predict_batch(&rows, &mut batch, threads).unwrap();
+                    if let Some(at) = batch.iter().zip(&expected).position(|(a, b)| a.to_bits() != b.to_bits()) {
+                        failures.push(format!(
+                            "{} ({name}): batch on {threads} thread(s) differs at value {at}",
+                            case.name
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
+    assert!(quantised >= 10, "only {quantised} fixtures took a quantised evaluator");
 }

@@ -1,0 +1,680 @@
+//! Quantised forests: each threshold becomes its rank among its feature's distinct thresholds and each row its bin indexes, so that a split is one small-integer comparison.
+//!
+//! At compile time every feature's thresholds (`x < t`, in the ensemble's precision) are collected, sorted and
+//! deduplicated by value (so `-0.0` and `0.0` are one cut): `c_0 < c_1 < ... < c_{m-1}`. A split on `c_k` stores
+//! the rank `k + 1`. At scoring time each feature value `x` a tree reads is mapped once per row to
+//! `b(x) = #{j : c_j <= x} + 1`, the same comparison in the same precision as the reference walk. Then
+//! `x < c_k  ⇔  #{j : c_j <= x} <= k  ⇔  b(x) <= k + 1`, so `go_right ⇔ b(x) > rank`, exactly, for every non-NaN
+//! `x` (signed zeros, infinities, subnormals included: they are compared, never transformed).
+//!
+//! Missing values keep the node's direction by giving every feature two slots in the row's bins: slot `2f` holds
+//! `0` for NaN (below every rank: NaN goes left) and slot `2f + 1` holds the bin type's maximum for NaN (above every
+//! rank, since ranks stop at `m <= MAX - 1`: NaN goes right); both hold `b(x)` otherwise. A split reads the slot of
+//! its missing direction, so the step has no NaN test at all. Missing-value rewrites (LightGBM's missing types) run
+//! before the forest, as for the reference walk. Categorical splits are not quantised: such ensembles keep the
+//! reference evaluator (`crate::compile` decides).
+//!
+//! Layouts mirror `forest.rs`: shallow trees in a complete heap layout (4-byte splits `{slot, rank}`, leaves apart),
+//! other trees in pre-order nodes (8 bytes `{slot, rank, right}`, leaf values apart, tree by tree). A leaf reads a
+//! constant slot that always holds the bin type's maximum, so it always goes "right", by an offset of 0: it steps to
+//! itself, and its rank field is free to hold the index of its value. Leaves are summed in tree order, so results
+//! are bit-identical to the reference walk.
+
+#![allow(
+    unsafe_code,
+    reason = "the walks index validated arrays without bounds checks; see `QuantisedForest::compile`"
+)]
+
+use std::marker::PhantomData;
+
+use crate::forest::{Float, LANES, MAX_COMPLETE_DEPTH, MAX_PADDING, ROW_BLOCK};
+use crate::ir::{Aggregation, Direction, Node, SplitTest, Tree, TreeEnsemble};
+
+/// Most features a quantised forest reads: two bin slots per feature and the constant slot must fit a `u16`.
+pub const MAX_FEATURES: usize = (1 << 15) - 1;
+
+/// A row's bin index type: `u8` when every feature has at most 254 distinct thresholds, else `u16`.
+pub trait Bin: Copy + Default + PartialEq + std::fmt::Debug + Send + Sync + 'static {
+    /// The bin of a missing value in a slot that sends missing values right.
+    const MAX: Self;
+    /// Most distinct thresholds per feature (ranks stay below [`Bin::MAX`]).
+    const CAPACITY: usize;
+    /// `u8` or `u16`, for reports.
+    const NAME: &'static str;
+    fn from_index(index: usize) -> Self;
+    fn widen(self) -> u32;
+}
+
+impl Bin for u8 {
+    const MAX: Self = u8::MAX;
+    const CAPACITY: usize = u8::MAX as usize - 1;
+    const NAME: &'static str = "u8";
+    fn from_index(index: usize) -> Self {
+        debug_assert!(index <= u8::MAX as usize);
+        index as u8
+    }
+    fn widen(self) -> u32 {
+        u32::from(self)
+    }
+}
+
+impl Bin for u16 {
+    const MAX: Self = u16::MAX;
+    const CAPACITY: usize = u16::MAX as usize - 1;
+    const NAME: &'static str = "u16";
+    fn from_index(index: usize) -> Self {
+        debug_assert!(index <= u16::MAX as usize);
+        index as u16
+    }
+    fn widen(self) -> u32 {
+        u32::from(self)
+    }
+}
+
+/// Every feature's distinct thresholds in the ensemble's precision, ascending.
+#[derive(Debug, Clone)]
+pub struct Cuts<T> {
+    /// Feature after feature.
+    values: Vec<T>,
+    /// Feature `f`'s cuts are `values[start[f]..start[f + 1]]`.
+    start: Vec<u32>,
+}
+
+impl<T: Float> Cuts<T> {
+    /// The cuts of a validated ensemble, or why it cannot be quantised.
+    pub fn collect(ensemble: &TreeEnsemble) -> Result<Cuts<T>, String> {
+        let features = ensemble.num_features;
+        if features == 0 {
+            return Err("the trees read no feature".into());
+        }
+        if features > MAX_FEATURES {
+            return Err(format!("{features} features, more than the {MAX_FEATURES} a quantised forest indexes"));
+        }
+        let mut per_feature: Vec<Vec<T>> = vec![Vec::new(); features];
+        for tree in &ensemble.trees {
+            for node in &tree.nodes {
+                match node {
+                    Node::Leaf { .. } => {}
+                    Node::Split { feature, test: SplitTest::LessThan(threshold), .. } => {
+                        per_feature[*feature as usize].push(T::from_f64(*threshold))
+                    }
+                    Node::Split { test: SplitTest::CategoryIn { .. }, .. } => {
+                        return Err("categorical splits are not quantised".into());
+                    }
+                }
+            }
+        }
+        let mut values = Vec::new();
+        let mut start = Vec::with_capacity(features + 1);
+        for mut cuts in per_feature {
+            start.push(values.len() as u32);
+            // Validated thresholds are never NaN, so the order is total; `==` merges -0.0 and 0.0.
+            cuts.sort_unstable_by(|a, b| a.partial_cmp(b).expect("thresholds are not NaN"));
+            cuts.dedup_by(|a, b| a == b);
+            values.extend(cuts);
+        }
+        start.push(values.len() as u32);
+        Ok(Cuts { values, start })
+    }
+
+    /// Distinct thresholds of feature `feature`.
+    pub fn of(&self, feature: usize) -> &[T] {
+        &self.values[self.start[feature] as usize..self.start[feature + 1] as usize]
+    }
+
+    /// Most distinct thresholds of any feature.
+    pub fn widest(&self) -> usize {
+        self.start.windows(2).map(|pair| (pair[1] - pair[0]) as usize).max().unwrap_or(0)
+    }
+
+    /// The rank a split on `threshold` stores: 1 + the index of `threshold` among its feature's cuts.
+    fn rank(&self, feature: usize, threshold: T) -> u16 {
+        let cuts = self.of(feature);
+        let index = cuts.partition_point(|cut| *cut < threshold);
+        debug_assert!(cuts.get(index) == Some(&threshold), "every threshold is a cut of its feature");
+        (index + 1) as u16
+    }
+}
+
+/// A complete-layout split: go right iff `bins[slot] > rank`.
+#[derive(Debug, Clone, Copy)]
+#[repr(C)]
+struct Split {
+    slot: u16,
+    rank: u16,
+}
+
+/// A general-layout node; the left child is the next node. A leaf is `{2 * num_features, index, 0}`: it reads the
+/// constant slot (always the bin type's maximum, above every rank and leaf index), so it always goes "right", by 0,
+/// and its rank field holds the index of its value among its tree's leaves.
+#[derive(Debug, Clone, Copy)]
+#[repr(C)]
+struct PackedNode {
+    slot: u16,
+    rank: u16,
+    right: u32,
+}
+
+/// A block's bins are slot-major: `bins[(slot << BLOCK_SHIFT) + row]`.
+const BLOCK_SHIFT: u32 = ROW_BLOCK.trailing_zeros();
+const _: () = assert!(ROW_BLOCK == 1 << BLOCK_SHIFT, "row blocks are a power of two");
+
+#[derive(Debug, Clone, Copy)]
+enum Placement {
+    Complete {
+        splits: u32,
+        leaves: u32,
+        depth: u32,
+    },
+    /// Nodes from `root`, leaf values from `leaves`.
+    General {
+        root: u32,
+        depth: u32,
+        leaves: u32,
+    },
+}
+
+/// Up to `LANES` trees of one layout walked together for one row.
+#[derive(Debug, Clone)]
+struct LaneGroup {
+    depth: u32,
+    general: bool,
+    /// (tree index, first split or root, first leaf).
+    trees: Vec<(u32, u32, u32)>,
+}
+
+/// A compiled ensemble whose splits compare bin indexes of type `B`.
+#[derive(Debug)]
+pub struct QuantisedForest<T, B> {
+    cuts: Cuts<T>,
+    /// Features some split reads (always including feature 0, whose slots padding splits and leaves read), with
+    /// where their cuts start and how many there are.
+    used_features: Vec<(u32, u32, u32)>,
+    placements: Vec<Placement>,
+    outputs: Vec<u32>,
+    splits: Vec<Split>,
+    leaves: Vec<T>,
+    nodes: Vec<PackedNode>,
+    /// Leaf values of general-layout trees, tree after tree, in pre-order.
+    general_leaves: Vec<T>,
+    lane_groups: Vec<LaneGroup>,
+    base_margin: Vec<T>,
+    divisors: Option<Vec<T>>,
+    single_output: bool,
+    num_features: usize,
+    source_nodes: usize,
+    bins: PhantomData<B>,
+}
+
+impl<T: Float, B: Bin> QuantisedForest<T, B> {
+    /// Compiles a validated ensemble whose cuts fit `B` (see [`Cuts::collect`]).
+    pub fn compile(ensemble: &TreeEnsemble, cuts: Cuts<T>) -> Result<QuantisedForest<T, B>, String> {
+        if cuts.widest() > B::CAPACITY {
+            return Err(format!(
+                "a feature has {} distinct thresholds, more than {} bins hold",
+                cuts.widest(),
+                B::NAME
+            ));
+        }
+        let mut used = vec![false; ensemble.num_features];
+        used[0] = true;
+        for tree in &ensemble.trees {
+            for node in &tree.nodes {
+                if let Node::Split { feature, .. } = node {
+                    used[*feature as usize] = true;
+                }
+            }
+        }
+        let used_features = (0..used.len())
+            .filter(|feature| used[*feature])
+            .map(|feature| (feature as u32, cuts.start[feature], cuts.start[feature + 1] - cuts.start[feature]))
+            .collect();
+        let mut forest = QuantisedForest {
+            cuts,
+            used_features: Vec::new(),
+            placements: Vec::with_capacity(ensemble.trees.len()),
+            outputs: ensemble.trees.iter().map(|tree| tree.output).collect(),
+            splits: Vec::new(),
+            leaves: Vec::new(),
+            nodes: Vec::new(),
+            general_leaves: Vec::new(),
+            lane_groups: Vec::new(),
+            base_margin: ensemble.base_margin.iter().map(|value| T::from_f64(*value)).collect(),
+            divisors: None,
+            single_output: ensemble.num_outputs == 1,
+            num_features: ensemble.num_features,
+            source_nodes: ensemble.trees.iter().map(|tree| tree.nodes.len()).sum(),
+            bins: PhantomData,
+        };
+        forest.used_features = used_features;
+        for tree in &ensemble.trees {
+            let depth = tree.depth();
+            let leaf_count = tree.nodes.iter().filter(|node| matches!(node, Node::Leaf { .. })).count();
+            let placement = if depth <= MAX_COMPLETE_DEPTH && (1usize << depth) <= MAX_PADDING * leaf_count {
+                forest.push_complete(tree, depth)
+            } else if leaf_count <= B::CAPACITY {
+                forest.push_general(tree, depth)
+            } else {
+                return Err(format!("a tree has {leaf_count} leaves, more than {} bins index", B::NAME));
+            };
+            forest.placements.push(placement);
+        }
+        forest.group_lanes();
+        if ensemble.aggregation == Aggregation::Mean {
+            let mut counts = vec![0usize; ensemble.num_outputs];
+            for tree in &ensemble.trees {
+                counts[tree.output as usize] += 1;
+            }
+            forest.divisors = Some(counts.into_iter().map(|count| T::from_count(count.max(1))).collect());
+        }
+        Ok(forest)
+    }
+
+    pub fn num_outputs(&self) -> usize {
+        self.base_margin.len()
+    }
+
+    pub fn num_trees(&self) -> usize {
+        self.placements.len()
+    }
+
+    pub fn source_nodes(&self) -> usize {
+        self.source_nodes
+    }
+
+    /// Bin slots of one row.
+    pub fn row_bins(&self) -> usize {
+        2 * self.num_features + 1
+    }
+
+    /// Trees in the complete layout.
+    pub fn complete_trees(&self) -> usize {
+        self.placements.iter().filter(|placement| matches!(placement, Placement::Complete { .. })).count()
+    }
+
+    /// Resident bytes of the compiled trees and cuts.
+    pub fn resident_bytes(&self) -> usize {
+        self.splits.len() * size_of::<Split>()
+            + self.leaves.len() * size_of::<T>()
+            + self.nodes.len() * size_of::<PackedNode>()
+            + self.general_leaves.len() * size_of::<T>()
+            + self.cuts.values.len() * size_of::<T>()
+            + self.cuts.start.len() * 4
+            + self.used_features.len() * 12
+    }
+
+    fn slot(feature: u32, missing: Direction) -> u16 {
+        // `compile` refuses more than MAX_FEATURES features, so this fits.
+        (2 * feature + u32::from(missing == Direction::Right)) as u16
+    }
+
+    fn push_complete(&mut self, tree: &Tree, depth: usize) -> Placement {
+        let splits = self.splits.len();
+        let leaves = self.leaves.len();
+        let split_count = (1usize << depth) - 1;
+        // Padding splits go either way: every leaf slot below them holds the same value.
+        self.splits.resize(splits + split_count, Split { slot: 0, rank: 0 });
+        self.leaves.resize(leaves + (1 << depth), T::ZERO);
+        let mut stack = vec![(0u32, 0usize, 0usize)];
+        while let Some((index, position, level)) = stack.pop() {
+            match &tree.nodes[index as usize] {
+                Node::Leaf { value } => {
+                    let span = 1usize << (depth - level);
+                    let first = (position + 1) * span - 1 - split_count;
+                    self.leaves[leaves + first..leaves + first + span].fill(T::from_f64(*value));
+                }
+                Node::Split { feature, test, left, right, missing } => {
+                    let SplitTest::LessThan(threshold) = test else {
+                        unreachable!("Cuts::collect refuses categorical splits")
+                    };
+                    let rank = self.cuts.rank(*feature as usize, T::from_f64(*threshold));
+                    self.splits[splits + position] = Split { slot: Self::slot(*feature, *missing), rank };
+                    stack.push((*left, 2 * position + 1, level + 1));
+                    stack.push((*right, 2 * position + 2, level + 1));
+                }
+            }
+        }
+        Placement::Complete { splits: splits as u32, leaves: leaves as u32, depth: depth as u32 }
+    }
+
+    fn push_general(&mut self, tree: &Tree, depth: usize) -> Placement {
+        let root = self.nodes.len() as u32;
+        let leaves = self.general_leaves.len();
+        let constant_slot = (2 * self.num_features) as u16;
+        let mut stack: Vec<(u32, Option<usize>)> = vec![(0, None)];
+        while let Some((index, parent)) = stack.pop() {
+            let position = self.nodes.len();
+            if let Some(parent) = parent {
+                self.nodes[parent].right = (position - parent) as u32;
+            }
+            match &tree.nodes[index as usize] {
+                Node::Leaf { value } => {
+                    // `compile` keeps a tree's leaves below B::MAX, so the index fits the rank and stays below
+                    // the constant slot's bin.
+                    let index = (self.general_leaves.len() - leaves) as u16;
+                    self.nodes.push(PackedNode { slot: constant_slot, rank: index, right: 0 });
+                    self.general_leaves.push(T::from_f64(*value));
+                }
+                Node::Split { feature, test, left, right, missing } => {
+                    let SplitTest::LessThan(threshold) = test else {
+                        unreachable!("Cuts::collect refuses categorical splits")
+                    };
+                    let rank = self.cuts.rank(*feature as usize, T::from_f64(*threshold));
+                    self.nodes.push(PackedNode { slot: Self::slot(*feature, *missing), rank, right: 0 });
+                    stack.push((*right, Some(position)));
+                    stack.push((*left, None));
+                }
+            }
+        }
+        Placement::General { root, depth: depth as u32, leaves: leaves as u32 }
+    }
+
+    fn group_lanes(&mut self) {
+        let mut complete: Vec<Vec<(u32, u32, u32)>> = vec![Vec::new(); MAX_COMPLETE_DEPTH + 1];
+        let mut general: Vec<(u32, u32, u32, u32)> = Vec::new();
+        for (index, placement) in self.placements.iter().enumerate() {
+            match *placement {
+                Placement::Complete { splits, leaves, depth } => {
+                    complete[depth as usize].push((index as u32, splits, leaves))
+                }
+                Placement::General { root, depth, leaves } => general.push((depth, index as u32, root, leaves)),
+            }
+        }
+        for (depth, trees) in complete.into_iter().enumerate() {
+            for chunk in trees.chunks(LANES) {
+                self.lane_groups.push(LaneGroup { depth: depth as u32, general: false, trees: chunk.to_vec() });
+            }
+        }
+        general.sort_unstable();
+        for chunk in general.chunks(LANES) {
+            let depth = chunk.iter().map(|(depth, _, _, _)| *depth).max().unwrap_or(0);
+            let trees = chunk.iter().map(|(_, tree, root, leaves)| (*tree, *root, *leaves)).collect();
+            self.lane_groups.push(LaneGroup { depth, general: true, trees });
+        }
+    }
+
+    /// Maps one row (`features[..num_features]`) to its bins: slot `s` of the row goes to `bins[(s << shift) + row]`
+    /// (shift 0 for one row; [`BLOCK_SHIFT`] for a block, whose bins are slot-major so that the rows walking a tree
+    /// together read neighbouring bytes).
+    #[inline]
+    fn quantise_row(&self, features: &[T], bins: &mut [B], row: usize, shift: u32) {
+        let features = &features[..self.num_features];
+        bins[((2 * self.num_features) << shift) + row] = B::MAX;
+        for &(feature, start, count) in &self.used_features {
+            let feature = feature as usize;
+            let value = features[feature];
+            let (left, right) = if value.is_nan() {
+                (B::default(), B::MAX)
+            } else {
+                let cuts = &self.cuts.values[start as usize..(start + count) as usize];
+                let bin = B::from_index(count_at_most(cuts, value) + 1);
+                (bin, bin)
+            };
+            bins[((2 * feature) << shift) + row] = left;
+            bins[((2 * feature + 1) << shift) + row] = right;
+        }
+    }
+
+    #[inline(always)]
+    fn split(&self, index: usize) -> Split {
+        debug_assert!(index < self.splits.len());
+        // SAFETY: a complete walk of a tree at `splits` with depth `d` reads positions below 2^d - 1 during its d
+        // steps, and `push_complete` reserved exactly those slots.
+        unsafe { *self.splits.get_unchecked(index) }
+    }
+
+    #[inline(always)]
+    fn leaf(&self, index: usize) -> T {
+        debug_assert!(index < self.leaves.len());
+        // SAFETY: after d steps a position lies in [2^d - 1, 2^(d+1) - 2], which maps onto the 2^d leaf slots
+        // `push_complete` reserved for the tree.
+        unsafe { *self.leaves.get_unchecked(index) }
+    }
+
+    #[inline(always)]
+    fn node(&self, index: usize) -> PackedNode {
+        debug_assert!(index < self.nodes.len());
+        // SAFETY: walks start at a tree's root and follow offsets written by `push_general` from a validated tree
+        // (every child inside the tree); leaves step to themselves.
+        unsafe { *self.nodes.get_unchecked(index) }
+    }
+
+    /// The value of the general-layout leaf at node `position` of the tree whose leaf values start at `leaves`.
+    #[inline(always)]
+    fn general_leaf(&self, leaves: u32, position: usize) -> T {
+        let index = leaves as usize + self.node(position).rank as usize;
+        debug_assert!(index < self.general_leaves.len());
+        // SAFETY: a general walk ends at a leaf of its tree (it takes the tree's depth in steps, and leaves step to
+        // themselves); `push_general` gave that leaf its index among the tree's leaves, whose values it pushed from
+        // `leaves` on.
+        unsafe { *self.general_leaves.get_unchecked(index) }
+    }
+
+    /// Walks `N` complete-layout lanes for `depth` steps; lane `l` reads the tree whose splits start at
+    /// `split_base[l]` and the bins at `bins[(slot << SHIFT) + l * LANE_STRIDE]`, `bins` starting at the lanes' first
+    /// row: one row through 8 trees is `SHIFT = 0, LANE_STRIDE = 0`, 8 rows of a block through one tree
+    /// `SHIFT = BLOCK_SHIFT, LANE_STRIDE = 1` (the lane is then an address displacement). Returns heap positions.
+    /// A lane tracks its absolute split index `a = base + p`: the child `base + 2p + 1 + right` is
+    /// `2a + (1 - base) + right`, one `lea` and one add.
+    #[inline(always)]
+    #[allow(clippy::needless_range_loop, reason = "lanes advance together; indexing keeps them in registers")]
+    fn walk_complete<const N: usize, const SHIFT: u32, const LANE_STRIDE: usize>(
+        &self,
+        split_base: [usize; N],
+        depth: u32,
+        bins: &[B],
+    ) -> [usize; N] {
+        let mut at = split_base;
+        let step: [usize; N] = std::array::from_fn(|lane| 1usize.wrapping_sub(split_base[lane]));
+        for _ in 0..depth {
+            for lane in 0..N {
+                let split = self.split(at[lane]);
+                let bin = bin_at(bins, ((split.slot as usize) << SHIFT) + lane * LANE_STRIDE);
+                let right = (bin.widen() > u32::from(split.rank)) as usize;
+                at[lane] = (2 * at[lane]).wrapping_add(step[lane]) + right;
+            }
+        }
+        std::array::from_fn(|lane| at[lane] - split_base[lane])
+    }
+
+    /// Walks `N` general-layout lanes from `start` (bins addressed as in [`Self::walk_complete`]) for at most
+    /// `depth` steps, stopping at the first step that finds every lane at a leaf; returns the leaves reached.
+    #[inline(always)]
+    #[allow(clippy::needless_range_loop, reason = "lanes advance together; indexing keeps them in registers")]
+    fn walk_general<const N: usize, const SHIFT: u32, const LANE_STRIDE: usize>(
+        &self,
+        start: [usize; N],
+        depth: u32,
+        bins: &[B],
+    ) -> [usize; N] {
+        let mut position = start;
+        for _ in 0..depth {
+            let mut all_leaves = true;
+            for lane in 0..N {
+                let node = self.node(position[lane]);
+                let bin = bin_at(bins, ((node.slot as usize) << SHIFT) + lane * LANE_STRIDE);
+                all_leaves &= node.right == 0;
+                // A conditional move: rows go both ways unpredictably.
+                let go_right = bin.widen() > u32::from(node.rank);
+                position[lane] += std::hint::select_unpredictable(go_right, node.right as usize, 1);
+            }
+            if all_leaves {
+                break;
+            }
+        }
+        position
+    }
+
+    fn start_margin(&self, margin: &mut [T]) {
+        if self.divisors.is_some() {
+            margin.fill(T::ZERO);
+        } else {
+            margin.copy_from_slice(&self.base_margin);
+        }
+    }
+
+    fn finish_margin(&self, margin: &mut [T]) {
+        if let Some(divisors) = &self.divisors {
+            for ((slot, divisor), base) in margin.iter_mut().zip(divisors).zip(&self.base_margin) {
+                *slot = *slot / *divisor;
+                *slot += *base;
+            }
+        }
+    }
+
+    /// The margin of one row. `bins` (at least `row_bins()` long) and `leaf_values` (one per tree) are scratch.
+    pub fn margin_one(&self, features: &[T], bins: &mut [B], margin: &mut [T], leaf_values: &mut [T]) {
+        assert!(features.len() >= self.num_features, "a row has fewer features than the trees read");
+        assert!(bins.len() >= self.row_bins(), "a bin scratch shorter than a row's bins");
+        assert!(leaf_values.len() == self.placements.len() && margin.len() == self.base_margin.len());
+        self.quantise_row(features, bins, 0, 0);
+        let bins = &*bins;
+        for group in &self.lane_groups {
+            let trees = &group.trees;
+            if group.general {
+                if trees.len() == LANES {
+                    let start = std::array::from_fn(|lane| trees[lane].1 as usize);
+                    let reached = self.walk_general::<LANES, 0, 0>(start, group.depth, bins);
+                    for ((tree, _, leaves), position) in trees.iter().zip(reached) {
+                        leaf_values[*tree as usize] = self.general_leaf(*leaves, position);
+                    }
+                } else {
+                    for (tree, root, leaves) in trees {
+                        let [position] = self.walk_general::<1, 0, 0>([*root as usize], group.depth, bins);
+                        leaf_values[*tree as usize] = self.general_leaf(*leaves, position);
+                    }
+                }
+                continue;
+            }
+            let first_leaf = (1usize << group.depth) - 1;
+            if trees.len() == LANES {
+                let bases = std::array::from_fn(|lane| trees[lane].1 as usize);
+                let reached = self.walk_complete::<LANES, 0, 0>(bases, group.depth, bins);
+                for ((tree, _, leaves), position) in trees.iter().zip(reached) {
+                    leaf_values[*tree as usize] = self.leaf(*leaves as usize + position - first_leaf);
+                }
+            } else {
+                for (tree, splits, leaves) in trees {
+                    let [position] = self.walk_complete::<1, 0, 0>([*splits as usize], group.depth, bins);
+                    leaf_values[*tree as usize] = self.leaf(*leaves as usize + position - first_leaf);
+                }
+            }
+        }
+        self.start_margin(margin);
+        if self.single_output {
+            let mut sum = margin[0];
+            for value in leaf_values.iter() {
+                sum += *value;
+            }
+            margin[0] = sum;
+        } else {
+            for (value, output) in leaf_values.iter().zip(&self.outputs) {
+                margin[*output as usize] += *value;
+            }
+        }
+        self.finish_margin(margin);
+    }
+
+    /// Margins of a block of at most [`ROW_BLOCK`] rows (`features` row-major, `width` a row). `bins` (scratch)
+    /// holds `row_bins()` slots for each of [`ROW_BLOCK`] rows.
+    pub fn margin_block(&self, features: &[T], width: usize, count: usize, bins: &mut [B], margins: &mut [T]) {
+        assert!(width >= self.num_features && count <= ROW_BLOCK, "a block narrower than the trees read");
+        assert!(features.len() >= count * width && margins.len() >= count * self.base_margin.len());
+        assert!(bins.len() >= self.row_bins() << BLOCK_SHIFT, "a bin scratch shorter than a block's bins");
+        for row in 0..count {
+            self.quantise_row(&features[row * width..], bins, row, BLOCK_SHIFT);
+        }
+        let bins = &*bins;
+        let outputs = self.base_margin.len();
+        for margin in margins.chunks_mut(outputs).take(count) {
+            self.start_margin(margin);
+        }
+        const BLOCK: u32 = BLOCK_SHIFT;
+        for (placement, output) in self.placements.iter().zip(&self.outputs) {
+            let output = *output as usize;
+            let mut row = 0;
+            // Rows in groups of `LANES` walk the tree together, the rest one by one.
+            while row < count {
+                let lanes = if count - row >= LANES { LANES } else { 1 };
+                let bins = &bins[row..];
+                match *placement {
+                    Placement::Complete { splits, leaves, depth } => {
+                        let first_leaf = (1usize << depth) - 1;
+                        let leaf = |position: usize| self.leaf(leaves as usize + position - first_leaf);
+                        if lanes == LANES {
+                            let bases = [splits as usize; LANES];
+                            let reached = self.walk_complete::<LANES, BLOCK, 1>(bases, depth, bins);
+                            for (lane, position) in reached.into_iter().enumerate() {
+                                margins[(row + lane) * outputs + output] += leaf(position);
+                            }
+                        } else {
+                            let [position] = self.walk_complete::<1, BLOCK, 1>([splits as usize], depth, bins);
+                            margins[row * outputs + output] += leaf(position);
+                        }
+                    }
+                    Placement::General { root, depth, leaves } => {
+                        if lanes == LANES {
+                            let reached = self.walk_general::<LANES, BLOCK, 1>([root as usize; LANES], depth, bins);
+                            for (lane, position) in reached.into_iter().enumerate() {
+                                margins[(row + lane) * outputs + output] += self.general_leaf(leaves, position);
+                            }
+                        } else {
+                            let [position] = self.walk_general::<1, BLOCK, 1>([root as usize], depth, bins);
+                            margins[row * outputs + output] += self.general_leaf(leaves, position);
+                        }
+                    }
+                }
+                row += lanes;
+            }
+        }
+        for margin in margins.chunks_mut(outputs).take(count) {
+            self.finish_margin(margin);
+        }
+    }
+
+    /// Moves one cut, so that tests can check that verification notices a wrong evaluator.
+    #[cfg(test)]
+    pub(crate) fn corrupt_for_test(&mut self) {
+        let feature = (0..self.num_features).find(|feature| !self.cuts.of(*feature).is_empty());
+        if let Some(feature) = feature {
+            let last = self.cuts.start[feature + 1] as usize - 1;
+            self.cuts.values[last] = T::INFINITY;
+        }
+    }
+}
+
+/// The number of `cuts` (ascending) that are `<= value`, by a binary search without data-dependent branches (a
+/// row's values are unpredictable, so a branchy search would mispredict about once per feature).
+#[inline(always)]
+fn count_at_most<T: Float>(cuts: &[T], value: T) -> usize {
+    if cuts.is_empty() {
+        return 0;
+    }
+    // Invariant: every cut before `low` is <= value, the answer lies in [low, low + size], low + size <= len.
+    let (mut low, mut size) = (0usize, cuts.len());
+    while size > 1 {
+        let half = size / 2;
+        debug_assert!(low + half - 1 < cuts.len());
+        // SAFETY: 1 <= half < size, so low + half - 1 < low + size <= cuts.len().
+        let probe = unsafe { *cuts.get_unchecked(low + half - 1) };
+        // A conditional move, not a branch (the compiler turns a plain `if`, even a mask, into a branch here).
+        low = std::hint::select_unpredictable(probe <= value, low + half, low);
+        size -= half;
+    }
+    debug_assert!(low < cuts.len());
+    // SAFETY: size is 1 here, so low < low + size <= cuts.len().
+    low + usize::from(unsafe { *cuts.get_unchecked(low) } <= value)
+}
+
+/// The bin at `index` of a row's or a block's bins.
+#[inline(always)]
+fn bin_at<B: Copy>(bins: &[B], index: usize) -> B {
+    debug_assert!(index < bins.len());
+    // SAFETY: every slot a split or leaf stores is at most 2 * num_features (split features are below num_features
+    // by `Model::validate`; padding splits read slot 0, which exists as `Cuts::collect` refuses zero features;
+    // general leaves read the constant slot 2 * num_features), so below `row_bins()`. One row reads `bins[slot]`; a
+    // block walk gets the block's bins from its first row `row` on and reads `(slot << BLOCK_SHIFT) + lane` with
+    // `row + lane < ROW_BLOCK = 1 << BLOCK_SHIFT`, inside the `row_bins()` slots times `ROW_BLOCK` that the entry
+    // point asserts the block's bins hold (one row: `row_bins()`).
+    unsafe { *bins.get_unchecked(index) }
+}
