@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::Service;
+use super::{Service, unix_millis};
 use crate::caller::Principal;
 use crate::error::ServiceError;
 use crate::secrets::random_bytes;
@@ -41,12 +41,6 @@ impl ConsoleSession {
     pub fn csrf_matches(&self, given: Option<&str>) -> bool {
         given.is_some_and(|given| bool::from(given.as_bytes().ct_eq(self.csrf_token.as_bytes())))
     }
-}
-
-fn millis_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX))
 }
 
 fn cookie_hash(cookie: &str) -> String {
@@ -85,7 +79,7 @@ impl Service {
         }
         .ok_or_else(|| unauthenticated("the token or the access key is unknown, disabled or wrong"))?;
         let cookie = hex::encode(random_bytes::<32>()?);
-        let now = millis_now();
+        let now = unix_millis();
         let record = ConsoleSessionRecord {
             id_hash: cookie_hash(&cookie),
             user_id: principal.id.clone(),
@@ -106,7 +100,7 @@ impl Service {
         let record = self
             .store()
             .metadata
-            .console_session(&cookie_hash(cookie), millis_now())
+            .console_session(&cookie_hash(cookie), unix_millis())
             .await?
             .ok_or_else(|| unauthenticated("the console session is unknown or has expired; sign in again"))?;
         let principal = self

@@ -146,6 +146,13 @@ fn capture_of(record: &ConfigRecord) -> Option<DataCapture> {
     }
 }
 
+/// Milliseconds since the Unix epoch, now (0 before it).
+pub(crate) fn unix_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX))
+}
+
 fn log(message: &str) {
     crate::logging::event(message);
 }

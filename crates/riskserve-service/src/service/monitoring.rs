@@ -11,7 +11,7 @@ use riskserve_store::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::{Service, capture_of};
+use super::{Service, capture_of, unix_millis};
 use crate::audit::AuditEvent;
 use crate::caller::Resource;
 use crate::error::ServiceError;
@@ -133,12 +133,6 @@ pub struct MonitorReportSummary {
     pub breaches: u32,
 }
 
-fn millis_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX))
-}
-
 fn rfc3339(millis: i64) -> String {
     unix_to_rfc3339(millis.div_euclid(1000), u32::try_from(millis.rem_euclid(1000)).unwrap_or(0))
 }
@@ -172,7 +166,7 @@ fn gauges_of(report: &MonitorReport) -> MonitorGauges {
             .collect(),
         auc: report.outcomes.as_ref().and_then(|outcomes| outcomes.auc),
         breaches,
-        last_run_seconds: millis_now() as f64 / 1000.0,
+        last_run_seconds: unix_millis() as f64 / 1000.0,
     }
 }
 
@@ -283,7 +277,7 @@ impl Service {
         let outcomes = tokio::task::spawn_blocking(move || parse_outcomes(&body, json_lines))
             .await
             .map_err(|error| ServiceError::internal(format!("the outcome parser failed: {error}")))??;
-        self.store().metadata.put_outcomes(endpoint, &outcomes, millis_now()).await?;
+        self.store().metadata.put_outcomes(endpoint, &outcomes, unix_millis()).await?;
         let total = self.store().metadata.outcome_count(endpoint).await?;
         Ok(OutcomesAccepted { accepted: outcomes.len() as u64, outcomes: total })
     }
@@ -320,7 +314,7 @@ impl Service {
         })?;
         let text = serde_json::to_string(&settings)
             .map_err(|error| ServiceError::internal(format!("cannot encode the settings: {error}")))?;
-        self.store().metadata.put_monitor_schedule(endpoint, &text, millis_now()).await?;
+        self.store().metadata.put_monitor_schedule(endpoint, &text, unix_millis()).await?;
         self.get_monitor_schedule(endpoint).await
     }
 
@@ -401,7 +395,7 @@ impl Service {
         settings: &MonitorSettings,
         trigger: &str,
     ) -> Result<MonitorReport, ServiceError> {
-        let started = millis_now();
+        let started = unix_millis();
         let clock = Instant::now();
         let drift_window = Window { from: started - i64::from(settings.window_hours) * HOUR_MILLIS, to: started };
         let outcome_window =
@@ -449,7 +443,7 @@ impl Service {
                 report.error = Some(error.to_string());
             }
         }
-        let finished = millis_now();
+        let finished = unix_millis();
         report.finished_at = rfc3339(finished);
         let data = serde_json::to_string(&report)
             .map_err(|error| ServiceError::internal(format!("cannot encode the report: {error}")))?;
@@ -621,7 +615,7 @@ impl Service {
                 return;
             }
         };
-        let now = millis_now();
+        let now = unix_millis();
         for schedule in schedules.into_iter().filter(|schedule| schedule.next_run_at <= now) {
             let endpoint = schedule.endpoint.clone();
             let settings: MonitorSettings = match serde_json::from_str(&schedule.settings) {

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use riskserve_store::{ReplicaLoad, ScalingActivityRecord, ScalingPolicyRecord, StoreError, now_rfc3339};
 
-use super::Service;
+use super::{Service, unix_millis};
 use crate::audit::AuditEvent;
 use crate::caller::Resource;
 use crate::error::ServiceError;
@@ -25,12 +25,6 @@ const STALE_REPORT_MILLIS: i64 = 10 * 60 * 1000;
 /// How recent a replica's last load report must be for the replica to count as live: three ticks, at least 3 s.
 fn live_report_millis(interval_seconds: f64) -> i64 {
     ((interval_seconds * 3.0).max(3.0) * 1000.0) as i64
-}
-
-fn unix_millis() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX))
 }
 
 impl Service {
