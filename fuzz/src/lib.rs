@@ -1,10 +1,11 @@
 //! What every fuzz target runs: import a model from the fuzz input and score rows derived from the
-//! same input through both evaluator paths, or decode the input as rows. A panic anywhere is a bug.
+//! same input through both evaluator paths of every evaluator and kernel, or decode the input as rows. A panic
+//! anywhere is a bug.
 
 use riskserve_model::eval::ScoreError;
 use riskserve_model::input::RowDecoder;
 use riskserve_model::ir::{Feature, FeatureKind, MissingRule, UnknownCategory};
-use riskserve_model::{Format, Predictor, load_model};
+use riskserve_model::{EvaluatorChoice, Format, Kernel, KernelChoice, Predictor, load_model};
 
 /// Values that trip evaluators: signed zeros, values beside common thresholds, category codes
 /// around bitset word boundaries and beyond any bitset, negative and fractional codes, f32
@@ -52,11 +53,41 @@ const BATCH_ROWS: usize = 150;
 const MAX_BATCH_VALUES: usize = 1 << 20;
 
 /// Imports `data` (detecting the format when `format` is `None`); when that succeeds, scores
-/// rows derived from `data` one at a time and as a two-thread batch, and checks that both paths
-/// agree.
+/// rows derived from `data` one at a time and as a two-thread batch with the compile step's own choice, checks that
+/// both paths agree, then that the reference walk and the quantised walk with every kernel this CPU runs give the
+/// same answers bit for bit.
 pub fn import_and_score(data: &[u8], format: Option<Format>) {
     let Ok(model) = load_model(data, format) else { return };
-    let Ok(predictor) = Predictor::new(model) else { return };
+    let Ok(predictor) = Predictor::new(model.clone()) else { return };
+    let expected = score_both_paths(&predictor, data);
+    let mut variants = vec![(EvaluatorChoice::Reference, KernelChoice::Auto)];
+    variants.extend(
+        Kernel::available().into_iter().map(|kernel| (EvaluatorChoice::Quantised, KernelChoice::Exactly(kernel))),
+    );
+    for (choice, kernel) in variants {
+        let other = Predictor::with_kernel(model.clone(), choice, kernel).expect("the model compiled once");
+        let name = other.compile_report().map(|report| format!("{} {:?}", report.evaluator, report.kernel));
+        let found = score_both_paths(&other, data);
+        for (index, (expected, found)) in expected.iter().zip(&found).enumerate() {
+            match (expected, found) {
+                (Ok(expected), Ok(found)) => assert!(
+                    same(expected, found),
+                    "row {index}: {name:?} gives {found:?}, the compile step's choice {expected:?}"
+                ),
+                (Err(_), Err(_)) => {}
+                _ => panic!("row {index}: {name:?} and the compile step's choice disagree on whether it scores"),
+            }
+        }
+    }
+}
+
+fn same(a: &[f64], b: &[f64]) -> bool {
+    a.iter().zip(b).all(|(a, b)| a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()))
+}
+
+/// Scores rows derived from `data` one at a time and as a two-thread batch, checks that both paths agree, and
+/// returns the one-row answers.
+fn score_both_paths(predictor: &Predictor, data: &[u8]) -> Vec<Result<Vec<f64>, ScoreError>> {
     let width = predictor.num_inputs();
     let values = predictor.num_values();
 
@@ -82,10 +113,7 @@ pub fn import_and_score(data: &[u8], format: Option<Format>) {
                 let expected = expected
                     .as_ref()
                     .unwrap_or_else(|error| panic!("row {index} scores in a batch but fails alone: {error}"));
-                assert!(
-                    expected.iter().zip(found).all(|(a, b)| a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan())),
-                    "row {index}: one-row path gives {expected:?}, batch gives {found:?}"
-                );
+                assert!(same(expected, found), "row {index}: one-row path gives {expected:?}, batch gives {found:?}");
             }
         }
         Err(error) => {
@@ -97,6 +125,7 @@ pub fn import_and_score(data: &[u8], format: Option<Format>) {
             );
         }
     }
+    one_row_results
 }
 
 /// The value of one cell of the derived rows: row 0 is all missing, row 1 all zeros, the rest

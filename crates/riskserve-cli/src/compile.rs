@@ -1,11 +1,11 @@
-//! `riskserve compile`: load a model, run the compile step, and print what it chose (evaluator, memory, compile time) as JSON.
+//! `riskserve compile`: load a model, run the compile step, and print what it chose (evaluator, kernel, memory, compile time) as JSON.
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use riskserve_model::{EvaluatorChoice, Format, Predictor, load_model};
+use riskserve_model::{EvaluatorChoice, Format, KernelChoice, Predictor, load_model};
 
 #[derive(Debug, clap::Args)]
 pub struct CompileArgs {
@@ -19,6 +19,10 @@ pub struct CompileArgs {
     /// wherever it applies.
     #[arg(long, default_value = "auto", value_parser = ["auto", "reference", "quantised"])]
     pub evaluator: String,
+    /// The quantised walk's one-row kernel: the fastest on the probe rows among those this CPU runs, or one by name
+    /// (a kernel this CPU cannot run falls back to the widest one it can, and the reason says so).
+    #[arg(long, default_value = "auto", value_parser = ["auto", "portable", "avx2", "avx512"])]
+    pub kernel: String,
 }
 
 pub fn run(args: CompileArgs) -> anyhow::Result<()> {
@@ -26,12 +30,13 @@ pub fn run(args: CompileArgs) -> anyhow::Result<()> {
         std::fs::read(&args.model).with_context(|| format!("cannot read the model {}", args.model.display()))?;
     let format = args.format.as_deref().map(|name| Format::from_name(name).expect("clap checked the format"));
     let choice = EvaluatorChoice::from_name(&args.evaluator).expect("clap checked the evaluator");
+    let kernel = KernelChoice::from_name(&args.kernel).expect("clap checked the kernel");
     let load_started = Instant::now();
     let model =
         load_model(&bytes, format).with_context(|| format!("cannot load the model {}", args.model.display()))?;
     let load_micros = load_started.elapsed().as_micros() as u64;
     let source = model.source;
-    let predictor = Predictor::with_evaluator(model, choice).context("cannot compile the model")?;
+    let predictor = Predictor::with_kernel(model, choice, kernel).context("cannot compile the model")?;
     let Some(report) = predictor.compile_report() else {
         bail!(
             "the model is not a tree ensemble: there is nothing to compile (linear models and scorecards are scored as they are)"

@@ -11,12 +11,13 @@
 //! also with the missing-value rewrite a LightGBM file gives. Each is timed on one row (with a
 //! reused scratch, cycling over 1,000 rows) and on a batch of 1,000 rows on one thread.
 //!
-//! Each model is timed with the reference walk and with the evaluator the compile step chooses (`/reference`,
-//! `/auto`), in one run.
+//! Each model is timed with the reference walk (`/reference`), the quantised walk with the portable scalar kernel
+//! (`/portable`) and the evaluator the compile step chooses with the widest kernel this CPU runs (`/auto`), in one
+//! run.
 //!
 //! Run: `cargo bench -p riskserve-model --bench scoring -- --warm-up-time 1 --measurement-time 3`
 //! Instructions (no timing): `RISKSERVE_COUNT_INSTRUCTIONS=b valgrind --tool=callgrind <bench binary>`, then
-//! `callgrind_annotate --inclusive=yes` on the `reference_*` / `auto_*` functions (bench/README.md).
+//! `callgrind_annotate --inclusive=yes` on the `reference_*` / `portable_*` / `auto_*` functions (bench/README.md).
 
 use std::hint::black_box;
 
@@ -29,7 +30,7 @@ use riskserve_model::ir::{
     Aggregation, Direction, Feature, MissingRule, Model, ModelBody, Node, Output, OutputKind, Precision, SplitTest,
     Transform, Tree, TreeEnsemble,
 };
-use riskserve_model::{EvaluatorChoice, Predictor, Scratch};
+use riskserve_model::{EvaluatorChoice, Kernel, KernelChoice, Predictor, Scratch};
 
 /// Rows the trees are grown on.
 const POOL_ROWS: usize = 8192;
@@ -282,21 +283,27 @@ fn describe(name: &str, model: &Model, rows: &[f64]) {
     );
 }
 
-/// The evaluators each model is timed with: the reference walk (the evaluator before the compile step) and what
-/// the compile step chooses by itself, side by side in one run.
-const CHOICES: [(&str, EvaluatorChoice); 2] =
-    [("reference", EvaluatorChoice::Reference), ("auto", EvaluatorChoice::Auto)];
+/// The evaluators each model is timed with, side by side in one run: the reference walk (the evaluator before the
+/// compile step), the quantised walk with the portable scalar kernel, and what the compile step chooses by itself
+/// (on a CPU with AVX-512 or AVX2, the quantised walk with that kernel).
+const CHOICES: [(&str, EvaluatorChoice, KernelChoice); 3] = [
+    ("reference", EvaluatorChoice::Reference, KernelChoice::Auto),
+    ("portable", EvaluatorChoice::Auto, KernelChoice::Exactly(Kernel::Portable)),
+    ("auto", EvaluatorChoice::Auto, KernelChoice::Auto),
+];
 
 fn bench_model(criterion: &mut Criterion, name: &str, model: Model, rows: &[f64]) {
     describe(name, &model, rows);
     let predictors: Vec<(&str, Predictor)> = CHOICES
         .iter()
-        .map(|(label, choice)| {
-            let predictor = Predictor::with_evaluator(model.clone(), *choice).expect("the synthetic model is valid");
+        .map(|(label, choice, kernel)| {
+            let predictor =
+                Predictor::with_kernel(model.clone(), *choice, *kernel).expect("the synthetic model is valid");
             let report = predictor.compile_report().expect("a tree ensemble");
             eprintln!(
-                "{name}/{label}: {} ({:.1} B per node, compiled in {:.1} ms; {})",
+                "{name}/{label}: {} with the {} kernel ({:.1} B per node, compiled in {:.1} ms; {})",
                 report.evaluator,
+                report.kernel.name(),
                 report.bytes_per_node,
                 report.compile_micros as f64 / 1e3,
                 report.reason
@@ -345,17 +352,19 @@ type OneRowPass = fn(&Predictor, &[f64], &mut Scratch, &mut [f64]);
 /// that `callgrind_annotate --inclusive=yes` gives its instructions (see bench/README.md).
 fn count_instructions(model: Model, rows: &[f64]) {
     let num_rows = rows.len() / NUM_FEATURES;
-    for (label, choice) in CHOICES {
-        let predictor = Predictor::with_evaluator(model.clone(), choice).expect("the synthetic model is valid");
+    for (label, choice, kernel) in CHOICES {
+        let predictor = Predictor::with_kernel(model.clone(), choice, kernel).expect("the synthetic model is valid");
         let mut out = vec![0.0; num_rows * predictor.num_values()];
         let mut scratch = predictor.scratch();
-        let (batch, one_row): (BatchPass, OneRowPass) = match choice {
-            EvaluatorChoice::Reference => (reference_batch, reference_one_row),
+        let (batch, one_row): (BatchPass, OneRowPass) = match label {
+            "reference" => (reference_batch, reference_one_row),
+            "portable" => (portable_batch, portable_one_row),
             _ => (auto_batch, auto_one_row),
         };
         batch(&predictor, rows, &mut out);
         one_row(&predictor, rows, &mut scratch, &mut out);
-        eprintln!("{label}: {} {}", predictor.compile_report().expect("trees").evaluator, black_box(out[0]));
+        let report = predictor.compile_report().expect("trees");
+        eprintln!("{label}: {} {} {}", report.evaluator, report.kernel.name(), black_box(out[0]));
     }
 }
 
@@ -374,28 +383,42 @@ fn one_row_pass(predictor: &Predictor, rows: &[f64], scratch: &mut Scratch, out:
 
 #[inline(never)]
 fn reference_batch(predictor: &Predictor, rows: &[f64], out: &mut [f64]) {
-    // Distinct bodies, so that the linker does not fold the four wrappers into one.
+    // Distinct bodies, so that the linker does not fold the wrappers into one.
     black_box(1u8);
     batch_pass(predictor, rows, out)
 }
 
 #[inline(never)]
+fn portable_batch(predictor: &Predictor, rows: &[f64], out: &mut [f64]) {
+    // Distinct bodies, so that the linker does not fold the wrappers into one.
+    black_box(5u8);
+    batch_pass(predictor, rows, out)
+}
+
+#[inline(never)]
+fn portable_one_row(predictor: &Predictor, rows: &[f64], scratch: &mut Scratch, out: &mut [f64]) {
+    // Distinct bodies, so that the linker does not fold the wrappers into one.
+    black_box(6u8);
+    one_row_pass(predictor, rows, scratch, out)
+}
+
+#[inline(never)]
 fn auto_batch(predictor: &Predictor, rows: &[f64], out: &mut [f64]) {
-    // Distinct bodies, so that the linker does not fold the four wrappers into one.
+    // Distinct bodies, so that the linker does not fold the wrappers into one.
     black_box(2u8);
     batch_pass(predictor, rows, out)
 }
 
 #[inline(never)]
 fn reference_one_row(predictor: &Predictor, rows: &[f64], scratch: &mut Scratch, out: &mut [f64]) {
-    // Distinct bodies, so that the linker does not fold the four wrappers into one.
+    // Distinct bodies, so that the linker does not fold the wrappers into one.
     black_box(3u8);
     one_row_pass(predictor, rows, scratch, out)
 }
 
 #[inline(never)]
 fn auto_one_row(predictor: &Predictor, rows: &[f64], scratch: &mut Scratch, out: &mut [f64]) {
-    // Distinct bodies, so that the linker does not fold the four wrappers into one.
+    // Distinct bodies, so that the linker does not fold the wrappers into one.
     black_box(4u8);
     one_row_pass(predictor, rows, scratch, out)
 }

@@ -7,7 +7,9 @@
 //! rows take, per feature, sampled thresholds exactly and one ulp either side, NaN, signed zeros, infinities,
 //! subnormals and the extremes of the precision. If they ever differ the reference is kept and the report says why.
 //!
-//! No SIMD kernel is used (the scalar walks are portable), so the choice depends on the model's shape only.
+//! The quantised one-row walk also gets a kernel (`kernel.rs`): AVX-512 or AVX2 gathers where this CPU has them
+//! (detected at run time), else the portable scalar walk. Verification runs the kernel chosen, so a model is only
+//! ever served by code that matched the reference on this CPU.
 
 use std::time::Instant;
 
@@ -15,6 +17,7 @@ use serde::Serialize;
 
 use crate::forest::{Float, Forest, ROW_BLOCK};
 use crate::ir::{Precision, TreeEnsemble};
+use crate::kernel::{Kernel, KernelChoice};
 use crate::quantised::{Bin, Cuts, QuantisedForest};
 
 /// Which tree evaluator [`crate::Predictor::with_evaluator`] should build.
@@ -49,6 +52,13 @@ pub struct CompileReport {
     pub evaluator: &'static str,
     /// Why that evaluator.
     pub reason: String,
+    /// The one-row walk's instruction set: `portable`, `avx2` or `avx512` (`portable` for the reference walk).
+    pub kernel: Kernel,
+    /// How that kernel walks complete-layout trees for one row: `scalar`, `gather` or `lines` (see
+    /// `QuantisedForest::one_row_walk`).
+    pub one_row_walk: &'static str,
+    /// When the compile step chose the kernel itself among several: each kernel's best time per probe row here.
+    pub kernel_timings: Vec<KernelTiming>,
     /// `f32` (XGBoost, ONNX) or `f64` (LightGBM).
     pub precision: &'static str,
     pub trees: usize,
@@ -65,6 +75,13 @@ pub struct CompileReport {
     pub verified_rows: usize,
     /// Wall time of the whole step: both compilations, the probe rows and their verification.
     pub compile_micros: u64,
+}
+
+/// How long one kernel took per probe row, at compile time, on this CPU.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KernelTiming {
+    pub kernel: Kernel,
+    pub nanos_per_row: f64,
 }
 
 /// Bin buffers a quantised walk writes a row's (or a block's) bins into.
@@ -120,6 +137,31 @@ impl<T: Float> TreeEvaluator<T> {
             TreeEvaluator::Reference(forest) => forest.complete_trees(),
             TreeEvaluator::QuantisedU8(forest) => forest.complete_trees(),
             TreeEvaluator::QuantisedU16(forest) => forest.complete_trees(),
+        }
+    }
+
+    fn kernel(&self) -> Kernel {
+        match self {
+            TreeEvaluator::Reference(_) => Kernel::Portable,
+            TreeEvaluator::QuantisedU8(forest) => forest.kernel(),
+            TreeEvaluator::QuantisedU16(forest) => forest.kernel(),
+        }
+    }
+
+    /// Switches a quantised walk's one-row kernel (see [`QuantisedForest::use_kernel`]); the reference has none.
+    pub fn use_kernel(&mut self, kernel: Kernel) {
+        match self {
+            TreeEvaluator::Reference(_) => {}
+            TreeEvaluator::QuantisedU8(forest) => forest.use_kernel(kernel),
+            TreeEvaluator::QuantisedU16(forest) => forest.use_kernel(kernel),
+        }
+    }
+
+    fn one_row_walk(&self) -> &'static str {
+        match self {
+            TreeEvaluator::Reference(_) => "scalar",
+            TreeEvaluator::QuantisedU8(forest) => forest.one_row_walk(),
+            TreeEvaluator::QuantisedU16(forest) => forest.one_row_walk(),
         }
     }
 
@@ -246,24 +288,32 @@ const PROBE_ROWS: usize = 2 * ROW_BLOCK + 11;
 /// Thresholds sampled per feature for the probe rows (each exactly and one ulp either side).
 const PROBED_CUTS: usize = 64;
 
-/// Compiles an ensemble with the evaluator `choice` asks for (see [`EvaluatorChoice`]).
-pub fn compile_trees<T: Probe>(ensemble: &TreeEnsemble, choice: EvaluatorChoice) -> (TreeEvaluator<T>, CompileReport) {
+/// Compiles an ensemble with the evaluator `choice` asks for (see [`EvaluatorChoice`]) and, for the quantised walk,
+/// the one-row kernel `kernel` resolves to on this CPU.
+pub fn compile_trees<T: Probe>(
+    ensemble: &TreeEnsemble,
+    choice: EvaluatorChoice,
+    kernel: KernelChoice,
+) -> (TreeEvaluator<T>, CompileReport) {
     let started = Instant::now();
     let reference = Forest::<T>::compile(ensemble);
     let mut verified_rows = 0;
     let mut widest = 0;
+    let mut kernel_timings = Vec::new();
     let (evaluator, reason) = match choice {
         EvaluatorChoice::Reference => (TreeEvaluator::Reference(reference), "asked for".to_string()),
         EvaluatorChoice::Auto | EvaluatorChoice::Quantised => match quantise::<T>(ensemble, choice) {
             Err(why) => (TreeEvaluator::Reference(reference), why),
-            Ok((candidate, probes, width)) => {
+            Ok((mut candidate, probes, width)) => {
                 widest = width;
+                let kernel_reason;
+                (kernel_reason, kernel_timings) = choose_kernel(&mut candidate, kernel, &probes, ensemble.num_features);
                 match verify(&reference, &candidate, &probes, ensemble.num_features) {
                     Ok(rows) => {
                         verified_rows = rows;
                         let why = format!(
                             "no categorical split, at most {width} distinct thresholds per feature; matched the \
-                             reference walk on {rows} probe rows"
+                             reference walk on {rows} probe rows; {kernel_reason}"
                         );
                         (candidate, why)
                     }
@@ -281,6 +331,9 @@ pub fn compile_trees<T: Probe>(ensemble: &TreeEnsemble, choice: EvaluatorChoice)
     let resident_bytes = evaluator.resident_bytes();
     let report = CompileReport {
         evaluator: evaluator.name(),
+        kernel: evaluator.kernel(),
+        one_row_walk: evaluator.one_row_walk(),
+        kernel_timings,
         reason,
         precision: T::NAME,
         trees: evaluator.num_trees(),
@@ -328,6 +381,65 @@ fn quantise<T: Probe>(
         None => TreeEvaluator::QuantisedU16(QuantisedForest::compile(ensemble, cuts)?),
     };
     Ok((candidate, probes, widest))
+}
+
+/// Rounds of timing each kernel on the probe rows, alternating; the fastest round of each counts.
+const TIMING_ROUNDS: usize = 3;
+/// Probe rows timed per round (the random ones, after the all-NaN and all-zero rows), so that timing costs a few
+/// milliseconds even for large models.
+const TIMED_ROWS: std::ops::Range<usize> = 2..34;
+
+/// Sets the quantised candidate's one-row kernel: the one asked for (or the widest this CPU runs below it), or for
+/// [`KernelChoice::Auto`], of the kernels this CPU runs, the one that scores the probe rows fastest here, timed in
+/// alternating rounds. Returns why, and the timings.
+fn choose_kernel<T: Probe>(
+    candidate: &mut TreeEvaluator<T>,
+    choice: KernelChoice,
+    probes: &[T],
+    width: usize,
+) -> (String, Vec<KernelTiming>) {
+    let available = Kernel::available();
+    if choice != KernelChoice::Auto || available.len() == 1 {
+        let (kernel, note) = Kernel::resolve(choice);
+        candidate.use_kernel(kernel);
+        let why = match note {
+            Some(note) => note,
+            None if choice == KernelChoice::Auto => format!("{} is the only kernel this CPU runs", kernel.name()),
+            None => format!("the {} kernel, asked for", kernel.name()),
+        };
+        return (why, Vec::new());
+    }
+    let width = width.max(1);
+    let timed = &probes[TIMED_ROWS.start * width..(TIMED_ROWS.end * width).min(probes.len())];
+    let rows = timed.len() / width;
+    let mut bins = candidate.bin_scratch(1);
+    let mut margin = vec![T::ZERO; candidate.num_outputs()];
+    let mut leaf_values = vec![T::ZERO; candidate.num_trees()];
+    let mut best = vec![f64::INFINITY; available.len()];
+    for _ in 0..TIMING_ROUNDS {
+        for (kernel, best) in available.iter().zip(&mut best) {
+            candidate.use_kernel(*kernel);
+            let started = Instant::now();
+            for row in timed.chunks(width) {
+                candidate.margin_one(row, &mut bins, &mut margin, &mut leaf_values);
+            }
+            std::hint::black_box(&margin);
+            *best = best.min(started.elapsed().as_nanos() as f64 / rows.max(1) as f64);
+        }
+    }
+    let fastest = (0..available.len()).min_by(|a, b| best[*a].total_cmp(&best[*b])).expect("one kernel at least");
+    candidate.use_kernel(available[fastest]);
+    let timings: Vec<KernelTiming> = available
+        .iter()
+        .zip(&best)
+        .map(|(kernel, nanos)| KernelTiming { kernel: *kernel, nanos_per_row: *nanos })
+        .collect();
+    let why = format!(
+        "the {} kernel scored the probe rows fastest of {}",
+        available[fastest].name(),
+        available.iter().map(|kernel| kernel.name()).collect::<Vec<_>>().join(", ")
+    );
+    (why, timings)
 }
 
 /// Deterministic probe rows (row-major, `features` values a row): row 0 all NaN, row 1 all -0.0, the others pick
@@ -440,22 +552,47 @@ mod tests {
     #[test]
     fn a_quantised_walk_is_chosen_and_verified() {
         let ensemble = stumps(&[-0.0, 0.0, 1.5, 1e-40, f64::from(f32::MAX), 3.0, 1.5], Precision::F32);
-        let (evaluator, report) = compile_trees::<f32>(&ensemble, EvaluatorChoice::Quantised);
+        let (evaluator, report) = compile_trees::<f32>(&ensemble, EvaluatorChoice::Quantised, KernelChoice::Auto);
         assert!(matches!(evaluator, TreeEvaluator::QuantisedU8(_)), "{report:?}");
         assert_eq!(report.evaluator, "quantised-u8");
         assert_eq!(report.verified_rows, PROBE_ROWS);
         // -0.0 and 0.0 are one cut, 1.5 appears twice.
         assert_eq!(report.max_thresholds_per_feature, 5);
-        let (evaluator, report) = compile_trees::<f32>(&ensemble, EvaluatorChoice::Reference);
+        let (evaluator, report) = compile_trees::<f32>(&ensemble, EvaluatorChoice::Reference, KernelChoice::Auto);
         assert!(matches!(evaluator, TreeEvaluator::Reference(_)));
         assert_eq!((report.evaluator, report.verified_rows), ("reference", 0));
+    }
+
+    #[test]
+    fn auto_times_every_kernel_and_keeps_the_fastest() {
+        let thresholds: Vec<f64> = (0..40).map(|index| f64::from(index) * 0.5 - 3.0).collect();
+        let ensemble = stumps(&thresholds, Precision::F32);
+        let (_, report) = compile_trees::<f32>(&ensemble, EvaluatorChoice::Quantised, KernelChoice::Auto);
+        let available = Kernel::available();
+        if available.len() > 1 {
+            let timed: Vec<Kernel> = report.kernel_timings.iter().map(|timing| timing.kernel).collect();
+            assert_eq!(timed, available);
+            let fastest = report.kernel_timings.iter().min_by(|a, b| a.nanos_per_row.total_cmp(&b.nanos_per_row));
+            assert_eq!(Some(report.kernel), fastest.map(|timing| timing.kernel), "{report:?}");
+            assert!(report.reason.contains("fastest"), "{report:?}");
+        } else {
+            assert!(report.kernel_timings.is_empty());
+        }
+        for kernel in available {
+            let (_, forced) =
+                compile_trees::<f32>(&ensemble, EvaluatorChoice::Quantised, KernelChoice::Exactly(kernel));
+            assert_eq!((forced.kernel, forced.kernel_timings.len()), (kernel, 0), "{forced:?}");
+        }
+        // The reference walk has no kernel to choose.
+        let (_, reference) = compile_trees::<f32>(&ensemble, EvaluatorChoice::Reference, KernelChoice::Auto);
+        assert_eq!((reference.kernel, reference.one_row_walk), (Kernel::Portable, "scalar"));
     }
 
     #[test]
     fn many_thresholds_take_wide_bins() {
         let thresholds: Vec<f64> = (0..300).map(|index| f64::from(index) * 0.25 - 10.0).collect();
         let ensemble = stumps(&thresholds, Precision::F64);
-        let (evaluator, report) = compile_trees::<f64>(&ensemble, EvaluatorChoice::Quantised);
+        let (evaluator, report) = compile_trees::<f64>(&ensemble, EvaluatorChoice::Quantised, KernelChoice::Auto);
         assert!(matches!(evaluator, TreeEvaluator::QuantisedU16(_)), "{report:?}");
         assert_eq!(report.max_thresholds_per_feature, 300);
     }
@@ -484,9 +621,9 @@ mod tests {
             *feature = 1;
         }
         ensemble.trees.push(stumps(&[0.5], Precision::F64).trees.remove(0));
-        let (_, auto) = compile_trees::<f64>(&ensemble, EvaluatorChoice::Auto);
+        let (_, auto) = compile_trees::<f64>(&ensemble, EvaluatorChoice::Auto, KernelChoice::Auto);
         assert_eq!(auto.evaluator, "reference", "{auto:?}");
-        let (_, forced) = compile_trees::<f64>(&ensemble, EvaluatorChoice::Quantised);
+        let (_, forced) = compile_trees::<f64>(&ensemble, EvaluatorChoice::Quantised, KernelChoice::Auto);
         assert_eq!(forced.evaluator, "quantised-u8", "{forced:?}");
     }
 }

@@ -6,6 +6,7 @@ use crate::ModelError;
 use crate::compile::{BinScratch, CompileReport, EvaluatorChoice, TreeEvaluator, compile_trees};
 use crate::forest::{Float, ROW_BLOCK};
 use crate::ir::{LinearModel, MissingRule, Model, ModelBody, OutputKind, Precision, Transform};
+use crate::kernel::KernelChoice;
 use crate::preprocess::FeatureProgram;
 use crate::scorecard::Scorecard;
 
@@ -68,6 +69,12 @@ impl Predictor {
     /// Validates and compiles a model with the tree evaluator `choice` asks for; every evaluator scores exactly as
     /// the reference walk (see [`crate::compile`]).
     pub fn with_evaluator(model: Model, choice: EvaluatorChoice) -> Result<Predictor, ModelError> {
+        Predictor::with_kernel(model, choice, KernelChoice::Auto)
+    }
+
+    /// As [`Predictor::with_evaluator`], with the quantised one-row walk's kernel chosen too (a kernel this CPU cannot
+    /// run falls back to the widest one it can; the compile report says so).
+    pub fn with_kernel(model: Model, choice: EvaluatorChoice, kernel: KernelChoice) -> Result<Predictor, ModelError> {
         model.validate()?;
         let columns = output_columns(&model);
         let num_inputs = model.inputs.len();
@@ -82,12 +89,12 @@ impl Predictor {
         let engine = match model.body {
             ModelBody::Trees(ensemble) => match ensemble.precision {
                 Precision::F32 => {
-                    let (evaluator, compiled) = compile_trees(&ensemble, choice);
+                    let (evaluator, compiled) = compile_trees(&ensemble, choice, kernel);
                     report = Some(compiled);
                     Engine::Trees32(evaluator)
                 }
                 Precision::F64 => {
-                    let (evaluator, compiled) = compile_trees(&ensemble, choice);
+                    let (evaluator, compiled) = compile_trees(&ensemble, choice, kernel);
                     report = Some(compiled);
                     Engine::Trees64(evaluator)
                 }

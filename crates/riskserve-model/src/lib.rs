@@ -8,6 +8,7 @@ pub mod eval;
 pub mod forest;
 pub mod input;
 pub mod ir;
+pub mod kernel;
 pub mod lightgbm;
 pub mod onnx;
 pub mod pmml;
@@ -22,6 +23,7 @@ pub use compile::{CompileReport, EvaluatorChoice};
 pub use error::{Format, InputError, ModelError};
 pub use eval::{Predictor, Scratch};
 pub use ir::Model;
+pub use kernel::{Kernel, KernelChoice};
 
 /// Largest model file accepted, so that no importer is asked to hold absurd inputs.
 pub const MAX_MODEL_BYTES: usize = 1 << 30;

@@ -29,6 +29,7 @@ use std::marker::PhantomData;
 
 use crate::forest::{Float, LANES, MAX_COMPLETE_DEPTH, MAX_PADDING, ROW_BLOCK};
 use crate::ir::{Aggregation, Direction, Node, SplitTest, Tree, TreeEnsemble};
+use crate::kernel::{GATHER_PADDING, GROUP_LANES, Kernel, LeafSink, LineTree, TABLE_SLOTS, TIER_DEPTH, VectorGroup};
 
 /// Most features a quantised forest reads: two bin slots per feature and the constant slot must fit a `u16`.
 pub const MAX_FEATURES: usize = (1 << 15) - 1;
@@ -136,12 +137,71 @@ impl<T: Float> Cuts<T> {
     }
 }
 
-/// A complete-layout split: go right iff `bins[slot] > rank`.
+/// A complete-layout split: go right iff `bins[slot] > rank`. Four-byte aligned, so that the SIMD kernels read it
+/// as one little-endian `u32` (`slot` in the low half).
 #[derive(Debug, Clone, Copy)]
-#[repr(C)]
+#[repr(C, align(4))]
 struct Split {
     slot: u16,
     rank: u16,
+}
+
+/// Splits in one cache line.
+const LINE_SPLITS: usize = 16;
+
+/// One 64-byte cache line of complete-layout splits: a full block of [`TIER_DEPTH`] levels (15 splits and a pad).
+#[derive(Debug, Clone, Copy)]
+#[repr(C, align(64))]
+struct Line([Split; LINE_SPLITS]);
+const _: () = assert!(size_of::<Line>() == 64 && size_of::<Split>() * LINE_SPLITS == 64);
+
+/// Where a complete tree's splits go. Instead of one heap (where each of the last levels is another cache line),
+/// the tree is cut every [`TIER_DEPTH`] levels into tiers of blocks, each block a small heap of its own: the top
+/// block holds levels 0-3, the 16 blocks of the next tier levels 4-7, and so on; the last tier's blocks hold the
+/// remaining levels. A block of `h` levels takes `2^h` slots (its `2^h - 1` splits and a pad), so a full block is
+/// one aligned line, and a walk of depth 8 reads two lines instead of five.
+///
+/// Split `k` of level `L` (`k` counted left to right among the level's `2^L` positions) lies in tier `t = L / 4`, in
+/// block `k >> (L - 4t)` of that tier, at heap position `2^l - 1 + (k mod 2^l)` of the block, `l = L - 4t`.
+#[derive(Debug, Clone, Copy)]
+struct TierLayout {
+    depth: u32,
+}
+
+impl TierLayout {
+    fn of(depth: u32) -> TierLayout {
+        debug_assert!(depth as usize <= MAX_COMPLETE_DEPTH);
+        TierLayout { depth }
+    }
+
+    /// Levels of tier `tier`'s blocks.
+    fn levels(self, tier: u32) -> u32 {
+        (self.depth - tier * TIER_DEPTH).min(TIER_DEPTH)
+    }
+
+    /// Slots before tier `tier`: every earlier tier is full, `16^u` blocks of 16 slots for tier `u`.
+    fn tier_start(self, tier: u32) -> usize {
+        (0..tier).map(|earlier| 1usize << (TIER_DEPTH * (earlier + 1))).sum()
+    }
+
+    /// Slot of split `position` (left to right) of level `level`, from the tree's root.
+    fn address(self, level: u32, position: usize) -> usize {
+        let tier = level / TIER_DEPTH;
+        let inner = level - tier * TIER_DEPTH;
+        let block = position >> inner;
+        let within = (1usize << inner) - 1 + (position & ((1usize << inner) - 1));
+        self.tier_start(tier) + (block << self.levels(tier)) + within
+    }
+
+    /// Lines the tree takes (whole lines, so that the next tree starts on a line).
+    fn lines(self) -> usize {
+        if self.depth == 0 {
+            return 0;
+        }
+        let last = (self.depth - 1) / TIER_DEPTH;
+        let slots = self.tier_start(last) + (1usize << (TIER_DEPTH * last + self.levels(last)));
+        slots.div_ceil(LINE_SPLITS)
+    }
 }
 
 /// A general-layout node; the left child is the next node. A leaf is `{2 * num_features, index, 0}`: it reads the
@@ -192,12 +252,25 @@ pub struct QuantisedForest<T, B> {
     used_features: Vec<(u32, u32, u32)>,
     placements: Vec<Placement>,
     outputs: Vec<u32>,
+    /// Complete-layout splits, tree after tree, each tree a heap.
     splits: Vec<Split>,
     leaves: Vec<T>,
     nodes: Vec<PackedNode>,
     /// Leaf values of general-layout trees, tree after tree, in pre-order.
     general_leaves: Vec<T>,
     lane_groups: Vec<LaneGroup>,
+    /// The one-row walk's instruction set: with a SIMD kernel, complete-layout trees go through `vector_groups`
+    /// and only general-layout lane groups take the scalar walk.
+    kernel: Kernel,
+    vector_groups: Vec<VectorGroup>,
+    /// With AVX-512 and at most [`TABLE_SLOTS`] bin slots a row: the complete-layout trees, in tree order, for the
+    /// line kernel (which then replaces `vector_groups`).
+    line_trees: Vec<LineTree>,
+    /// The complete-layout trees again, in tiers of line-sized blocks (see [`TierLayout`]), for the line kernel.
+    lines: Vec<Line>,
+    /// Whether the line kernel walks every tree, in order, for a single output: it then adds the leaf values to the
+    /// margin as it reaches them.
+    fused_sum: bool,
     base_margin: Vec<T>,
     divisors: Option<Vec<T>>,
     single_output: bool,
@@ -207,7 +280,8 @@ pub struct QuantisedForest<T, B> {
 }
 
 impl<T: Float, B: Bin> QuantisedForest<T, B> {
-    /// Compiles a validated ensemble whose cuts fit `B` (see [`Cuts::collect`]).
+    /// Compiles a validated ensemble whose cuts fit `B` (see [`Cuts::collect`]), with the portable one-row kernel
+    /// (see [`QuantisedForest::use_kernel`]).
     pub fn compile(ensemble: &TreeEnsemble, cuts: Cuts<T>) -> Result<QuantisedForest<T, B>, String> {
         if cuts.widest() > B::CAPACITY {
             return Err(format!(
@@ -239,6 +313,11 @@ impl<T: Float, B: Bin> QuantisedForest<T, B> {
             nodes: Vec::new(),
             general_leaves: Vec::new(),
             lane_groups: Vec::new(),
+            kernel: Kernel::Portable,
+            vector_groups: Vec::new(),
+            line_trees: Vec::new(),
+            lines: Vec::new(),
+            fused_sum: false,
             base_margin: ensemble.base_margin.iter().map(|value| T::from_f64(*value)).collect(),
             divisors: None,
             single_output: ensemble.num_outputs == 1,
@@ -260,6 +339,7 @@ impl<T: Float, B: Bin> QuantisedForest<T, B> {
             forest.placements.push(placement);
         }
         forest.group_lanes();
+        // Gathers index with signed 32-bit lanes.
         if ensemble.aggregation == Aggregation::Mean {
             let mut counts = vec![0usize; ensemble.num_outputs];
             for tree in &ensemble.trees {
@@ -282,9 +362,44 @@ impl<T: Float, B: Bin> QuantisedForest<T, B> {
         self.source_nodes
     }
 
-    /// Bin slots of one row.
+    /// Bin slots of one row: two per feature, the constant slot, and room for a SIMD gather at the last slot.
     pub fn row_bins(&self) -> usize {
-        2 * self.num_features + 1
+        2 * self.num_features + 1 + GATHER_PADDING
+    }
+
+    /// The one-row walk's kernel.
+    pub fn kernel(&self) -> Kernel {
+        self.kernel
+    }
+
+    /// Switches the one-row walk to `kernel`, which this CPU must run, building what it reads. A forest of more
+    /// splits than 32-bit gather indexes reach keeps the portable kernel.
+    pub fn use_kernel(&mut self, kernel: Kernel) {
+        assert!(kernel.supported(), "the compile step only asks for kernels this CPU runs");
+        self.kernel = Kernel::Portable;
+        self.vector_groups = Vec::new();
+        self.line_trees = Vec::new();
+        self.lines = Vec::new();
+        self.fused_sum = false;
+        if kernel == Kernel::Portable || self.splits.len() > i32::MAX as usize {
+            return;
+        }
+        if kernel == Kernel::Avx512 && 2 * self.num_features < TABLE_SLOTS {
+            self.build_lines();
+        } else {
+            self.group_vectors();
+        }
+        self.kernel = kernel;
+    }
+
+    /// How the kernel walks complete-layout trees for one row: `scalar` (8 trees interleaved), `gather` (16 or 8
+    /// trees per SIMD gather) or `lines` (AVX-512, a row's bins in registers, a 4-level block per compare).
+    pub fn one_row_walk(&self) -> &'static str {
+        match self.kernel {
+            Kernel::Portable => "scalar",
+            _ if !self.line_trees.is_empty() => "lines",
+            _ => "gather",
+        }
     }
 
     /// Trees in the complete layout.
@@ -295,6 +410,7 @@ impl<T: Float, B: Bin> QuantisedForest<T, B> {
     /// Resident bytes of the compiled trees and cuts.
     pub fn resident_bytes(&self) -> usize {
         self.splits.len() * size_of::<Split>()
+            + self.lines.len() * size_of::<Line>()
             + self.leaves.len() * size_of::<T>()
             + self.nodes.len() * size_of::<PackedNode>()
             + self.general_leaves.len() * size_of::<T>()
@@ -335,6 +451,22 @@ impl<T: Float, B: Bin> QuantisedForest<T, B> {
             }
         }
         Placement::Complete { splits: splits as u32, leaves: leaves as u32, depth: depth as u32 }
+    }
+
+    /// Copies a complete-layout tree (heap order from `splits`, depth `depth`) into the tiered lines the AVX-512
+    /// line kernel reads; returns the index of its first split there.
+    fn push_lines(&mut self, splits: usize, depth: u32) -> u32 {
+        let root = self.lines.len() * LINE_SPLITS;
+        let layout = TierLayout::of(depth);
+        // Padding slots (the 16th of each full block) are never read as splits of the path.
+        self.lines.resize(self.lines.len() + layout.lines(), Line([Split { slot: 0, rank: 0 }; LINE_SPLITS]));
+        for level in 0..depth {
+            for position in 0..1usize << level {
+                let at = root + layout.address(level, position);
+                self.lines[at / LINE_SPLITS].0[at % LINE_SPLITS] = self.splits[splits + (1 << level) - 1 + position];
+            }
+        }
+        root as u32
     }
 
     fn push_general(&mut self, tree: &Tree, depth: usize) -> Placement {
@@ -390,6 +522,47 @@ impl<T: Float, B: Bin> QuantisedForest<T, B> {
             let depth = chunk.iter().map(|(depth, _, _, _)| *depth).max().unwrap_or(0);
             let trees = chunk.iter().map(|(_, tree, root, leaves)| (*tree, *root, *leaves)).collect();
             self.lane_groups.push(LaneGroup { depth, general: true, trees });
+        }
+    }
+
+    /// Copies the complete-layout trees into tiered lines, in tree order, for the line kernel.
+    fn build_lines(&mut self) {
+        for (tree, placement) in self.placements.clone().into_iter().enumerate() {
+            if let Placement::Complete { splits, leaves, depth } = placement {
+                let root = self.push_lines(splits as usize, depth);
+                self.line_trees.push(LineTree { root, leaves, tree: tree as u32, depth });
+            }
+        }
+        // The kernel reads 16 splits from every block's start, past the end of the last tree's smaller blocks.
+        self.lines.push(Line([Split { slot: 0, rank: 0 }; LINE_SPLITS]));
+        self.fused_sum = self.single_output && self.line_trees.len() == self.placements.len();
+    }
+
+    /// Groups complete-layout trees of equal depth by [`GROUP_LANES`] for the SIMD kernels; a group's unused lanes
+    /// repeat its first tree.
+    fn group_vectors(&mut self) {
+        let mut by_depth: Vec<Vec<(u32, u32, u32)>> = vec![Vec::new(); MAX_COMPLETE_DEPTH + 1];
+        for (index, placement) in self.placements.iter().enumerate() {
+            if let Placement::Complete { splits, leaves, depth } = *placement {
+                by_depth[depth as usize].push((index as u32, splits, leaves));
+            }
+        }
+        for (depth, trees) in by_depth.into_iter().enumerate() {
+            for chunk in trees.chunks(GROUP_LANES) {
+                let lane = |lane: usize| chunk[if lane < chunk.len() { lane } else { 0 }];
+                let first_leaf = (1u32 << depth) - 1;
+                self.vector_groups.push(VectorGroup {
+                    start: std::array::from_fn(|index| lane(index).1),
+                    step: std::array::from_fn(|index| 1u32.wrapping_sub(lane(index).1)),
+                    leaf_shift: std::array::from_fn(|index| {
+                        let (_, splits, leaves) = lane(index);
+                        leaves.wrapping_sub(splits).wrapping_sub(first_leaf)
+                    }),
+                    tree: std::array::from_fn(|index| lane(index).0),
+                    depth: depth as u32,
+                    count: chunk.len() as u32,
+                });
+            }
         }
     }
 
@@ -529,7 +702,19 @@ impl<T: Float, B: Bin> QuantisedForest<T, B> {
         assert!(leaf_values.len() == self.placements.len() && margin.len() == self.base_margin.len());
         self.quantise_row(features, bins, 0, 0);
         let bins = &*bins;
+        if self.fused_sum {
+            self.start_margin(margin);
+            let mut sum = margin[0];
+            self.walk_vector_groups(bins, leaf_values, Some(&mut sum));
+            margin[0] = sum;
+            self.finish_margin(margin);
+            return;
+        }
+        let vectorised = self.walk_vector_groups(bins, leaf_values, None);
         for group in &self.lane_groups {
+            if vectorised && !group.general {
+                continue;
+            }
             let trees = &group.trees;
             if group.general {
                 if trees.len() == LANES {
@@ -573,6 +758,72 @@ impl<T: Float, B: Bin> QuantisedForest<T, B> {
             }
         }
         self.finish_margin(margin);
+    }
+
+    /// Walks the complete-layout trees of one row's `bins` with the SIMD kernel, if the forest has one, writing their
+    /// leaf values; returns whether it did.
+    #[inline]
+    fn walk_vector_groups(&self, row_bins: &[B], leaf_values: &mut [T], fused_sum: Option<&mut T>) -> bool {
+        debug_assert!(row_bins.len() >= self.row_bins() && leaf_values.len() == self.placements.len());
+        debug_assert!(fused_sum.is_none() || self.fused_sum);
+        let splits = self.splits.as_ptr().cast::<u32>();
+        let bins = row_bins.as_ptr().cast::<u8>();
+        match self.kernel {
+            Kernel::Portable => false,
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512 if !self.line_trees.is_empty() => {
+                let mut table = [0u16; TABLE_SLOTS];
+                for (entry, bin) in table.iter_mut().zip(&row_bins[..2 * self.num_features + 1]) {
+                    *entry = bin.widen() as u16;
+                }
+                let sink = match fused_sum {
+                    Some(sum) => LeafSink::Sum(sum),
+                    None => LeafSink::Values(leaf_values),
+                };
+                // SAFETY: `compile` only sets the AVX-512 kernel where the CPU has AVX-512F, BW and CD, builds
+                // `line_trees` only when a row's 2 * num_features + 1 slots fit TABLE_SLOTS (every split's slot is
+                // below), from complete-layout placements in these splits and leaves, with a padding line after the
+                // last tree, and at most i32::MAX splits; tree indexes are below the number of trees, which
+                // `margin_one` asserted is `leaf_values.len()`; a fused sum is only asked for (`fused_sum`) when
+                // `line_trees` are all the trees, in order.
+                unsafe {
+                    let lines = self.lines.as_ptr().cast::<u32>();
+                    crate::kernel::walk_lines_avx512(&self.line_trees, lines, &table, &self.leaves, sink)
+                };
+                true
+            }
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512 => {
+                // SAFETY: `compile` only sets a SIMD kernel the CPU supports and only with at most i32::MAX splits;
+                // `group_vectors` built the groups over these splits and leaves (every lane a complete-layout tree
+                // of the group's depth, its leaf shift mapping the end of a walk to the tree's leaves, its tree
+                // index below the number of trees, which `margin_one` asserted is `leaf_values.len()`); `Split` is
+                // four bytes, 4-aligned, with `slot` first; `margin_one` asserted `row_bins()` bins, which include
+                // GATHER_PADDING slots after the last one a split reads.
+                unsafe {
+                    if size_of::<B>() == 1 {
+                        crate::kernel::walk_avx512::<T, 1>(&self.vector_groups, splits, bins, &self.leaves, leaf_values)
+                    } else {
+                        crate::kernel::walk_avx512::<T, 2>(&self.vector_groups, splits, bins, &self.leaves, leaf_values)
+                    }
+                }
+                true
+            }
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2 => {
+                // SAFETY: as for AVX-512 above.
+                unsafe {
+                    if size_of::<B>() == 1 {
+                        crate::kernel::walk_avx2::<T, 1>(&self.vector_groups, splits, bins, &self.leaves, leaf_values)
+                    } else {
+                        crate::kernel::walk_avx2::<T, 2>(&self.vector_groups, splits, bins, &self.leaves, leaf_values)
+                    }
+                }
+                true
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            Kernel::Avx2 | Kernel::Avx512 => unreachable!("no SIMD kernel is supported off x86-64"),
+        }
     }
 
     /// Margins of a block of at most [`ROW_BLOCK`] rows (`features` row-major, `width` a row). `bins` (scratch)

@@ -4,7 +4,9 @@ use riskserve_model::ir::{
     Aggregation, Direction, Feature, MissingRule, Model, ModelBody, Node, Output, OutputKind, Precision, SplitTest,
     Transform, Tree, TreeEnsemble,
 };
-use riskserve_model::{EvaluatorChoice, Format, Predictor};
+use std::collections::BTreeSet;
+
+use riskserve_model::{EvaluatorChoice, Format, Kernel, KernelChoice, Predictor};
 
 /// xorshift64: deterministic, no dependency.
 struct Random(u64);
@@ -186,13 +188,28 @@ fn random_model(random: &mut Random, shape: &Shape) -> (Model, Vec<Vec<f64>>) {
     (model, pools)
 }
 
-fn check(random: &mut Random, shape: &Shape, expected_evaluator: &str) {
+/// Scores random rows of a random model of `shape` with every evaluator and kernel, one row at a time and in batches,
+/// against the reference walk; adds the one-row walks the kernels used to `walks`.
+fn check(random: &mut Random, shape: &Shape, expected_evaluator: &str, walks: &mut BTreeSet<&'static str>) {
     let (model, pools) = random_model(random, shape);
     let reference = Predictor::with_evaluator(model.clone(), EvaluatorChoice::Reference).expect("a valid model");
-    let quantised = Predictor::with_evaluator(model.clone(), EvaluatorChoice::Quantised).expect("a valid model");
-    let auto = Predictor::new(model).expect("a valid model");
-    let report = quantised.compile_report().expect("a tree ensemble");
-    assert_eq!(report.evaluator, expected_evaluator, "{report:?}");
+    // The quantised walk with every kernel this CPU runs, then the compile step's own choice.
+    let mut predictors: Vec<Predictor> = Kernel::available()
+        .into_iter()
+        .map(|kernel| {
+            let predictor =
+                Predictor::with_kernel(model.clone(), EvaluatorChoice::Quantised, KernelChoice::Exactly(kernel))
+                    .expect("a valid model");
+            let report = predictor.compile_report().expect("a tree ensemble");
+            assert_eq!(report.evaluator, expected_evaluator, "{report:?}");
+            if expected_evaluator != "reference" {
+                assert_eq!(report.kernel, kernel, "{report:?}");
+                walks.insert(report.one_row_walk);
+            }
+            predictor
+        })
+        .collect();
+    predictors.push(Predictor::new(model).expect("a valid model"));
     let rows: Vec<f64> = (0..300)
         .flat_map(|_| {
             (0..shape.features).map(|feature| row_value(random, &pools[feature], shape.precision)).collect::<Vec<_>>()
@@ -205,8 +222,9 @@ fn check(random: &mut Random, shape: &Shape, expected_evaluator: &str) {
         reference.predict_row(row, &mut scratch, out).unwrap();
     }
     let same = |a: &[f64], b: &[f64]| a.iter().zip(b).all(|(a, b)| a.to_bits() == b.to_bits());
-    for predictor in [&quantised, &auto] {
-        let name = predictor.compile_report().unwrap().evaluator;
+    for predictor in &predictors {
+        let report = predictor.compile_report().unwrap();
+        let name = format!("{} ({:?}, {})", report.evaluator, report.kernel, report.one_row_walk);
         let mut scratch = predictor.scratch();
         let mut out = vec![0.0; values];
         for (index, row) in rows.chunks(shape.features).enumerate() {
@@ -238,58 +256,98 @@ fn shape(precision: Precision) -> Shape {
     }
 }
 
+/// The one-row walks the kernels this CPU runs must have used: `scalar` (portable), `gather` (AVX2, and AVX-512 on
+/// rows of more than 64 bin slots) and `lines` (AVX-512 on narrower rows).
+fn assert_walks(walks: &BTreeSet<&'static str>, narrow_rows: bool) {
+    let mut expected = BTreeSet::new();
+    for kernel in Kernel::available() {
+        expected.insert(match kernel {
+            Kernel::Portable => "scalar",
+            Kernel::Avx512 if narrow_rows => "lines",
+            Kernel::Avx2 | Kernel::Avx512 => "gather",
+        });
+    }
+    assert_eq!(walks, &expected, "kernels on this CPU: {:?}", Kernel::available());
+}
+
 #[test]
 fn shallow_trees_in_both_precisions() {
     let mut random = Random(0x0DDB_1A5E_5BAD_5EED);
+    let mut walks = BTreeSet::new();
     for precision in [Precision::F32, Precision::F64] {
         for _ in 0..4 {
-            check(&mut random, &shape(precision), "quantised-u8");
+            check(&mut random, &shape(precision), "quantised-u8", &mut walks);
         }
     }
+    assert_walks(&walks, true);
+}
+
+#[test]
+fn rows_too_wide_for_registers_take_the_gather_kernel() {
+    let mut random = Random(0x005E_ED0F_3713_u64);
+    let mut walks = BTreeSet::new();
+    for precision in [Precision::F32, Precision::F64] {
+        // 32 features are 65 bin slots, one more than two AVX-512 registers of u16 hold.
+        check(&mut random, &Shape { features: 32, trees: 70, ..shape(precision) }, "quantised-u8", &mut walks);
+        let many_cuts = Shape { features: 34, spread: 400, trees: 400, depth: 8, ..shape(precision) };
+        check(&mut random, &many_cuts, "quantised-u16", &mut walks);
+    }
+    assert_walks(&walks, false);
+    // 31 features (63 slots) still fit.
+    let mut walks = BTreeSet::new();
+    check(&mut random, &Shape { features: 31, ..shape(Precision::F32) }, "quantised-u8", &mut walks);
+    assert_walks(&walks, true);
 }
 
 #[test]
 fn deep_and_unbalanced_trees_take_the_general_layout() {
     let mut random = Random(0xC0FF_EE00_1234_5678);
+    let mut walks = BTreeSet::new();
     for precision in [Precision::F32, Precision::F64] {
         for _ in 0..3 {
             // Some of these trees have more leaves than u8 bins index (the leaf index shares the rank field).
-            check(&mut random, &Shape { depth: 14, chains: true, trees: 40, ..shape(precision) }, "quantised-u16");
-            check(
-                &mut random,
-                &Shape { depth: 14, chains: true, trees: 40, spread: 3, ..shape(precision) },
-                "quantised-u16",
-            );
+            let chains = Shape { depth: 14, chains: true, trees: 40, ..shape(precision) };
+            check(&mut random, &chains, "quantised-u16", &mut walks);
+            check(&mut random, &Shape { spread: 3, ..chains }, "quantised-u16", &mut walks);
         }
     }
+    assert_walks(&walks, true);
 }
 
 #[test]
 fn many_thresholds_per_feature_take_wide_bins() {
     let mut random = Random(0xFEED_FACE_CAFE_BEEF);
+    let mut walks = BTreeSet::new();
     for precision in [Precision::F32, Precision::F64] {
         let wide = Shape { features: 3, spread: 400, trees: 300, depth: 8, ..shape(precision) };
-        check(&mut random, &wide, "quantised-u16");
+        check(&mut random, &wide, "quantised-u16", &mut walks);
     }
+    assert_walks(&walks, true);
 }
 
 #[test]
 fn several_outputs_means_and_missing_rules() {
     let mut random = Random(0x1234_5678_9ABC_DEF1);
+    let mut walks = BTreeSet::new();
     for precision in [Precision::F32, Precision::F64] {
         let multi = Shape { outputs: 3, aggregation: Aggregation::Mean, rules: true, depth: 9, ..shape(precision) };
-        check(&mut random, &multi, "quantised-u8");
+        check(&mut random, &multi, "quantised-u8", &mut walks);
+        let mean = Shape { aggregation: Aggregation::Mean, depth: 8, ..shape(precision) };
+        check(&mut random, &mean, "quantised-u8", &mut walks);
         let rules = Shape { rules: true, chains: true, depth: 12, ..shape(precision) };
-        check(&mut random, &rules, "quantised-u16");
+        check(&mut random, &rules, "quantised-u16", &mut walks);
         let narrow = Shape { rules: true, chains: true, depth: 7, ..shape(precision) };
-        check(&mut random, &narrow, "quantised-u8");
+        check(&mut random, &narrow, "quantised-u8", &mut walks);
     }
+    assert_walks(&walks, true);
 }
 
 #[test]
 fn categorical_splits_keep_the_reference_walk() {
     let mut random = Random(0xABCD_EF01_2345_6789);
+    let mut walks = BTreeSet::new();
     for precision in [Precision::F32, Precision::F64] {
-        check(&mut random, &Shape { categorical: true, ..shape(precision) }, "reference");
+        check(&mut random, &Shape { categorical: true, ..shape(precision) }, "reference", &mut walks);
     }
+    assert!(walks.is_empty());
 }

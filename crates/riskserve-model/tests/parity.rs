@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use riskserve_model::input::RowDecoder;
-use riskserve_model::{EvaluatorChoice, Format, Predictor, load_model};
+use riskserve_model::{EvaluatorChoice, Format, Kernel, KernelChoice, Predictor, load_model};
 use serde::Deserialize;
 
 /// The issue asks for at least this many model variants.
@@ -251,10 +251,17 @@ fn every_evaluator_scores_every_fixture_as_the_reference_walk() {
             // Tricky values may be refused by the model (a category out of range is not, but stay general).
             ok[index] = reference.predict_row(row, &mut scratch, out).is_ok();
         }
-        for choice in [EvaluatorChoice::Quantised, EvaluatorChoice::Auto] {
-            let predictor = Predictor::with_evaluator(model.clone(), choice).unwrap();
-            let name = predictor.compile_report().unwrap().evaluator;
-            if choice == EvaluatorChoice::Quantised && name.starts_with("quantised") {
+        // The quantised walk with every kernel this CPU runs, and the compile step's own choice.
+        let mut choices: Vec<(EvaluatorChoice, KernelChoice)> = Kernel::available()
+            .into_iter()
+            .map(|kernel| (EvaluatorChoice::Quantised, KernelChoice::Exactly(kernel)))
+            .collect();
+        choices.push((EvaluatorChoice::Auto, KernelChoice::Auto));
+        for (choice, kernel) in choices {
+            let predictor = Predictor::with_kernel(model.clone(), choice, kernel).unwrap();
+            let report = predictor.compile_report().unwrap();
+            let name = format!("{} ({:?}, {})", report.evaluator, report.kernel, report.one_row_walk);
+            if choice == EvaluatorChoice::Quantised && report.evaluator.starts_with("quantised") {
                 quantised += 1;
             }
             eprintln!("{:<48} {choice:?}: {name}", case.name);
@@ -282,5 +289,8 @@ fn every_evaluator_scores_every_fixture_as_the_reference_walk() {
         }
     }
     assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
-    assert!(quantised >= 10, "only {quantised} fixtures took a quantised evaluator");
+    assert!(
+        quantised >= 10 * Kernel::available().len(),
+        "only {quantised} fixture compilations took a quantised evaluator"
+    );
 }

@@ -1,0 +1,503 @@
+//! SIMD kernels for the quantised one-row walk (16 complete-layout trees per AVX-512 gather, 8 per AVX2 gather), chosen at run time from the CPU's features, with the portable scalar walk as the fallback.
+//!
+//! A quantised complete-layout step is `p = 2p + 1 + (bins[slot(p)] > rank(p))` (see `quantised.rs`). For one row,
+//! every tree's walk is independent, so a vector register holds one tree per lane: one gather fetches the 16 (or 8)
+//! splits `{slot, rank}` the lanes stand on, a second gathers the row's bins at those slots, one unsigned compare
+//! gives the directions, and an add moves every lane one level down. A group's trees have the same depth, so the
+//! walk is exactly `depth` such steps with no branch on the data. Lanes track absolute split indexes `a = base + p`
+//! as the scalar walk does: the child is `2a + (1 - base) + right`.
+//!
+//! The kernels return leaf indexes only; the caller reads the leaf values and sums them in tree order, so results
+//! stay bit-identical to the reference walk. Which kernel runs is decided once, by the compile step, from
+//! `is_x86_feature_detected!`; a kernel is only ever called on a CPU that has its features.
+
+#![allow(
+    unsafe_code,
+    reason = "AVX2/AVX-512 intrinsics and gathers from validated arrays; see the SAFETY notes of each kernel"
+)]
+
+use serde::Serialize;
+
+use crate::forest::Float;
+
+/// Trees of one vector group (the AVX-512 width; AVX2 walks a group as two halves).
+pub const GROUP_LANES: usize = 16;
+
+/// Levels of one block of the line kernel's tiered layout (`TierLayout` in `quantised.rs`): 2^4 - 1 splits of 4
+/// bytes fit a 64-byte line.
+pub const TIER_DEPTH: u32 = 4;
+
+/// Bytes that a gather may read past a row's last bin: a 4-byte gather at the last `u8` bin reads three more.
+pub const GATHER_PADDING: usize = 3;
+
+/// An instruction-set level a quantised forest can walk one row with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kernel {
+    /// Scalar code, 8 trees interleaved: any CPU.
+    Portable,
+    /// 8 trees per gather (`vpgatherdd ymm`): x86-64 with AVX2.
+    Avx2,
+    /// x86-64 with AVX-512F, BW and CD: a row's bins in registers and a tree block per compare when a row has at
+    /// most 64 bin slots, else 16 trees per gather (`vpgatherdd zmm`).
+    Avx512,
+}
+
+/// Which kernel the compile step should use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KernelChoice {
+    /// The widest kernel this CPU runs.
+    #[default]
+    Auto,
+    /// This kernel, or the widest narrower one this CPU runs (the report says so).
+    Exactly(Kernel),
+}
+
+impl KernelChoice {
+    /// Parses `auto`, `portable`, `avx2` or `avx512`.
+    pub fn from_name(name: &str) -> Option<KernelChoice> {
+        if name == "auto" { Some(KernelChoice::Auto) } else { Kernel::from_name(name).map(KernelChoice::Exactly) }
+    }
+}
+
+impl Kernel {
+    /// Every kernel, narrowest first.
+    pub const ALL: [Kernel; 3] = [Kernel::Portable, Kernel::Avx2, Kernel::Avx512];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kernel::Portable => "portable",
+            Kernel::Avx2 => "avx2",
+            Kernel::Avx512 => "avx512",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Kernel> {
+        Kernel::ALL.into_iter().find(|kernel| kernel.name() == name)
+    }
+
+    /// Whether this CPU has the features the kernel needs (checked at run time, once per call).
+    pub fn supported(self) -> bool {
+        match self {
+            Kernel::Portable => true,
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2 => std::arch::is_x86_feature_detected!("avx2"),
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512 => {
+                std::arch::is_x86_feature_detected!("avx512f")
+                    && std::arch::is_x86_feature_detected!("avx512bw")
+                    && std::arch::is_x86_feature_detected!("avx512cd")
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            Kernel::Avx2 | Kernel::Avx512 => false,
+        }
+    }
+
+    /// The kernels this CPU runs, narrowest first.
+    pub fn available() -> Vec<Kernel> {
+        Kernel::ALL.into_iter().filter(|kernel| kernel.supported()).collect()
+    }
+
+    /// The kernel `choice` resolves to on this CPU, and a note when that is not the one asked for.
+    pub fn resolve(choice: KernelChoice) -> (Kernel, Option<String>) {
+        let widest = |limit: Kernel| {
+            Kernel::ALL
+                .into_iter()
+                .rev()
+                .find(|kernel| *kernel <= limit && kernel.supported())
+                .unwrap_or(Kernel::Portable)
+        };
+        match choice {
+            KernelChoice::Auto => (widest(Kernel::Avx512), None),
+            KernelChoice::Exactly(kernel) if kernel.supported() => (kernel, None),
+            KernelChoice::Exactly(kernel) => {
+                let fallback = widest(kernel);
+                (fallback, Some(format!("this CPU cannot run {}; used {}", kernel.name(), fallback.name())))
+            }
+        }
+    }
+}
+
+/// Up to [`GROUP_LANES`] complete-layout trees of one depth, walked together for one row. Lanes past `count` repeat
+/// lane 0 (a valid walk whose result is ignored), so a kernel never masks.
+#[derive(Debug, Clone)]
+#[repr(C, align(64))]
+pub(crate) struct VectorGroup {
+    /// Absolute index of each tree's first split (its root).
+    pub start: [u32; GROUP_LANES],
+    /// `1 - start`, wrapping: the child of split `a` is `2a + step + right`.
+    pub step: [u32; GROUP_LANES],
+    /// Added (wrapping) to the split index a walk ends on, it gives the index of the leaf value.
+    pub leaf_shift: [u32; GROUP_LANES],
+    /// Tree index of each lane, for the tree-ordered sum.
+    pub tree: [u32; GROUP_LANES],
+    pub depth: u32,
+    pub count: u32,
+}
+
+/// Walks every group for one row with AVX-512F and writes each real lane's leaf value to `leaf_values[tree]`.
+///
+/// `splits` are the forest's complete-layout splits (`{slot: u16, rank: u16}`, read as one little-endian `u32`),
+/// `bins` the row's bins (`BIN_BYTES` bytes each) followed by at least [`GATHER_PADDING`] readable bytes, `leaves`
+/// the complete-layout leaf values.
+///
+/// # Safety
+/// The CPU has AVX-512F. Every group was built by `QuantisedForest::compile` over these `splits` and `leaves`
+/// (each lane's walk of `depth` steps stays inside its tree's tiers, every slot a split reads is below the row's
+/// bins, and `leaves + path` indexes its tree's leaves), at most `i32::MAX` splits, and every `tree` is below
+/// `leaf_values.len()`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn walk_avx512<T: Copy, const BIN_BYTES: i32>(
+    groups: &[VectorGroup],
+    splits: *const u32,
+    bins: *const u8,
+    leaves: &[T],
+    leaf_values: &mut [T],
+) {
+    let splits = splits.cast::<i32>();
+    let bins = bins.cast::<i32>();
+    // Groups come sorted by depth; up to INTERLEAVE groups of one depth walk together, so that their gathers
+    // overlap (one group's steps are a chain of dependent gathers).
+    for same_depth in groups.chunk_by(|a, b| a.depth == b.depth) {
+        let mut chunks = same_depth.chunks_exact(INTERLEAVE);
+        for chunk in &mut chunks {
+            // SAFETY: the function's contract.
+            unsafe { walk_avx512_together::<T, BIN_BYTES, INTERLEAVE>(chunk, splits, bins, leaves, leaf_values) };
+        }
+        for group in chunks.remainder() {
+            // SAFETY: the function's contract.
+            unsafe {
+                walk_avx512_together::<T, BIN_BYTES, 1>(std::slice::from_ref(group), splits, bins, leaves, leaf_values)
+            };
+        }
+    }
+}
+
+/// Groups of one depth walked together by [`walk_avx512`].
+const INTERLEAVE: usize = 4;
+
+/// Walks `K` groups of one depth (`groups.len() == K`) together.
+///
+/// # Safety
+/// As [`walk_avx512`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+#[allow(clippy::needless_range_loop, reason = "the K walks advance together; indexing keeps them in registers")]
+unsafe fn walk_avx512_together<T: Copy, const BIN_BYTES: i32, const K: usize>(
+    groups: &[VectorGroup],
+    splits: *const i32,
+    bins: *const i32,
+    leaves: &[T],
+    leaf_values: &mut [T],
+) {
+    use std::arch::x86_64::*;
+    debug_assert!(groups.len() == K && groups.iter().all(|group| group.depth == groups[0].depth));
+    let low16 = _mm512_set1_epi32(0xFFFF);
+    let bin_mask = _mm512_set1_epi32(if BIN_BYTES == 1 { 0xFF } else { 0xFFFF });
+    let one = _mm512_set1_epi32(1);
+    // SAFETY: `VectorGroup` is 64-byte aligned and its arrays are 64 bytes, so these are aligned loads.
+    let mut at: [__m512i; K] = std::array::from_fn(|k| unsafe { _mm512_load_si512(groups[k].start.as_ptr().cast()) });
+    let step: [__m512i; K] = std::array::from_fn(|k| unsafe { _mm512_load_si512(groups[k].step.as_ptr().cast()) });
+    for _ in 0..groups[0].depth {
+        for k in 0..K {
+            // SAFETY (both gathers): every lane stands on a split of its tree (the function's contract), whose index
+            // is below i32::MAX; the slot it holds is below the row's bins, and the row's bins are followed by
+            // GATHER_PADDING readable bytes, so the 4 bytes at `slot * BIN_BYTES` are readable.
+            let split = unsafe { _mm512_i32gather_epi32::<4>(at[k], splits) };
+            let slot = _mm512_and_si512(split, low16);
+            let rank = _mm512_srli_epi32::<16>(split);
+            let bin = _mm512_and_si512(unsafe { _mm512_i32gather_epi32::<BIN_BYTES>(slot, bins) }, bin_mask);
+            let right = _mm512_cmpgt_epu32_mask(bin, rank);
+            let next = _mm512_add_epi32(_mm512_add_epi32(at[k], at[k]), step[k]);
+            at[k] = _mm512_mask_add_epi32(next, right, next, one);
+        }
+    }
+    let mut ends = [0u32; GROUP_LANES];
+    for k in 0..K {
+        // SAFETY: `ends` is 64 bytes; an unaligned store needs no alignment.
+        unsafe { _mm512_storeu_si512(ends.as_mut_ptr().cast(), at[k]) };
+        // SAFETY: the function's contract (leaf indexes and tree indexes in range).
+        unsafe { store_leaves(&groups[k], &ends, leaves, leaf_values) };
+    }
+}
+
+/// Most bin slots a row may have for [`walk_lines_avx512`]: 64 `u16` bins fill two registers.
+pub const TABLE_SLOTS: usize = 64;
+
+/// A complete-layout tree for [`walk_lines_avx512`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LineTree {
+    /// Absolute index of the tree's first split.
+    pub root: u32,
+    /// Index of the tree's first leaf value.
+    pub leaves: u32,
+    pub tree: u32,
+    pub depth: u32,
+}
+
+/// For a block of `h` levels, lane `e` (an exit, below `2^h`) holds the bits of the splits on the path to `e`
+/// (`PATH`) and of those among them that go right (`RIGHT`): a block's direction mask `m` leads to exit `e` exactly
+/// when `m & PATH[e] == RIGHT[e]`. Lanes past `2^h` never match (`RIGHT` is not inside `PATH`).
+const fn path_table(levels: u32) -> ([u32; GROUP_LANES], [u32; GROUP_LANES]) {
+    let mut path = [0u32; GROUP_LANES];
+    let mut right = [u32::MAX; GROUP_LANES];
+    let mut exit = 0;
+    while exit < (1 << levels) {
+        let (mut on_path, mut goes_right, mut at) = (0u32, 0u32, 0u32);
+        let mut level = 0;
+        while level < levels {
+            let bit = (exit >> (levels - 1 - level)) & 1;
+            on_path |= 1 << at;
+            goes_right |= bit << at;
+            at = 2 * at + 1 + bit;
+            level += 1;
+        }
+        path[exit as usize] = on_path;
+        right[exit as usize] = goes_right;
+        exit += 1;
+    }
+    (path, right)
+}
+
+const PATH_TABLES: [([u32; GROUP_LANES], [u32; GROUP_LANES]); 5] =
+    [path_table(0), path_table(1), path_table(2), path_table(3), path_table(4)];
+
+/// Walks complete-layout trees for one row with AVX-512 and no gather: the row's bins (at most [`TABLE_SLOTS`],
+/// widened to `u16`) stay in two registers, and a whole block of a tree (one line of 16 splits `{slot, rank}`) is
+/// decided at once: one load, one two-register permute (`vpermt2w`) looks up the 16 bins, one compare gives the
+/// 16 directions as a mask, and the exit is the one lane whose path matches the mask (`vpbroadcastmw2d`, `vpandd`,
+/// `vpcmpeqd`, `tzcnt`). A tree of depth 8 is two such blocks. Trees are independent, so the CPU overlaps
+/// consecutive trees.
+///
+/// `table` holds the row's bins widened to `u16` (`TABLE_SLOTS` of them, the unused ones anything).
+///
+/// # Safety
+/// The CPU has AVX-512F, AVX-512BW and AVX-512CD. Every tree was placed by `QuantisedForest::compile` in these
+/// `splits` (a tier layout of its depth from `root`, with at least 15 readable splits after each block's start) and
+/// `leaves`; at most `i32::MAX` splits; every split's slot is below [`TABLE_SLOTS`]; with [`LeafSink::Values`], every
+/// `tree` is below the values' length.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512cd")]
+pub(crate) unsafe fn walk_lines_avx512<T: Float>(
+    trees: &[LineTree],
+    splits: *const u32,
+    table: &[u16; TABLE_SLOTS],
+    leaves: &[T],
+    sink: LeafSink<'_, T>,
+) {
+    use std::arch::x86_64::*;
+    // SAFETY: `table` is 128 bytes; unaligned loads.
+    let mut sink = sink;
+    let (low, high) =
+        unsafe { (_mm512_loadu_si512(table.as_ptr().cast()), _mm512_loadu_si512(table.as_ptr().add(32).cast())) };
+    // SAFETY: the tables are 64-byte arrays; unaligned loads.
+    let paths: [(__m512i, __m512i); 5] = std::array::from_fn(|levels| unsafe {
+        (
+            _mm512_loadu_si512(PATH_TABLES[levels].0.as_ptr().cast()),
+            _mm512_loadu_si512(PATH_TABLES[levels].1.as_ptr().cast()),
+        )
+    });
+    // Trees of one depth walk LINE_INTERLEAVE at a time, block by block, so that the loads of their next blocks
+    // issue together instead of each waiting for the previous tree's chain.
+    for same_depth in trees.chunk_by(|a, b| a.depth == b.depth) {
+        let mut chunks = same_depth.chunks_exact(LINE_INTERLEAVE);
+        for chunk in &mut chunks {
+            // SAFETY: the function's contract.
+            unsafe { walk_lines_together::<T, LINE_INTERLEAVE>(chunk, splits, low, high, &paths, leaves, &mut sink) };
+        }
+        for tree in chunks.remainder() {
+            // SAFETY: the function's contract.
+            unsafe {
+                walk_lines_together::<T, 1>(std::slice::from_ref(tree), splits, low, high, &paths, leaves, &mut sink)
+            };
+        }
+    }
+}
+
+/// `value`, kept in a general register: an empty `asm!` the optimiser cannot see through, so that it does not pack
+/// the interleaved walks' scalar bookkeeping into vector lanes (which costs a lane insert and extract per block).
+#[inline(always)]
+fn in_register(mut value: u32) -> u32 {
+    // SAFETY: the template is empty: it reads and writes nothing but the register it is given.
+    unsafe { std::arch::asm!("/* {0:e} */", inout(reg) value, options(pure, nomem, nostack, preserves_flags)) };
+    value
+}
+
+/// Where [`walk_lines_avx512`] puts the leaf values it reaches.
+pub(crate) enum LeafSink<'a, T> {
+    /// `values[tree]`, for a sum taken afterwards.
+    Values(&'a mut [T]),
+    /// Added to the running sum as they come: the trees must be all of the forest's trees, in order, so that the
+    /// sum's order is the reference's. The add chain then overlaps the walks instead of following them.
+    Sum(&'a mut T),
+}
+
+/// Trees of one depth walked together by [`walk_lines_avx512`].
+const LINE_INTERLEAVE: usize = 8;
+
+/// Walks `K` trees of one depth (`trees.len() == K`) together, block by block.
+///
+/// # Safety
+/// As [`walk_lines_avx512`]; `low` and `high` hold the row's table.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512cd")]
+#[inline]
+#[allow(clippy::needless_range_loop, reason = "the K walks advance together; indexing keeps them in registers")]
+unsafe fn walk_lines_together<T: Float, const K: usize>(
+    trees: &[LineTree],
+    splits: *const u32,
+    low: std::arch::x86_64::__m512i,
+    high: std::arch::x86_64::__m512i,
+    paths: &[(std::arch::x86_64::__m512i, std::arch::x86_64::__m512i); 5],
+    leaves: &[T],
+    sink: &mut LeafSink<'_, T>,
+) {
+    use std::arch::x86_64::*;
+    debug_assert!(trees.len() == K && trees.iter().all(|tree| tree.depth == trees[0].depth));
+    let low16 = _mm512_set1_epi32(0xFFFF);
+    let mut path = [0u32; K];
+    let mut start: [usize; K] = std::array::from_fn(|k| trees[k].root as usize);
+    let (mut tier_start, mut blocks, mut remaining) = (0usize, 1usize, trees[0].depth);
+    while remaining > 0 {
+        let levels = remaining.min(TIER_DEPTH);
+        let (on_path, goes_right) = paths[levels as usize];
+        for k in 0..K {
+            // SAFETY: the block starts inside the tree's tiers and 15 splits after it are readable (the contract).
+            let line = unsafe { _mm512_loadu_si512(splits.add(start[k]).cast()) };
+            // Even 16-bit lanes of `line` are slots (below 64: the permute reads the two registers, no memory).
+            let bin = _mm512_and_si512(_mm512_permutex2var_epi16(low, line, high), low16);
+            let rank = _mm512_srli_epi32::<16>(line);
+            let directions = _mm512_cmpgt_epu32_mask(bin, rank);
+            let mask = _mm512_broadcastmw_epi32(directions);
+            let exit = _mm512_cmpeq_epi32_mask(_mm512_and_si512(mask, on_path), goes_right).trailing_zeros();
+            path[k] = in_register((path[k] << levels) + exit);
+        }
+        remaining -= levels;
+        if remaining > 0 {
+            tier_start += blocks << levels;
+            blocks <<= levels;
+            let stride = remaining.min(TIER_DEPTH);
+            for k in 0..K {
+                start[k] = trees[k].root as usize + tier_start + ((path[k] as usize) << stride);
+            }
+        }
+    }
+    for k in 0..K {
+        let leaf = (trees[k].leaves + path[k]) as usize;
+        debug_assert!(leaf < leaves.len());
+        // SAFETY: the path of a walk of `depth` levels is below 2^depth, the tree's leaf count (the contract).
+        let value = unsafe { *leaves.get_unchecked(leaf) };
+        match sink {
+            // In tree order: `trees` are the forest's trees in order when the sum is fused.
+            LeafSink::Sum(sum) => **sum += value,
+            LeafSink::Values(values) => {
+                let index = trees[k].tree as usize;
+                debug_assert!(index < values.len());
+                // SAFETY: tree indexes are below `leaf_values.len()` (the contract).
+                unsafe { *values.get_unchecked_mut(index) = value };
+            }
+        }
+    }
+}
+
+/// [`walk_avx512`] with AVX2: each group is walked as two interleaved halves of 8 lanes.
+///
+/// # Safety
+/// As [`walk_avx512`], with AVX2 in place of AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+pub(crate) unsafe fn walk_avx2<T: Copy, const BIN_BYTES: i32>(
+    groups: &[VectorGroup],
+    splits: *const u32,
+    bins: *const u8,
+    leaves: &[T],
+    leaf_values: &mut [T],
+) {
+    use std::arch::x86_64::*;
+    let low16 = _mm256_set1_epi32(0xFFFF);
+    let bin_mask = _mm256_set1_epi32(if BIN_BYTES == 1 { 0xFF } else { 0xFFFF });
+    let splits = splits.cast::<i32>();
+    let bins = bins.cast::<i32>();
+    let mut ends = [0u32; GROUP_LANES];
+    for group in groups {
+        let both = group.count as usize > GROUP_LANES / 2;
+        // SAFETY: `VectorGroup` is 64-byte aligned, so both halves of each array are 32-byte aligned.
+        let (mut low, mut high, step_low, step_high) = unsafe {
+            (
+                _mm256_load_si256(group.start.as_ptr().cast()),
+                _mm256_load_si256(group.start.as_ptr().add(8).cast()),
+                _mm256_load_si256(group.step.as_ptr().cast()),
+                _mm256_load_si256(group.step.as_ptr().add(8).cast()),
+            )
+        };
+        // Ranks and bins stay below 2^16, so the signed compare is the unsigned one; `cmpgt` gives -1 for "right".
+        macro_rules! step {
+            ($at:ident, $step:ident) => {{
+                // SAFETY: as in `walk_avx512`.
+                let split = unsafe { _mm256_i32gather_epi32::<4>(splits, $at) };
+                let slot = _mm256_and_si256(split, low16);
+                let rank = _mm256_srli_epi32::<16>(split);
+                let bin = _mm256_and_si256(unsafe { _mm256_i32gather_epi32::<BIN_BYTES>(bins, slot) }, bin_mask);
+                let right = _mm256_cmpgt_epi32(bin, rank);
+                $at = _mm256_sub_epi32(_mm256_add_epi32(_mm256_add_epi32($at, $at), $step), right);
+            }};
+        }
+        if both {
+            for _ in 0..group.depth {
+                step!(low, step_low);
+                step!(high, step_high);
+            }
+        } else {
+            for _ in 0..group.depth {
+                step!(low, step_low);
+            }
+        }
+        // SAFETY: `ends` is 64 bytes, two unaligned 32-byte stores.
+        unsafe {
+            _mm256_storeu_si256(ends.as_mut_ptr().cast(), low);
+            _mm256_storeu_si256(ends.as_mut_ptr().add(8).cast(), high);
+        }
+        // SAFETY: the function's contract (leaf indexes and tree indexes in range).
+        unsafe { store_leaves(group, &ends, leaves, leaf_values) };
+    }
+}
+
+/// Writes the leaf values the group's real lanes reached.
+///
+/// # Safety
+/// `ends[lane] + leaf_shift[lane]` (wrapping) indexes `leaves` and `tree[lane]` indexes `leaf_values` for every lane
+/// below `count`.
+#[inline(always)]
+unsafe fn store_leaves<T: Copy>(group: &VectorGroup, ends: &[u32; GROUP_LANES], leaves: &[T], leaf_values: &mut [T]) {
+    let lanes = ends.iter().zip(&group.leaf_shift).zip(&group.tree).take(group.count as usize);
+    for ((end, shift), tree) in lanes {
+        let leaf = end.wrapping_add(*shift) as usize;
+        let tree = *tree as usize;
+        debug_assert!(leaf < leaves.len() && tree < leaf_values.len());
+        // SAFETY: the function's contract.
+        unsafe { *leaf_values.get_unchecked_mut(tree) = *leaves.get_unchecked(leaf) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_resolution_never_picks_an_unsupported_kernel() {
+        for kernel in Kernel::ALL {
+            assert_eq!(Kernel::from_name(kernel.name()), Some(kernel));
+            assert_eq!(KernelChoice::from_name(kernel.name()), Some(KernelChoice::Exactly(kernel)));
+            let (resolved, note) = Kernel::resolve(KernelChoice::Exactly(kernel));
+            assert!(resolved.supported() && resolved <= kernel);
+            assert_eq!(note.is_some(), resolved != kernel);
+        }
+        assert_eq!(KernelChoice::from_name("auto"), Some(KernelChoice::Auto));
+        assert_eq!(KernelChoice::from_name("sse9"), None);
+        let (auto, note) = Kernel::resolve(KernelChoice::Auto);
+        assert_eq!((Some(auto), note), (Kernel::available().last().copied(), None));
+        assert!(Kernel::Portable.supported());
+    }
+}
