@@ -1,4 +1,4 @@
-//! The `riskserve` binary end to end: `score` and `bench` on the parity fixtures, and their
+//! The `riskserve` binary end to end: `score`, `bench` and `compile` on the parity fixtures, and their
 //! answers to bad models, bad rows and bad flags.
 
 use std::path::{Path, PathBuf};
@@ -303,4 +303,38 @@ fn an_invalid_pipeline_is_refused_naming_the_place() {
     assert_eq!(output.status.code(), Some(1));
     let message = stderr(&output);
     assert!(message.contains("steps[0].input: feature \"income\" is not declared"), "{message}");
+}
+
+#[test]
+fn compile_reports_the_evaluator_and_the_kernel_it_chose() {
+    let model = fixtures().join("xgb21/xgb21_binary_logistic.json").display().to_string();
+    let report = |arguments: &[&str]| {
+        let output = riskserve(&[&["compile", "--model", &model], arguments].concat());
+        assert!(output.status.success(), "{arguments:?}: {}", stderr(&output));
+        serde_json::from_slice::<serde_json::Value>(&output.stdout).expect("the report is JSON")
+    };
+    let auto = report(&[]);
+    assert!(auto["evaluator"].as_str().unwrap().starts_with("quantised"), "{auto}");
+    assert_eq!(auto["verified_rows"], 139, "{auto}");
+    let kernels = ["portable", "avx2", "avx512"];
+    assert!(kernels.contains(&auto["kernel"].as_str().unwrap()), "{auto}");
+    // With more than one kernel on this CPU, auto timed them all and kept the fastest.
+    let timings = auto["kernel_timings"].as_array().unwrap();
+    let nanos = |timing: &serde_json::Value| timing["nanos_per_row"].as_f64().expect("a time per row");
+    if let Some(fastest) = timings.iter().min_by(|a, b| nanos(a).total_cmp(&nanos(b))) {
+        assert_eq!(fastest["kernel"], auto["kernel"], "{auto}");
+    }
+    let portable = report(&["--kernel", "portable"]);
+    assert_eq!((portable["kernel"].as_str(), portable["one_row_walk"].as_str()), (Some("portable"), Some("scalar")));
+    assert_eq!(portable["kernel_timings"], serde_json::json!([]));
+    let reference = report(&["--evaluator", "reference", "--kernel", "avx512"]);
+    assert_eq!((reference["evaluator"].as_str(), reference["kernel"].as_str()), (Some("reference"), Some("portable")));
+
+    let unknown = riskserve(&["compile", "--model", &model, "--kernel", "sse9"]);
+    assert!(!unknown.status.success());
+    assert!(stderr(&unknown).contains("possible values: auto, portable, avx2, avx512"), "{}", stderr(&unknown));
+    let scorecard = fixtures().join("pmml/dmg_sample_scorecard.pmml").display().to_string();
+    let nothing = riskserve(&["compile", "--model", &scorecard]);
+    assert!(!nothing.status.success());
+    assert!(stderr(&nothing).contains("not a tree ensemble"), "{}", stderr(&nothing));
 }
