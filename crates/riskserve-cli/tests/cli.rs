@@ -318,11 +318,12 @@ fn compile_reports_the_evaluator_and_the_kernel_it_chose() {
     assert_eq!(auto["verified_rows"], 139, "{auto}");
     let kernels = ["portable", "avx2", "avx512"];
     assert!(kernels.contains(&auto["kernel"].as_str().unwrap()), "{auto}");
-    // With more than one kernel on this CPU, auto timed them all and kept the fastest.
+    // With more than one kernel on this CPU, auto timed them all and kept one within 10 % of the fastest.
     let timings = auto["kernel_timings"].as_array().unwrap();
     let nanos = |timing: &serde_json::Value| timing["nanos_per_row"].as_f64().expect("a time per row");
-    if let Some(fastest) = timings.iter().min_by(|a, b| nanos(a).total_cmp(&nanos(b))) {
-        assert_eq!(fastest["kernel"], auto["kernel"], "{auto}");
+    if let Some(fastest) = timings.iter().map(nanos).min_by(f64::total_cmp) {
+        let kept = timings.iter().find(|timing| timing["kernel"] == auto["kernel"]).expect("the kept kernel was timed");
+        assert!(nanos(kept) * 0.9 <= fastest, "{auto}");
     }
     let portable = report(&["--kernel", "portable"]);
     assert_eq!((portable["kernel"].as_str(), portable["one_row_walk"].as_str()), (Some("portable"), Some("scalar")));

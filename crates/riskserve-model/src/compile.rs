@@ -384,14 +384,17 @@ fn quantise<T: Probe>(
 }
 
 /// Rounds of timing each kernel on the probe rows, alternating; the fastest round of each counts.
-const TIMING_ROUNDS: usize = 3;
+const TIMING_ROUNDS: usize = 5;
+/// How much faster than the expected winner another kernel must be to be chosen instead.
+const MARGIN: f64 = 0.1;
 /// Probe rows timed per round (the random ones, after the all-NaN and all-zero rows), so that timing costs a few
 /// milliseconds even for large models.
 const TIMED_ROWS: std::ops::Range<usize> = 2..34;
 
 /// Sets the quantised candidate's one-row kernel: the one asked for (or the widest this CPU runs below it), or for
 /// [`KernelChoice::Auto`], of the kernels this CPU runs, the one that scores the probe rows fastest here, timed in
-/// alternating rounds. Returns why, and the timings.
+/// alternating rounds (the line kernel, or else the portable one, unless another is clearly faster). Returns why,
+/// and the timings.
 fn choose_kernel<T: Probe>(
     candidate: &mut TreeEvaluator<T>,
     choice: KernelChoice,
@@ -427,7 +430,17 @@ fn choose_kernel<T: Probe>(
             *best = best.min(started.elapsed().as_nanos() as f64 / rows.max(1) as f64);
         }
     }
+    // Timings on a busy machine are noisy: the kernel expected to win (the line kernel where it applies, else the
+    // portable one) is only replaced by one at least MARGIN faster.
+    let preferred = available
+        .iter()
+        .position(|kernel| {
+            candidate.use_kernel(*kernel);
+            candidate.one_row_walk() == "lines"
+        })
+        .unwrap_or(0);
     let fastest = (0..available.len()).min_by(|a, b| best[*a].total_cmp(&best[*b])).expect("one kernel at least");
+    let fastest = if best[fastest] < best[preferred] * (1.0 - MARGIN) { fastest } else { preferred };
     candidate.use_kernel(available[fastest]);
     let timings: Vec<KernelTiming> = available
         .iter()
@@ -435,9 +448,11 @@ fn choose_kernel<T: Probe>(
         .map(|(kernel, nanos)| KernelTiming { kernel: *kernel, nanos_per_row: *nanos })
         .collect();
     let why = format!(
-        "the {} kernel scored the probe rows fastest of {}",
+        "the {} kernel scored the probe rows fastest of {} ({} kernel kept unless another is {:.0} % faster)",
         available[fastest].name(),
-        available.iter().map(|kernel| kernel.name()).collect::<Vec<_>>().join(", ")
+        available.iter().map(|kernel| kernel.name()).collect::<Vec<_>>().join(", "),
+        available[preferred].name(),
+        MARGIN * 100.0
     );
     (why, timings)
 }
@@ -572,8 +587,10 @@ mod tests {
         if available.len() > 1 {
             let timed: Vec<Kernel> = report.kernel_timings.iter().map(|timing| timing.kernel).collect();
             assert_eq!(timed, available);
-            let fastest = report.kernel_timings.iter().min_by(|a, b| a.nanos_per_row.total_cmp(&b.nanos_per_row));
-            assert_eq!(Some(report.kernel), fastest.map(|timing| timing.kernel), "{report:?}");
+            // The kept kernel is the fastest, or within the margin of it.
+            let time = |kernel: Kernel| report.kernel_timings.iter().find(|timing| timing.kernel == kernel).unwrap();
+            let fastest = report.kernel_timings.iter().map(|timing| timing.nanos_per_row).fold(f64::INFINITY, f64::min);
+            assert!(time(report.kernel).nanos_per_row * (1.0 - MARGIN) <= fastest, "{report:?}");
             assert!(report.reason.contains("fastest"), "{report:?}");
         } else {
             assert!(report.kernel_timings.is_empty());

@@ -334,6 +334,9 @@ pub(crate) enum LeafSink<'a, T> {
     Sum(&'a mut T),
 }
 
+/// The even 16-bit lanes of a 512-bit register: the low halves of its 32-bit lanes.
+const EVEN_WORDS: u32 = 0x5555_5555;
+
 /// Trees of one depth walked together by [`walk_lines_avx512`].
 const LINE_INTERLEAVE: usize = 8;
 
@@ -356,7 +359,6 @@ unsafe fn walk_lines_together<T: Float, const K: usize>(
 ) {
     use std::arch::x86_64::*;
     debug_assert!(trees.len() == K && trees.iter().all(|tree| tree.depth == trees[0].depth));
-    let low16 = _mm512_set1_epi32(0xFFFF);
     let mut path = [0u32; K];
     let mut start: [usize; K] = std::array::from_fn(|k| trees[k].root as usize);
     let (mut tier_start, mut blocks, mut remaining) = (0usize, 1usize, trees[0].depth);
@@ -366,8 +368,9 @@ unsafe fn walk_lines_together<T: Float, const K: usize>(
         for k in 0..K {
             // SAFETY: the block starts inside the tree's tiers and 15 splits after it are readable (the contract).
             let line = unsafe { _mm512_loadu_si512(splits.add(start[k]).cast()) };
-            // Even 16-bit lanes of `line` are slots (below 64: the permute reads the two registers, no memory).
-            let bin = _mm512_and_si512(_mm512_permutex2var_epi16(low, line, high), low16);
+            // Even 16-bit lanes of `line` are slots (below 64: the permute reads the two registers, no memory); the
+            // odd lanes (ranks) are zeroed by the mask, so each 32-bit lane holds one bin.
+            let bin = _mm512_maskz_permutex2var_epi16(EVEN_WORDS, low, line, high);
             let rank = _mm512_srli_epi32::<16>(line);
             let directions = _mm512_cmpgt_epu32_mask(bin, rank);
             let mask = _mm512_broadcastmw_epi32(directions);
