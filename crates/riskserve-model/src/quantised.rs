@@ -259,6 +259,8 @@ pub struct QuantisedForest<T, B> {
     /// Leaf values of general-layout trees, tree after tree, in pre-order.
     general_leaves: Vec<T>,
     lane_groups: Vec<LaneGroup>,
+    /// Index of the first general-layout group in `lane_groups` (complete-layout groups come first).
+    first_general_group: usize,
     /// The one-row walk's instruction set: with a SIMD kernel, complete-layout trees go through `vector_groups`
     /// and only general-layout lane groups take the scalar walk.
     kernel: Kernel,
@@ -313,6 +315,7 @@ impl<T: Float, B: Bin> QuantisedForest<T, B> {
             nodes: Vec::new(),
             general_leaves: Vec::new(),
             lane_groups: Vec::new(),
+            first_general_group: 0,
             kernel: Kernel::Portable,
             vector_groups: Vec::new(),
             line_trees: Vec::new(),
@@ -518,6 +521,7 @@ impl<T: Float, B: Bin> QuantisedForest<T, B> {
             }
         }
         general.sort_unstable();
+        self.first_general_group = self.lane_groups.len();
         for chunk in general.chunks(LANES) {
             let depth = chunk.iter().map(|(depth, _, _, _)| *depth).max().unwrap_or(0);
             let trees = chunk.iter().map(|(_, tree, root, leaves)| (*tree, *root, *leaves)).collect();
@@ -710,11 +714,12 @@ impl<T: Float, B: Bin> QuantisedForest<T, B> {
             self.finish_margin(margin);
             return;
         }
-        let vectorised = self.walk_vector_groups(bins, leaf_values, None);
-        for group in &self.lane_groups {
-            if vectorised && !group.general {
-                continue;
-            }
+        // With a SIMD kernel only the general-layout lane groups (after the complete ones) are left to walk here.
+        let groups = match self.walk_vector_groups(bins, leaf_values, None) {
+            true => &self.lane_groups[self.first_general_group..],
+            false => &self.lane_groups[..],
+        };
+        for group in groups {
             let trees = &group.trees;
             if group.general {
                 if trees.len() == LANES {
