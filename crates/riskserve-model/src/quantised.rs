@@ -573,7 +573,7 @@ impl<T: Float, B: Bin> QuantisedForest<T, B> {
     /// Maps one row (`features[..num_features]`) to its bins: slot `s` of the row goes to `bins[(s << shift) + row]`
     /// (shift 0 for one row; [`BLOCK_SHIFT`] for a block, whose bins are slot-major so that the rows walking a tree
     /// together read neighbouring bytes).
-    #[inline]
+    #[inline(always)]
     fn quantise_row(&self, features: &[T], bins: &mut [B], row: usize, shift: u32) {
         let features = &features[..self.num_features];
         bins[((2 * self.num_features) << shift) + row] = B::MAX;
