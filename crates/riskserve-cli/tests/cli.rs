@@ -323,7 +323,7 @@ fn compile_reports_the_evaluator_and_the_kernel_it_chose() {
     let nanos = |timing: &serde_json::Value| timing["nanos_per_row"].as_f64().expect("a time per row");
     if let Some(fastest) = timings.iter().map(nanos).min_by(f64::total_cmp) {
         let kept = timings.iter().find(|timing| timing["kernel"] == auto["kernel"]).expect("the kept kernel was timed");
-        assert!(nanos(kept) * 0.9 <= fastest, "{auto}");
+        assert!(nanos(kept) * 0.9 <= fastest + 0.1, "{auto}");
     }
     let portable = report(&["--kernel", "portable"]);
     assert_eq!((portable["kernel"].as_str(), portable["one_row_walk"].as_str()), (Some("portable"), Some("scalar")));
