@@ -157,6 +157,15 @@ impl<T: Float> TreeEvaluator<T> {
         }
     }
 
+    /// Drops what the kernels not chosen built (see [`QuantisedForest::release_unused`]).
+    fn release_unused(&mut self) {
+        match self {
+            TreeEvaluator::Reference(_) => {}
+            TreeEvaluator::QuantisedU8(forest) => forest.release_unused(),
+            TreeEvaluator::QuantisedU16(forest) => forest.release_unused(),
+        }
+    }
+
     fn one_row_walk(&self) -> &'static str {
         match self {
             TreeEvaluator::Reference(_) => "scalar",
@@ -442,6 +451,7 @@ fn choose_kernel<T: Probe>(
     let fastest = (0..available.len()).min_by(|a, b| best[*a].total_cmp(&best[*b])).expect("one kernel at least");
     let chosen = if best[fastest] < best[preferred] * (1.0 - MARGIN) { fastest } else { preferred };
     candidate.use_kernel(available[chosen]);
+    candidate.release_unused();
     let timings: Vec<KernelTiming> = available
         .iter()
         .zip(&best)
@@ -604,6 +614,10 @@ mod tests {
             let (_, forced) =
                 compile_trees::<f32>(&ensemble, EvaluatorChoice::Quantised, KernelChoice::Exactly(kernel));
             assert_eq!((forced.kernel, forced.kernel_timings.len()), (kernel, 0), "{forced:?}");
+            // What the kernels not chosen built while they were timed is dropped.
+            if kernel == report.kernel {
+                assert_eq!(forced.resident_bytes, report.resident_bytes, "{forced:?} {report:?}");
+            }
         }
         // The reference walk has no kernel to choose.
         let (_, reference) = compile_trees::<f32>(&ensemble, EvaluatorChoice::Reference, KernelChoice::Auto);

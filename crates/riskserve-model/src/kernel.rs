@@ -1,14 +1,17 @@
-//! SIMD kernels for the quantised one-row walk (16 complete-layout trees per AVX-512 gather, 8 per AVX2 gather), chosen at run time from the CPU's features, with the portable scalar walk as the fallback.
+//! SIMD kernels for the quantised one-row walk (AVX-512 line kernel, AVX-512 and AVX2 gathers) and the CPU-feature detection that decides which may run, with the portable scalar walk as the fallback.
 //!
-//! A quantised complete-layout step is `p = 2p + 1 + (bins[slot(p)] > rank(p))` (see `quantised.rs`). For one row,
+//! **Line kernel** (AVX-512, at most [`TABLE_SLOTS`] bin slots a row): see [`walk_lines_avx512`]; a whole 4-level
+//! block of a tree is decided per compare, with the row's bins held in registers.
+//!
+//! **Gather kernels**: a quantised complete-layout step is `p = 2p + 1 + (bins[slot(p)] > rank(p))` (see `quantised.rs`). For one row,
 //! every tree's walk is independent, so a vector register holds one tree per lane: one gather fetches the 16 (or 8)
 //! splits `{slot, rank}` the lanes stand on, a second gathers the row's bins at those slots, one unsigned compare
 //! gives the directions, and an add moves every lane one level down. A group's trees have the same depth, so the
 //! walk is exactly `depth` such steps with no branch on the data. Lanes track absolute split indexes `a = base + p`
 //! as the scalar walk does: the child is `2a + (1 - base) + right`.
 //!
-//! The kernels return leaf indexes only; the caller reads the leaf values and sums them in tree order, so results
-//! stay bit-identical to the reference walk. Which kernel runs is decided once, by the compile step, from
+//! The kernels only find leaves; leaf values are summed in tree order (by the caller, or by the line kernel itself
+//! when it walks every tree in order), so results stay bit-identical to the reference walk. Which kernel runs is decided once, by the compile step, from
 //! `is_x86_feature_detected!`; a kernel is only ever called on a CPU that has its features.
 
 #![allow(
@@ -142,10 +145,10 @@ pub(crate) struct VectorGroup {
 /// the complete-layout leaf values.
 ///
 /// # Safety
-/// The CPU has AVX-512F. Every group was built by `QuantisedForest::compile` over these `splits` and `leaves`
-/// (each lane's walk of `depth` steps stays inside its tree's tiers, every slot a split reads is below the row's
-/// bins, and `leaves + path` indexes its tree's leaves), at most `i32::MAX` splits, and every `tree` is below
-/// `leaf_values.len()`.
+/// The CPU has AVX-512F. Every group was built by `QuantisedForest::use_kernel` over these `splits` and `leaves`
+/// (each lane's walk of `depth` steps stays inside its tree's `2^depth - 1` heap splits, every slot a split reads is
+/// below the row's bins, and the split index a walk ends on plus `leaf_shift` indexes its tree's leaves), at most
+/// `i32::MAX` splits, and every `tree` is below `leaf_values.len()`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 pub(crate) unsafe fn walk_avx512<T: Copy, const BIN_BYTES: i32>(
@@ -274,7 +277,7 @@ const PATH_TABLES: [([u32; GROUP_LANES], [u32; GROUP_LANES]); 5] =
 /// `table` holds the row's bins widened to `u16` (`TABLE_SLOTS` of them, the unused ones anything).
 ///
 /// # Safety
-/// The CPU has AVX-512F, AVX-512BW and AVX-512CD. Every tree was placed by `QuantisedForest::compile` in these
+/// The CPU has AVX-512F, AVX-512BW and AVX-512CD. Every tree was placed by `QuantisedForest::use_kernel` in these
 /// `splits` (a tier layout of its depth from `root`, with at least 15 readable splits after each block's start) and
 /// `leaves`; at most `i32::MAX` splits; every split's slot is below [`TABLE_SLOTS`]; with [`LeafSink::Values`], every
 /// `tree` is below the values' length.

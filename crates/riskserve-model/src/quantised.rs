@@ -270,8 +270,8 @@ pub struct QuantisedForest<T, B> {
     line_trees: Vec<LineTree>,
     /// The complete-layout trees again, in tiers of line-sized blocks (see [`TierLayout`]), for the line kernel.
     lines: Vec<Line>,
-    /// Whether the line kernel walks every tree, in order, for a single output: it then adds the leaf values to the
-    /// margin as it reaches them.
+    /// Whether `line_trees` are every tree, in order, of a single output: the line kernel then adds the leaf values to
+    /// the margin as it reaches them.
     fused_sum: bool,
     base_margin: Vec<T>,
     divisors: Option<Vec<T>>,
@@ -342,7 +342,6 @@ impl<T: Float, B: Bin> QuantisedForest<T, B> {
             forest.placements.push(placement);
         }
         forest.group_lanes();
-        // Gathers index with signed 32-bit lanes.
         if ensemble.aggregation == Aggregation::Mean {
             let mut counts = vec![0usize; ensemble.num_outputs];
             for tree in &ensemble.trees {
@@ -375,24 +374,40 @@ impl<T: Float, B: Bin> QuantisedForest<T, B> {
         self.kernel
     }
 
-    /// Switches the one-row walk to `kernel`, which this CPU must run, building what it reads. A forest of more
-    /// splits than 32-bit gather indexes reach keeps the portable kernel.
+    /// Switches the one-row walk to `kernel`, which this CPU must run, building what it reads unless it was built
+    /// before (so that the compile step can time kernels in turn; see [`QuantisedForest::release_unused`]). A forest of
+    /// more splits than 32-bit gather indexes reach keeps the portable kernel.
     pub fn use_kernel(&mut self, kernel: Kernel) {
         assert!(kernel.supported(), "the compile step only asks for kernels this CPU runs");
         self.kernel = Kernel::Portable;
-        self.vector_groups = Vec::new();
-        self.line_trees = Vec::new();
-        self.lines = Vec::new();
-        self.fused_sum = false;
         if kernel == Kernel::Portable || self.splits.len() > i32::MAX as usize {
             return;
         }
         if kernel == Kernel::Avx512 && 2 * self.num_features < TABLE_SLOTS {
-            self.build_lines();
-        } else {
+            if self.lines.is_empty() {
+                self.build_lines();
+            }
+        } else if self.vector_groups.is_empty() {
             self.group_vectors();
         }
         self.kernel = kernel;
+    }
+
+    /// Drops what kernels other than the current one built.
+    pub fn release_unused(&mut self) {
+        if !self.walks_lines() {
+            self.line_trees = Vec::new();
+            self.lines = Vec::new();
+            self.fused_sum = false;
+        }
+        if self.kernel == Kernel::Portable || self.walks_lines() {
+            self.vector_groups = Vec::new();
+        }
+    }
+
+    /// Whether the one-row walk is the AVX-512 line kernel.
+    fn walks_lines(&self) -> bool {
+        self.kernel == Kernel::Avx512 && !self.line_trees.is_empty()
     }
 
     /// How the kernel walks complete-layout trees for one row: `scalar` (8 trees interleaved), `gather` (16 or 8
@@ -400,7 +415,7 @@ impl<T: Float, B: Bin> QuantisedForest<T, B> {
     pub fn one_row_walk(&self) -> &'static str {
         match self.kernel {
             Kernel::Portable => "scalar",
-            _ if !self.line_trees.is_empty() => "lines",
+            _ if self.walks_lines() => "lines",
             _ => "gather",
         }
     }
@@ -414,6 +429,8 @@ impl<T: Float, B: Bin> QuantisedForest<T, B> {
     pub fn resident_bytes(&self) -> usize {
         self.splits.len() * size_of::<Split>()
             + self.lines.len() * size_of::<Line>()
+            + self.line_trees.len() * size_of::<LineTree>()
+            + self.vector_groups.len() * size_of::<VectorGroup>()
             + self.leaves.len() * size_of::<T>()
             + self.nodes.len() * size_of::<PackedNode>()
             + self.general_leaves.len() * size_of::<T>()
@@ -531,8 +548,8 @@ impl<T: Float, B: Bin> QuantisedForest<T, B> {
 
     /// Copies the complete-layout trees into tiered lines, in tree order, for the line kernel.
     fn build_lines(&mut self) {
-        for (tree, placement) in self.placements.clone().into_iter().enumerate() {
-            if let Placement::Complete { splits, leaves, depth } = placement {
+        for tree in 0..self.placements.len() {
+            if let Placement::Complete { splits, leaves, depth } = self.placements[tree] {
                 let root = self.push_lines(splits as usize, depth);
                 self.line_trees.push(LineTree { root, leaves, tree: tree as u32, depth });
             }
@@ -706,7 +723,7 @@ impl<T: Float, B: Bin> QuantisedForest<T, B> {
         assert!(leaf_values.len() == self.placements.len() && margin.len() == self.base_margin.len());
         self.quantise_row(features, bins, 0, 0);
         let bins = &*bins;
-        if self.fused_sum {
+        if self.fused_sum && self.walks_lines() {
             self.start_margin(margin);
             let mut sum = margin[0];
             self.walk_vector_groups(bins, leaf_values, Some(&mut sum));
@@ -770,13 +787,13 @@ impl<T: Float, B: Bin> QuantisedForest<T, B> {
     #[inline]
     fn walk_vector_groups(&self, row_bins: &[B], leaf_values: &mut [T], fused_sum: Option<&mut T>) -> bool {
         debug_assert!(row_bins.len() >= self.row_bins() && leaf_values.len() == self.placements.len());
-        debug_assert!(fused_sum.is_none() || self.fused_sum);
+        debug_assert!(fused_sum.is_none() || (self.fused_sum && self.walks_lines()));
         let splits = self.splits.as_ptr().cast::<u32>();
         let bins = row_bins.as_ptr().cast::<u8>();
         match self.kernel {
             Kernel::Portable => false,
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx512 if !self.line_trees.is_empty() => {
+            Kernel::Avx512 if self.walks_lines() => {
                 let mut table = [0u16; TABLE_SLOTS];
                 for (entry, bin) in table.iter_mut().zip(&row_bins[..2 * self.num_features + 1]) {
                     *entry = bin.widen() as u16;
@@ -785,10 +802,10 @@ impl<T: Float, B: Bin> QuantisedForest<T, B> {
                     Some(sum) => LeafSink::Sum(sum),
                     None => LeafSink::Values(leaf_values),
                 };
-                // SAFETY: `compile` only sets the AVX-512 kernel where the CPU has AVX-512F, BW and CD, builds
-                // `line_trees` only when a row's 2 * num_features + 1 slots fit TABLE_SLOTS (every split's slot is
-                // below), from complete-layout placements in these splits and leaves, with a padding line after the
-                // last tree, and at most i32::MAX splits; tree indexes are below the number of trees, which
+                // SAFETY: `use_kernel` only sets the AVX-512 kernel where the CPU has AVX-512F, BW and CD (it asserts
+                // `Kernel::supported`), and builds `line_trees` only when a row's 2 * num_features + 1 slots fit
+                // TABLE_SLOTS (every split's slot is below), from complete-layout placements copied into `lines` in
+                // tiers, with a padding line after the last tree; tree indexes are below the number of trees, which
                 // `margin_one` asserted is `leaf_values.len()`; a fused sum is only asked for (`fused_sum`) when
                 // `line_trees` are all the trees, in order.
                 unsafe {
@@ -799,7 +816,7 @@ impl<T: Float, B: Bin> QuantisedForest<T, B> {
             }
             #[cfg(target_arch = "x86_64")]
             Kernel::Avx512 => {
-                // SAFETY: `compile` only sets a SIMD kernel the CPU supports and only with at most i32::MAX splits;
+                // SAFETY: `use_kernel` only sets a SIMD kernel the CPU supports and only with at most i32::MAX splits;
                 // `group_vectors` built the groups over these splits and leaves (every lane a complete-layout tree
                 // of the group's depth, its leaf shift mapping the end of a walk to the tree's leaves, its tree
                 // index below the number of trees, which `margin_one` asserted is `leaf_values.len()`); `Split` is
