@@ -1,7 +1,8 @@
 //! SIMD kernels for the quantised one-row walk (AVX-512 line kernel, AVX-512 and AVX2 gathers) and the CPU-feature detection that decides which may run, with the portable scalar walk as the fallback.
 //!
-//! **Line kernel** (AVX-512, at most [`TABLE_SLOTS`] bin slots a row): see [`walk_lines_avx512`]; a whole 4-level
-//! block of a tree is decided per compare, with the row's bins held in registers.
+//! **Line kernel** (AVX-512, at most [`TABLE_SLOTS`] bin slots a row, ranks below [`LINE_RANK_LIMIT`]): see
+//! [`walk_lines_avx512`]; a whole 4-level block of two trees is decided per compare, with the row's bins held in
+//! registers.
 //!
 //! **Gather kernels**: a quantised complete-layout step is `p = 2p + 1 + (bins[slot(p)] > rank(p))` (see `quantised.rs`). For one row,
 //! every tree's walk is independent, so a vector register holds one tree per lane: one gather fetches the 16 (or 8)
@@ -26,8 +27,8 @@ use crate::forest::Float;
 /// Trees of one vector group (the AVX-512 width; AVX2 walks a group as two halves).
 pub const GROUP_LANES: usize = 16;
 
-/// Levels of one block of the line kernel's tiered layout (`TierLayout` in `quantised.rs`): 2^4 - 1 splits of 4
-/// bytes fit a 64-byte line.
+/// Levels of one block of the line kernel's tiered layout (`TierLayout` in `quantised.rs`): 2^4 - 1 split words of
+/// 2 bytes fit a 32-byte block, and two trees' blocks one 512-bit register.
 pub const TIER_DEPTH: u32 = 4;
 
 /// Bytes that a gather may read past a row's last bin: a 4-byte gather at the last `u8` bin reads three more.
@@ -229,63 +230,78 @@ unsafe fn walk_avx512_together<T: Copy, const BIN_BYTES: i32, const K: usize>(
 /// Most bin slots a row may have for [`walk_lines_avx512`]: 64 `u16` bins fill two registers.
 pub const TABLE_SLOTS: usize = 64;
 
+/// Low bits of a line-kernel split word that hold its bin slot (below [`TABLE_SLOTS`]); the rank is above them.
+pub const SLOT_BITS: u32 = TABLE_SLOTS.trailing_zeros();
+
+/// Ranks a line-kernel split word holds: those below `2^(16 - SLOT_BITS)`.
+pub const LINE_RANK_LIMIT: usize = 1 << (16 - SLOT_BITS);
+
 /// A complete-layout tree for [`walk_lines_avx512`].
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct LineTree {
-    /// Absolute index of the tree's first split.
+    /// Index of the tree's first split word.
     pub root: u32,
     /// Index of the tree's first leaf value.
     pub leaves: u32,
     pub tree: u32,
+    /// Levels walked: a multiple of [`TIER_DEPTH`].
     pub depth: u32,
+    /// Padding levels at the bottom: the leaf is the walk's path shifted right by `shift`.
+    pub shift: u32,
 }
 
-/// For a block of `h` levels, lane `e` (an exit, below `2^h`) holds the bits of the splits on the path to `e`
-/// (`PATH`) and of those among them that go right (`RIGHT`): a block's direction mask `m` leads to exit `e` exactly
-/// when `m & PATH[e] == RIGHT[e]`. Lanes past `2^h` never match (`RIGHT` is not inside `PATH`).
-const fn path_table(levels: u32) -> ([u32; GROUP_LANES], [u32; GROUP_LANES]) {
-    let mut path = [0u32; GROUP_LANES];
-    let mut right = [u32::MAX; GROUP_LANES];
+/// For a block of `h` levels, exit `e` (below `2^h`) has the bits of the splits on the path to it (`PATH`) and of
+/// those among them that go right (`RIGHT`): a block's direction mask `m` leads to exit `e` exactly when
+/// `m & PATH[e] == RIGHT[e]`. Each is in the two 16-bit lanes `2e` and `2e + 1`, one for each tree of a pair. Lanes
+/// past `2^h` never match (their `RIGHT` is not inside `PATH`).
+const fn path_table(levels: u32) -> ([u16; 2 * GROUP_LANES], [u16; 2 * GROUP_LANES]) {
+    let mut path = [0u16; 2 * GROUP_LANES];
+    let mut right = [u16::MAX; 2 * GROUP_LANES];
     let mut exit = 0;
     while exit < (1 << levels) {
-        let (mut on_path, mut goes_right, mut at) = (0u32, 0u32, 0u32);
+        let (mut on_path, mut goes_right, mut at) = (0u16, 0u16, 0u32);
         let mut level = 0;
         while level < levels {
             let bit = (exit >> (levels - 1 - level)) & 1;
             on_path |= 1 << at;
-            goes_right |= bit << at;
+            goes_right |= (bit as u16) << at;
             at = 2 * at + 1 + bit;
             level += 1;
         }
-        path[exit as usize] = on_path;
-        right[exit as usize] = goes_right;
+        path[2 * exit as usize] = on_path;
+        path[2 * exit as usize + 1] = on_path;
+        right[2 * exit as usize] = goes_right;
+        right[2 * exit as usize + 1] = goes_right;
         exit += 1;
     }
     (path, right)
 }
 
-const PATH_TABLES: [([u32; GROUP_LANES], [u32; GROUP_LANES]); 5] =
-    [path_table(0), path_table(1), path_table(2), path_table(3), path_table(4)];
+type PathTable = ([u16; 2 * GROUP_LANES], [u16; 2 * GROUP_LANES]);
+
+const PATH_TABLES: [PathTable; 5] = [path_table(0), path_table(1), path_table(2), path_table(3), path_table(4)];
 
 /// Walks complete-layout trees for one row with AVX-512 and no gather: the row's bins (at most [`TABLE_SLOTS`],
-/// widened to `u16`) stay in two registers, and a whole block of a tree (one line of 16 splits `{slot, rank}`) is
-/// decided at once: one load, one two-register permute (`vpermt2w`) looks up the 16 bins, one compare gives the
-/// 16 directions as a mask, and the exit is the one lane whose path matches the mask (`vpbroadcastmw2d`, `vpandd`,
-/// `vpcmpeqd`, `tzcnt`). A tree of depth 8 is two such blocks. Trees are independent, so the CPU overlaps
-/// consecutive trees.
+/// widened to `u16`) stay in two registers, and a whole 4-level block of two trees at once is decided per compare.
+/// A block is 16 split words `slot | rank << SLOT_BITS` (32 bytes, half a cache line); a pair of trees costs two
+/// loads into one register, one two-register permute (`vpermt2w`, which reads only an index's low 6 bits: the
+/// slots) for the 32 bins, one shift for the 32 ranks, one compare for the 32 directions, and a path match for the
+/// two exits (the 32-bit direction mask broadcast to every 32-bit lane puts the first tree's mask in the even
+/// 16-bit lanes and the second's in the odd ones: `vpandd`, `vpcmpeqw`, then `tzcnt` of the even and of the odd
+/// bits). A tree of depth 8 is two blocks. Trees are independent, so the CPU overlaps consecutive pairs.
 ///
 /// `table` holds the row's bins widened to `u16` (`TABLE_SLOTS` of them, the unused ones anything).
 ///
 /// # Safety
 /// The CPU has AVX-512F, AVX-512BW and AVX-512CD. Every tree was placed by `QuantisedForest::use_kernel` in these
-/// `splits` (a tier layout of its depth from `root`, with at least 15 readable splits after each block's start) and
-/// `leaves`; at most `i32::MAX` splits; every split's slot is below [`TABLE_SLOTS`]; with [`LeafSink::Values`], every
-/// `tree` is below the values' length.
+/// `words` (a tier layout of its depth from `root`, with at least 16 readable words from each block's start) and
+/// `leaves`; every word's slot is below [`TABLE_SLOTS`]; with [`LeafSink::Values`], every `tree` is below the
+/// values' length.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw,avx512cd")]
 pub(crate) unsafe fn walk_lines_avx512<T: Float>(
     trees: &[LineTree],
-    splits: *const u32,
+    words: *const u16,
     table: &[u16; TABLE_SLOTS],
     leaves: &[T],
     sink: LeafSink<'_, T>,
@@ -302,18 +318,25 @@ pub(crate) unsafe fn walk_lines_avx512<T: Float>(
             _mm512_loadu_si512(PATH_TABLES[levels].1.as_ptr().cast()),
         )
     });
-    // Trees of one depth walk LINE_INTERLEAVE at a time, block by block, so that the loads of their next blocks
-    // issue together instead of each waiting for the previous tree's chain.
+    // Trees of one depth walk LINE_INTERLEAVE at a time (in pairs), block by block, so that the loads of their next
+    // blocks issue together instead of each waiting for the previous pair's chain.
     for same_depth in trees.chunk_by(|a, b| a.depth == b.depth) {
         let mut chunks = same_depth.chunks_exact(LINE_INTERLEAVE);
         for chunk in &mut chunks {
             // SAFETY: the function's contract.
-            unsafe { walk_lines_together::<T, LINE_INTERLEAVE>(chunk, splits, low, high, &paths, leaves, &mut sink) };
+            unsafe {
+                walk_lines_together::<T, { LINE_INTERLEAVE / 2 }>(chunk, words, low, high, &paths, leaves, &mut sink)
+            };
         }
-        for tree in chunks.remainder() {
+        let mut pairs = chunks.remainder().chunks_exact(2);
+        for pair in &mut pairs {
+            // SAFETY: the function's contract.
+            unsafe { walk_lines_together::<T, 1>(pair, words, low, high, &paths, leaves, &mut sink) };
+        }
+        if let [tree] = pairs.remainder() {
             // SAFETY: the function's contract.
             unsafe {
-                walk_lines_together::<T, 1>(std::slice::from_ref(tree), splits, low, high, &paths, leaves, &mut sink)
+                walk_lines_together::<T, 1>(std::slice::from_ref(tree), words, low, high, &paths, leaves, &mut sink)
             };
         }
     }
@@ -337,13 +360,15 @@ pub(crate) enum LeafSink<'a, T> {
     Sum(&'a mut T),
 }
 
-/// The even 16-bit lanes of a 512-bit register: the low halves of its 32-bit lanes.
+/// The even 16-bit lanes of a 512-bit register (the first tree of each pair's exits).
 const EVEN_WORDS: u32 = 0x5555_5555;
 
-/// Trees of one depth walked together by [`walk_lines_avx512`].
+/// Trees of one depth walked together by [`walk_lines_avx512`] (an even number: they go in pairs).
 const LINE_INTERLEAVE: usize = 8;
+const _: () = assert!(LINE_INTERLEAVE.is_multiple_of(2));
 
-/// Walks `K` trees of one depth (`trees.len() == K`) together, block by block.
+/// Walks `K` pairs of trees of one depth (`trees.len() == 2 * K`, or one tree with `K == 1`, which then walks as
+/// both trees of the pair) together, block by block.
 ///
 /// # Safety
 /// As [`walk_lines_avx512`]; `low` and `high` hold the row's table.
@@ -353,7 +378,7 @@ const LINE_INTERLEAVE: usize = 8;
 #[allow(clippy::needless_range_loop, reason = "the K walks advance together; indexing keeps them in registers")]
 unsafe fn walk_lines_together<T: Float, const K: usize>(
     trees: &[LineTree],
-    splits: *const u32,
+    words: *const u16,
     low: std::arch::x86_64::__m512i,
     high: std::arch::x86_64::__m512i,
     paths: &[(std::arch::x86_64::__m512i, std::arch::x86_64::__m512i); 5],
@@ -361,24 +386,33 @@ unsafe fn walk_lines_together<T: Float, const K: usize>(
     sink: &mut LeafSink<'_, T>,
 ) {
     use std::arch::x86_64::*;
-    debug_assert!(trees.len() == K && trees.iter().all(|tree| tree.depth == trees[0].depth));
-    let mut path = [0u32; K];
-    let mut start: [usize; K] = std::array::from_fn(|k| trees[k].root as usize);
+    debug_assert!(trees.len() == 2 * K || (K == 1 && trees.len() == 1));
+    debug_assert!(trees.iter().all(|tree| tree.depth == trees[0].depth));
+    // Tree `2k + side` of the pair `k`; a lone tree is both sides.
+    let tree = |k: usize, side: usize| &trees[(2 * k + side).min(trees.len() - 1)];
+    let mut path = [[0u32; 2]; K];
+    let mut start: [[usize; 2]; K] = std::array::from_fn(|k| [tree(k, 0).root as usize, tree(k, 1).root as usize]);
     let (mut tier_start, mut blocks, mut remaining) = (0usize, 1usize, trees[0].depth);
     while remaining > 0 {
         let levels = remaining.min(TIER_DEPTH);
         let (on_path, goes_right) = paths[levels as usize];
         for k in 0..K {
-            // SAFETY: the block starts inside the tree's tiers and 15 splits after it are readable (the contract).
-            let line = unsafe { _mm512_loadu_si512(splits.add(start[k]).cast()) };
-            // Even 16-bit lanes of `line` are slots (below 64: the permute reads the two registers, no memory); the
-            // odd lanes (ranks) are zeroed by the mask, so each 32-bit lane holds one bin.
-            let bin = _mm512_maskz_permutex2var_epi16(EVEN_WORDS, low, line, high);
-            let rank = _mm512_srli_epi32::<16>(line);
-            let directions = _mm512_cmpgt_epu32_mask(bin, rank);
-            let mask = _mm512_broadcastmw_epi32(directions);
-            let exit = _mm512_cmpeq_epi32_mask(_mm512_and_si512(mask, on_path), goes_right).trailing_zeros();
-            path[k] = in_register((path[k] << levels) + exit);
+            // SAFETY: each block starts inside its tree's tiers and 16 words from it are readable (the contract).
+            let line = unsafe {
+                let first = _mm256_loadu_si256(words.add(start[k][0]).cast());
+                let second = _mm256_loadu_si256(words.add(start[k][1]).cast());
+                _mm512_inserti64x4::<1>(_mm512_castsi256_si512(first), second)
+            };
+            // The permute reads each word's low SLOT_BITS bits (the slot, below 64: the two registers, no memory).
+            let bin = _mm512_permutex2var_epi16(low, line, high);
+            let rank = _mm512_srli_epi16::<SLOT_BITS>(line);
+            let directions = _mm512_cmpgt_epu16_mask(bin, rank);
+            let mask = _mm512_set1_epi32(directions as i32);
+            let exits = _mm512_cmpeq_epi16_mask(_mm512_and_si512(mask, on_path), goes_right);
+            let first = (exits & EVEN_WORDS).trailing_zeros() >> 1;
+            let second = (exits & !EVEN_WORDS).trailing_zeros() >> 1;
+            path[k][0] = in_register((path[k][0] << levels) + first);
+            path[k][1] = in_register((path[k][1] << levels) + second);
         }
         remaining -= levels;
         if remaining > 0 {
@@ -386,23 +420,27 @@ unsafe fn walk_lines_together<T: Float, const K: usize>(
             blocks <<= levels;
             let stride = remaining.min(TIER_DEPTH);
             for k in 0..K {
-                start[k] = trees[k].root as usize + tier_start + ((path[k] as usize) << stride);
+                for side in 0..2 {
+                    start[k][side] = tree(k, side).root as usize + tier_start + ((path[k][side] as usize) << stride);
+                }
             }
         }
     }
-    for k in 0..K {
-        let leaf = (trees[k].leaves + path[k]) as usize;
+    for index in 0..trees.len() {
+        let (k, side) = (index / 2, index % 2);
+        let leaf = (trees[index].leaves + (path[k][side] >> trees[index].shift)) as usize;
         debug_assert!(leaf < leaves.len());
-        // SAFETY: the path of a walk of `depth` levels is below 2^depth, the tree's leaf count (the contract).
+        // SAFETY: the path of a walk of `depth` levels, shifted by `shift`, is below 2^(depth - shift), the tree's
+        // leaf count (the contract).
         let value = unsafe { *leaves.get_unchecked(leaf) };
         match sink {
             // In tree order: `trees` are the forest's trees in order when the sum is fused.
             LeafSink::Sum(sum) => **sum += value,
             LeafSink::Values(values) => {
-                let index = trees[k].tree as usize;
-                debug_assert!(index < values.len());
+                let at = trees[index].tree as usize;
+                debug_assert!(at < values.len());
                 // SAFETY: tree indexes are below `leaf_values.len()` (the contract).
-                unsafe { *values.get_unchecked_mut(index) = value };
+                unsafe { *values.get_unchecked_mut(at) = value };
             }
         }
     }

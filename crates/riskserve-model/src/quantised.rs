@@ -28,8 +28,14 @@
 use std::marker::PhantomData;
 
 use crate::forest::{Float, LANES, MAX_COMPLETE_DEPTH, MAX_PADDING, ROW_BLOCK};
+
+/// Deepest general-layout tree the line kernel walks (made complete: `2^depth` leaf values each).
+const MAX_LINE_GENERAL_DEPTH: u32 = 8;
 use crate::ir::{Aggregation, Direction, Node, SplitTest, Tree, TreeEnsemble};
-use crate::kernel::{GATHER_PADDING, GROUP_LANES, Kernel, LeafSink, LineTree, TABLE_SLOTS, TIER_DEPTH, VectorGroup};
+use crate::kernel::{
+    GATHER_PADDING, GROUP_LANES, Kernel, LINE_RANK_LIMIT, LeafSink, LineTree, SLOT_BITS, TABLE_SLOTS, TIER_DEPTH,
+    VectorGroup,
+};
 
 /// Most features a quantised forest reads: two bin slots per feature and the constant slot must fit a `u16`.
 pub const MAX_FEATURES: usize = (1 << 15) - 1;
@@ -146,20 +152,21 @@ struct Split {
     rank: u16,
 }
 
-/// Splits in one cache line.
-const LINE_SPLITS: usize = 16;
+/// Split words in one block of the line kernel.
+const BLOCK_WORDS: usize = 16;
 
-/// One 64-byte cache line of complete-layout splits: a full block of [`TIER_DEPTH`] levels (15 splits and a pad).
+/// One block of the line kernel's tiered layout: a full block of [`TIER_DEPTH`] levels (15 split words
+/// `slot | rank << SLOT_BITS` and a pad), half a cache line.
 #[derive(Debug, Clone, Copy)]
-#[repr(C, align(64))]
-struct Line([Split; LINE_SPLITS]);
-const _: () = assert!(size_of::<Line>() == 64 && size_of::<Split>() * LINE_SPLITS == 64);
+#[repr(C, align(32))]
+struct LineBlock([u16; BLOCK_WORDS]);
+const _: () = assert!(size_of::<LineBlock>() == 32);
 
 /// Where a complete tree's splits go. Instead of one heap (where each of the last levels is another cache line),
 /// the tree is cut every [`TIER_DEPTH`] levels into tiers of blocks, each block a small heap of its own: the top
 /// block holds levels 0-3, the 16 blocks of the next tier levels 4-7, and so on; the last tier's blocks hold the
 /// remaining levels. A block of `h` levels takes `2^h` slots (its `2^h - 1` splits and a pad), so a full block is
-/// one aligned line, and a walk of depth 8 reads two lines instead of five.
+/// one aligned [`LineBlock`], and a walk of depth 8 reads two blocks instead of five cache lines.
 ///
 /// Split `k` of level `L` (`k` counted left to right among the level's `2^L` positions) lies in tier `t = L / 4`, in
 /// block `k >> (L - 4t)` of that tier, at heap position `2^l - 1 + (k mod 2^l)` of the block, `l = L - 4t`.
@@ -193,14 +200,14 @@ impl TierLayout {
         self.tier_start(tier) + (block << self.levels(tier)) + within
     }
 
-    /// Lines the tree takes (whole lines, so that the next tree starts on a line).
-    fn lines(self) -> usize {
+    /// Blocks the tree takes (whole blocks, so that the next tree starts on a block).
+    fn blocks(self) -> usize {
         if self.depth == 0 {
             return 0;
         }
         let last = (self.depth - 1) / TIER_DEPTH;
         let slots = self.tier_start(last) + (1usize << (TIER_DEPTH * last + self.levels(last)));
-        slots.div_ceil(LINE_SPLITS)
+        slots.div_ceil(BLOCK_WORDS)
     }
 }
 
@@ -268,8 +275,13 @@ pub struct QuantisedForest<T, B> {
     /// With AVX-512 and at most [`TABLE_SLOTS`] bin slots a row: the complete-layout trees, in tree order, for the
     /// line kernel (which then replaces `vector_groups`).
     line_trees: Vec<LineTree>,
-    /// The complete-layout trees again, in tiers of line-sized blocks (see [`TierLayout`]), for the line kernel.
-    lines: Vec<Line>,
+    /// The complete-layout trees again, in tiers of blocks (see [`TierLayout`]), for the line kernel.
+    lines: Vec<LineBlock>,
+    /// With the line kernel: the general-layout trees it does not walk, in lane groups for the scalar walk.
+    line_general_groups: Vec<LaneGroup>,
+    /// Where the leaf values that only the line kernel reads start in `leaves` (those of the general-layout trees
+    /// it walks, made complete).
+    line_leaves_from: usize,
     /// Whether `line_trees` are every tree, in order, of a single output: the line kernel then adds the leaf values to
     /// the margin as it reaches them.
     fused_sum: bool,
@@ -320,6 +332,8 @@ impl<T: Float, B: Bin> QuantisedForest<T, B> {
             vector_groups: Vec::new(),
             line_trees: Vec::new(),
             lines: Vec::new(),
+            line_general_groups: Vec::new(),
+            line_leaves_from: 0,
             fused_sum: false,
             base_margin: ensemble.base_margin.iter().map(|value| T::from_f64(*value)).collect(),
             divisors: None,
@@ -383,7 +397,7 @@ impl<T: Float, B: Bin> QuantisedForest<T, B> {
         if kernel == Kernel::Portable || self.splits.len() > i32::MAX as usize {
             return;
         }
-        if kernel == Kernel::Avx512 && 2 * self.num_features < TABLE_SLOTS {
+        if kernel == Kernel::Avx512 && 2 * self.num_features < TABLE_SLOTS && self.cuts.widest() < LINE_RANK_LIMIT {
             if self.lines.is_empty() {
                 self.build_lines();
             }
@@ -395,9 +409,12 @@ impl<T: Float, B: Bin> QuantisedForest<T, B> {
 
     /// Drops what kernels other than the current one built.
     pub fn release_unused(&mut self) {
-        if !self.walks_lines() {
+        if !self.walks_lines() && !self.lines.is_empty() {
             self.line_trees = Vec::new();
             self.lines = Vec::new();
+            self.line_general_groups = Vec::new();
+            self.leaves.truncate(self.line_leaves_from);
+            self.leaves.shrink_to_fit();
             self.fused_sum = false;
         }
         if self.kernel == Kernel::Portable || self.walks_lines() {
@@ -428,7 +445,7 @@ impl<T: Float, B: Bin> QuantisedForest<T, B> {
     /// Resident bytes of the compiled trees and cuts.
     pub fn resident_bytes(&self) -> usize {
         self.splits.len() * size_of::<Split>()
-            + self.lines.len() * size_of::<Line>()
+            + self.lines.len() * size_of::<LineBlock>()
             + self.line_trees.len() * size_of::<LineTree>()
             + self.vector_groups.len() * size_of::<VectorGroup>()
             + self.leaves.len() * size_of::<T>()
@@ -471,22 +488,6 @@ impl<T: Float, B: Bin> QuantisedForest<T, B> {
             }
         }
         Placement::Complete { splits: splits as u32, leaves: leaves as u32, depth: depth as u32 }
-    }
-
-    /// Copies a complete-layout tree (heap order from `splits`, depth `depth`) into the tiered lines the AVX-512
-    /// line kernel reads; returns the index of its first split there.
-    fn push_lines(&mut self, splits: usize, depth: u32) -> u32 {
-        let root = self.lines.len() * LINE_SPLITS;
-        let layout = TierLayout::of(depth);
-        // Padding slots (the 16th of each full block) are never read as splits of the path.
-        self.lines.resize(self.lines.len() + layout.lines(), Line([Split { slot: 0, rank: 0 }; LINE_SPLITS]));
-        for level in 0..depth {
-            for position in 0..1usize << level {
-                let at = root + layout.address(level, position);
-                self.lines[at / LINE_SPLITS].0[at % LINE_SPLITS] = self.splits[splits + (1 << level) - 1 + position];
-            }
-        }
-        root as u32
     }
 
     fn push_general(&mut self, tree: &Tree, depth: usize) -> Placement {
@@ -537,26 +538,77 @@ impl<T: Float, B: Bin> QuantisedForest<T, B> {
                 self.lane_groups.push(LaneGroup { depth: depth as u32, general: false, trees: chunk.to_vec() });
             }
         }
-        general.sort_unstable();
         self.first_general_group = self.lane_groups.len();
-        for chunk in general.chunks(LANES) {
-            let depth = chunk.iter().map(|(depth, _, _, _)| *depth).max().unwrap_or(0);
-            let trees = chunk.iter().map(|(_, tree, root, leaves)| (*tree, *root, *leaves)).collect();
-            self.lane_groups.push(LaneGroup { depth, general: true, trees });
-        }
+        let groups = Self::general_groups(general);
+        self.lane_groups.extend(groups);
     }
 
-    /// Copies the complete-layout trees into tiered lines, in tree order, for the line kernel.
+    /// Lane groups of general-layout trees `(depth, tree, root, first leaf)`, grouped by depth.
+    fn general_groups(mut general: Vec<(u32, u32, u32, u32)>) -> Vec<LaneGroup> {
+        general.sort_unstable();
+        general
+            .chunks(LANES)
+            .map(|chunk| {
+                let depth = chunk.iter().map(|(depth, _, _, _)| *depth).max().unwrap_or(0);
+                let trees = chunk.iter().map(|(_, tree, root, leaves)| (*tree, *root, *leaves)).collect();
+                LaneGroup { depth, general: true, trees }
+            })
+            .collect()
+    }
+
+    /// Copies the trees into tiered blocks, in tree order, for the line kernel: every complete-layout tree, and every
+    /// general-layout tree of at most [`MAX_LINE_GENERAL_DEPTH`] levels (made complete, its leaves appended to
+    /// `leaves`); the general-layout trees left over keep their scalar lane groups in `line_general_groups`.
     fn build_lines(&mut self) {
+        self.line_leaves_from = self.leaves.len();
+        let mut left_over = Vec::new();
         for tree in 0..self.placements.len() {
-            if let Placement::Complete { splits, leaves, depth } = self.placements[tree] {
-                let root = self.push_lines(splits as usize, depth);
-                self.line_trees.push(LineTree { root, leaves, tree: tree as u32, depth });
+            let (root, leaves, depth) = match self.placements[tree] {
+                Placement::Complete { splits, leaves, depth } => {
+                    let heap = (1usize << depth) - 1;
+                    (push_tiers(&mut self.lines, &self.splits[splits as usize..][..heap], depth), leaves, depth)
+                }
+                Placement::General { root, depth, leaves } if depth <= MAX_LINE_GENERAL_DEPTH => {
+                    let (heap, values) = self.general_as_complete(root as usize, leaves as usize, depth);
+                    let first_leaf = self.leaves.len() as u32;
+                    self.leaves.extend(values);
+                    (push_tiers(&mut self.lines, &heap, depth), first_leaf, depth)
+                }
+                Placement::General { root, depth, leaves } => {
+                    left_over.push((depth, tree as u32, root, leaves));
+                    continue;
+                }
+            };
+            let walked = walked_depth(depth);
+            self.line_trees.push(LineTree { root, leaves, tree: tree as u32, depth: walked, shift: walked - depth });
+        }
+        // The kernel reads 16 words from every block's start, past the end of the last tree's smaller blocks.
+        self.lines.push(LineBlock([0; BLOCK_WORDS]));
+        self.line_general_groups = Self::general_groups(left_over);
+        self.fused_sum = self.single_output && self.line_trees.len() == self.placements.len();
+    }
+
+    /// A general-layout tree of `depth` levels as a complete one: its splits in heap order (padding splits where
+    /// a leaf is above the last level) and its `2^depth` leaf values, each leaf's value repeated under it.
+    fn general_as_complete(&self, root: usize, leaves: usize, depth: u32) -> (Vec<Split>, Vec<T>) {
+        let split_count = (1usize << depth) - 1;
+        let mut heap = vec![Split { slot: 0, rank: 0 }; split_count];
+        let mut values = vec![T::ZERO; 1 << depth];
+        let constant_slot = (2 * self.num_features) as u16;
+        let mut stack = vec![(root, 0usize, 0u32)];
+        while let Some((index, position, level)) = stack.pop() {
+            let node = self.nodes[index];
+            if node.slot == constant_slot {
+                let span = 1usize << (depth - level);
+                let first = (position + 1) * span - 1 - split_count;
+                values[first..first + span].fill(self.general_leaves[leaves + node.rank as usize]);
+            } else {
+                heap[position] = Split { slot: node.slot, rank: node.rank };
+                stack.push((index + 1, 2 * position + 1, level + 1));
+                stack.push((index + node.right as usize, 2 * position + 2, level + 1));
             }
         }
-        // The kernel reads 16 splits from every block's start, past the end of the last tree's smaller blocks.
-        self.lines.push(Line([Split { slot: 0, rank: 0 }; LINE_SPLITS]));
-        self.fused_sum = self.single_output && self.line_trees.len() == self.placements.len();
+        (heap, values)
     }
 
     /// Groups complete-layout trees of equal depth by [`GROUP_LANES`] for the SIMD kernels; a group's unused lanes
@@ -733,6 +785,7 @@ impl<T: Float, B: Bin> QuantisedForest<T, B> {
         }
         // With a SIMD kernel only the general-layout lane groups (after the complete ones) are left to walk here.
         let groups = match self.walk_vector_groups(bins, leaf_values, None) {
+            true if self.walks_lines() => &self.line_general_groups[..],
             true => &self.lane_groups[self.first_general_group..],
             false => &self.lane_groups[..],
         };
@@ -804,12 +857,13 @@ impl<T: Float, B: Bin> QuantisedForest<T, B> {
                 };
                 // SAFETY: `use_kernel` only sets the AVX-512 kernel where the CPU has AVX-512F, BW and CD (it asserts
                 // `Kernel::supported`), and builds `line_trees` only when a row's 2 * num_features + 1 slots fit
-                // TABLE_SLOTS (every split's slot is below), from complete-layout placements copied into `lines` in
-                // tiers, with a padding line after the last tree; tree indexes are below the number of trees, which
+                // TABLE_SLOTS (every split's slot is below) and every rank is below LINE_RANK_LIMIT, from
+                // complete-layout placements copied into `lines` as split words in tiers, with a padding block after
+                // the last tree; tree indexes are below the number of trees, which
                 // `margin_one` asserted is `leaf_values.len()`; a fused sum is only asked for (`fused_sum`) when
                 // `line_trees` are all the trees, in order.
                 unsafe {
-                    let lines = self.lines.as_ptr().cast::<u32>();
+                    let lines = self.lines.as_ptr().cast::<u16>();
                     crate::kernel::walk_lines_avx512(&self.line_trees, lines, &table, &self.leaves, sink)
                 };
                 true
@@ -914,6 +968,33 @@ impl<T: Float, B: Bin> QuantisedForest<T, B> {
             self.cuts.values[last] = T::INFINITY;
         }
     }
+}
+
+/// The levels the line kernel walks a tree of `depth` levels with: up to 8, the next multiple of [`TIER_DEPTH`], so
+/// that every block is full and trees of depths 5 to 8 walk together; the levels added are padding splits at the
+/// bottom, so the leaf is the walk's path without its last bits. Deeper trees keep their depth (a last tier of
+/// 256 full blocks would take 8 KiB a tree).
+fn walked_depth(depth: u32) -> u32 {
+    if depth <= 2 * TIER_DEPTH { depth.next_multiple_of(TIER_DEPTH) } else { depth }
+}
+
+/// Copies a complete tree (`heap`: its splits in heap order, `depth` levels) into `lines` as split words, in the
+/// tier layout of [`walked_depth`] levels (the levels added are padding splits, word 0); returns the index of its
+/// first word.
+fn push_tiers(lines: &mut Vec<LineBlock>, heap: &[Split], depth: u32) -> u32 {
+    let root = lines.len() * BLOCK_WORDS;
+    let layout = TierLayout::of(walked_depth(depth));
+    // Padding slots (the 16th of each full block) are never read as splits of the path.
+    lines.resize(lines.len() + layout.blocks(), LineBlock([0; BLOCK_WORDS]));
+    for level in 0..depth {
+        for position in 0..1usize << level {
+            let at = root + layout.address(level, position);
+            let Split { slot, rank } = heap[(1 << level) - 1 + position];
+            debug_assert!((slot as usize) < TABLE_SLOTS && (rank as usize) < LINE_RANK_LIMIT);
+            lines[at / BLOCK_WORDS].0[at % BLOCK_WORDS] = slot | (rank << SLOT_BITS);
+        }
+    }
+    root as u32
 }
 
 /// The number of `cuts` (ascending) that are `<= value`, by a binary search without data-dependent branches (a

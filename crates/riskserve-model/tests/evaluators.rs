@@ -326,6 +326,16 @@ fn many_thresholds_per_feature_take_wide_bins() {
 }
 
 #[test]
+fn ranks_past_the_line_kernels_words_take_the_gather_kernel() {
+    let mut random = Random(0x0B16_B00B_50DD_BA11);
+    let mut walks = BTreeSet::new();
+    // Over 1,023 distinct thresholds on a feature: a rank no longer fits a line-kernel split word beside its slot.
+    let wide = Shape { features: 3, spread: 3000, trees: 300, depth: 8, ..shape(Precision::F64) };
+    check(&mut random, &wide, "quantised-u16", &mut walks);
+    assert_walks(&walks, false);
+}
+
+#[test]
 fn several_outputs_means_and_missing_rules() {
     let mut random = Random(0x1234_5678_9ABC_DEF1);
     let mut walks = BTreeSet::new();
