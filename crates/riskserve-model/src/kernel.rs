@@ -31,6 +31,9 @@ pub const GROUP_LANES: usize = 16;
 /// 2 bytes fit a 32-byte block, and two trees' blocks one 512-bit register.
 pub const TIER_DEPTH: u32 = 4;
 
+/// Split words in one block of the line kernel: `2^TIER_DEPTH` (the splits of [`TIER_DEPTH`] levels and a pad).
+pub const BLOCK_WORDS: usize = 1 << TIER_DEPTH;
+
 /// Bytes that a gather may read past a row's last bin: a 4-byte gather at the last `u8` bin reads three more.
 pub const GATHER_PADDING: usize = 3;
 
@@ -239,12 +242,15 @@ pub const LINE_RANK_LIMIT: usize = 1 << (16 - SLOT_BITS);
 /// A complete-layout tree for [`walk_lines_avx512`].
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct LineTree {
-    /// Index of the tree's first split word.
+    /// Index of the first split word of the tree's top block.
     pub root: u32,
+    /// Where the tree's lower tiers count from: slot `s >= 16` of its tier layout is word `rest + s`.
+    pub rest: u32,
     /// Index of the tree's first leaf value.
     pub leaves: u32,
     pub tree: u32,
-    /// Levels walked: a multiple of [`TIER_DEPTH`].
+    /// Levels walked: the tree's depth, rounded up to a multiple of [`TIER_DEPTH`] up to 8 (`walked_depth` in
+    /// `quantised.rs`).
     pub depth: u32,
     /// Padding levels at the bottom: the leaf is the walk's path shifted right by `shift`.
     pub shift: u32,
@@ -294,9 +300,9 @@ const PATH_TABLES: [PathTable; 5] = [path_table(0), path_table(1), path_table(2)
 ///
 /// # Safety
 /// The CPU has AVX-512F, AVX-512BW and AVX-512CD. Every tree was placed by `QuantisedForest::use_kernel` in these
-/// `words` (a tier layout of its depth from `root`, with at least 16 readable words from each block's start) and
-/// `leaves`; every word's slot is below [`TABLE_SLOTS`]; with [`LeafSink::Values`], every `tree` is below the
-/// values' length.
+/// `words` (its top block at `root`, the top blocks of consecutive trees consecutive, its lower tiers from
+/// `rest`, at least 16 readable words from each block's start) and `leaves`; every word's slot is below
+/// [`TABLE_SLOTS`]; with [`LeafSink::Values`], every `tree` is below the values' length.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw,avx512cd")]
 pub(crate) unsafe fn walk_lines_avx512<T: Float>(
@@ -321,6 +327,14 @@ pub(crate) unsafe fn walk_lines_avx512<T: Float>(
     // Trees of one depth walk LINE_INTERLEAVE at a time (in pairs), block by block, so that the loads of their next
     // blocks issue together instead of each waiting for the previous pair's chain.
     for same_depth in trees.chunk_by(|a, b| a.depth == b.depth) {
+        let same_depth = if same_depth[0].depth == 2 * TIER_DEPTH && same_depth.len() >= 2 * LINE_INTERLEAVE {
+            let whole = same_depth.len() - same_depth.len() % LINE_INTERLEAVE;
+            // SAFETY: the function's contract.
+            unsafe { walk_two_tiers(&same_depth[..whole], words, low, high, paths[4], leaves, &mut sink) };
+            &same_depth[whole..]
+        } else {
+            same_depth
+        };
         let mut chunks = same_depth.chunks_exact(LINE_INTERLEAVE);
         for chunk in &mut chunks {
             // SAFETY: the function's contract.
@@ -342,6 +356,95 @@ pub(crate) unsafe fn walk_lines_avx512<T: Float>(
     }
 }
 
+/// The exits of one 4-level block of each tree of a pair, the pair's two blocks of split words in `line` (the
+/// first tree's in the low half).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512cd")]
+#[inline]
+fn pair_exits(
+    line: std::arch::x86_64::__m512i,
+    low: std::arch::x86_64::__m512i,
+    high: std::arch::x86_64::__m512i,
+    (on_path, goes_right): (std::arch::x86_64::__m512i, std::arch::x86_64::__m512i),
+) -> (u32, u32) {
+    use std::arch::x86_64::*;
+    let bin = _mm512_permutex2var_epi16(low, line, high);
+    let rank = _mm512_srli_epi16::<SLOT_BITS>(line);
+    let directions = _mm512_cmpgt_epu16_mask(bin, rank);
+    let mask = _mm512_set1_epi32(directions as i32);
+    let exits = _mm512_cmpeq_epi16_mask(_mm512_and_si512(mask, on_path), goes_right);
+    ((exits & EVEN_WORDS).trailing_zeros() >> 1, (exits & !EVEN_WORDS).trailing_zeros() >> 1)
+}
+
+/// The blocks of split words at `first` and `second`, in one register.
+///
+/// # Safety
+/// 16 words from each are readable.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512cd")]
+#[inline]
+unsafe fn two_blocks(words: *const u16, first: usize, second: usize) -> std::arch::x86_64::__m512i {
+    use std::arch::x86_64::*;
+    // SAFETY: the caller's contract; unaligned loads.
+    unsafe {
+        let a = _mm256_loadu_si256(words.add(first).cast());
+        let b = _mm256_loadu_si256(words.add(second).cast());
+        _mm512_inserti64x4::<1>(_mm512_castsi256_si512(a), b)
+    }
+}
+
+/// Walks trees of 8 levels (two tiers), `LINE_INTERLEAVE` at a time, software-pipelined: the top blocks of the
+/// next trees are decided in the same stretch of code as the bottom blocks of the current ones, so the CPU always
+/// has independent blocks in flight while a bottom block waits for the exit of its top block.
+///
+/// # Safety
+/// As [`walk_lines_avx512`]; `trees.len()` is a non-zero multiple of `LINE_INTERLEAVE`, each tree of walked depth 8.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512cd")]
+#[allow(clippy::needless_range_loop, reason = "the walks advance together; indexing keeps them in registers")]
+unsafe fn walk_two_tiers<T: Float>(
+    trees: &[LineTree],
+    words: *const u16,
+    low: std::arch::x86_64::__m512i,
+    high: std::arch::x86_64::__m512i,
+    table: (std::arch::x86_64::__m512i, std::arch::x86_64::__m512i),
+    leaves: &[T],
+    sink: &mut LeafSink<'_, T>,
+) {
+    const PAIRS: usize = LINE_INTERLEAVE / 2;
+    debug_assert!(!trees.is_empty() && trees.len().is_multiple_of(LINE_INTERLEAVE));
+    debug_assert!(trees.iter().all(|tree| tree.depth == 2 * TIER_DEPTH));
+    let tops = |chunk: &[LineTree]| -> [[u32; 2]; PAIRS] {
+        std::array::from_fn(|k| {
+            let (a, b) = (&chunk[2 * k], &chunk[2 * k + 1]);
+            debug_assert!(b.root == a.root + BLOCK_WORDS as u32);
+            // SAFETY: the top blocks of consecutive trees are consecutive (the contract): 32 readable words.
+            let line = unsafe { std::arch::x86_64::_mm512_loadu_si512(words.add(a.root as usize).cast()) };
+            let (first, second) = pair_exits(line, low, high, table);
+            [in_register(first), in_register(second)]
+        })
+    };
+    let mut chunks = trees.chunks_exact(LINE_INTERLEAVE).peekable();
+    let mut top = tops(&trees[..LINE_INTERLEAVE]);
+    while let Some(chunk) = chunks.next() {
+        let mut path = [[0u32; 2]; PAIRS];
+        for k in 0..PAIRS {
+            // The second tier starts after the 16 slots of the top block; block `e` of it at 16 * e.
+            let start = |side: usize| chunk[2 * k + side].rest as usize + ((top[k][side] as usize + 1) << TIER_DEPTH);
+            // SAFETY: the function's contract.
+            let (first, second) = pair_exits(unsafe { two_blocks(words, start(0), start(1)) }, low, high, table);
+            path[k] = [in_register((top[k][0] << TIER_DEPTH) + first), in_register((top[k][1] << TIER_DEPTH) + second)];
+        }
+        if let Some(next) = chunks.peek() {
+            top = tops(next);
+        }
+        for (index, tree) in chunk.iter().enumerate() {
+            // SAFETY: the function's contract.
+            unsafe { sink.take(tree, path[index / 2][index % 2], leaves) };
+        }
+    }
+}
+
 /// `value`, kept in a general register: an empty `asm!` the optimiser cannot see through, so that it does not pack
 /// the interleaved walks' scalar bookkeeping into vector lanes (which costs a lane insert and extract per block).
 #[inline(always)]
@@ -358,6 +461,34 @@ pub(crate) enum LeafSink<'a, T> {
     /// Added to the running sum as they come: the trees must be all of the forest's trees, in order, so that the
     /// sum's order is the reference's. The add chain then overlaps the walks instead of following them.
     Sum(&'a mut T),
+}
+
+impl<T: Float> LeafSink<'_, T> {
+    /// Takes the leaf value that `tree`'s walk reached by `path`.
+    ///
+    /// # Safety
+    /// `path` is the path of a walk of `tree.depth` levels of `tree`, placed with its leaves in `leaves`; with
+    /// [`LeafSink::Values`], `tree.tree` is below the values' length.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512bw,avx512cd")]
+    #[inline]
+    unsafe fn take(&mut self, tree: &LineTree, path: u32, leaves: &[T]) {
+        let leaf = (tree.leaves + (path >> tree.shift)) as usize;
+        debug_assert!(leaf < leaves.len());
+        // SAFETY: the path of a walk of `depth` levels, shifted by `shift`, is below 2^(depth - shift), the tree's
+        // leaf count (the contract).
+        let value = unsafe { *leaves.get_unchecked(leaf) };
+        match self {
+            // In tree order: the trees are the forest's trees in order when the sum is fused.
+            LeafSink::Sum(sum) => **sum += value,
+            LeafSink::Values(values) => {
+                let at = tree.tree as usize;
+                debug_assert!(at < values.len());
+                // SAFETY: tree indexes are below the values' length (the contract).
+                unsafe { *values.get_unchecked_mut(at) = value };
+            }
+        }
+    }
 }
 
 /// The even 16-bit lanes of a 512-bit register (the first tree of each pair's exits).
@@ -385,7 +516,6 @@ unsafe fn walk_lines_together<T: Float, const K: usize>(
     leaves: &[T],
     sink: &mut LeafSink<'_, T>,
 ) {
-    use std::arch::x86_64::*;
     debug_assert!(trees.len() == 2 * K || (K == 1 && trees.len() == 1));
     debug_assert!(trees.iter().all(|tree| tree.depth == trees[0].depth));
     // Tree `2k + side` of the pair `k`; a lone tree is both sides.
@@ -395,22 +525,10 @@ unsafe fn walk_lines_together<T: Float, const K: usize>(
     let (mut tier_start, mut blocks, mut remaining) = (0usize, 1usize, trees[0].depth);
     while remaining > 0 {
         let levels = remaining.min(TIER_DEPTH);
-        let (on_path, goes_right) = paths[levels as usize];
         for k in 0..K {
             // SAFETY: each block starts inside its tree's tiers and 16 words from it are readable (the contract).
-            let line = unsafe {
-                let first = _mm256_loadu_si256(words.add(start[k][0]).cast());
-                let second = _mm256_loadu_si256(words.add(start[k][1]).cast());
-                _mm512_inserti64x4::<1>(_mm512_castsi256_si512(first), second)
-            };
-            // The permute reads each word's low SLOT_BITS bits (the slot, below 64: the two registers, no memory).
-            let bin = _mm512_permutex2var_epi16(low, line, high);
-            let rank = _mm512_srli_epi16::<SLOT_BITS>(line);
-            let directions = _mm512_cmpgt_epu16_mask(bin, rank);
-            let mask = _mm512_set1_epi32(directions as i32);
-            let exits = _mm512_cmpeq_epi16_mask(_mm512_and_si512(mask, on_path), goes_right);
-            let first = (exits & EVEN_WORDS).trailing_zeros() >> 1;
-            let second = (exits & !EVEN_WORDS).trailing_zeros() >> 1;
+            let line = unsafe { two_blocks(words, start[k][0], start[k][1]) };
+            let (first, second) = pair_exits(line, low, high, paths[levels as usize]);
             path[k][0] = in_register((path[k][0] << levels) + first);
             path[k][1] = in_register((path[k][1] << levels) + second);
         }
@@ -421,28 +539,14 @@ unsafe fn walk_lines_together<T: Float, const K: usize>(
             let stride = remaining.min(TIER_DEPTH);
             for k in 0..K {
                 for side in 0..2 {
-                    start[k][side] = tree(k, side).root as usize + tier_start + ((path[k][side] as usize) << stride);
+                    start[k][side] = tree(k, side).rest as usize + tier_start + ((path[k][side] as usize) << stride);
                 }
             }
         }
     }
-    for index in 0..trees.len() {
-        let (k, side) = (index / 2, index % 2);
-        let leaf = (trees[index].leaves + (path[k][side] >> trees[index].shift)) as usize;
-        debug_assert!(leaf < leaves.len());
-        // SAFETY: the path of a walk of `depth` levels, shifted by `shift`, is below 2^(depth - shift), the tree's
-        // leaf count (the contract).
-        let value = unsafe { *leaves.get_unchecked(leaf) };
-        match sink {
-            // In tree order: `trees` are the forest's trees in order when the sum is fused.
-            LeafSink::Sum(sum) => **sum += value,
-            LeafSink::Values(values) => {
-                let at = trees[index].tree as usize;
-                debug_assert!(at < values.len());
-                // SAFETY: tree indexes are below `leaf_values.len()` (the contract).
-                unsafe { *values.get_unchecked_mut(at) = value };
-            }
-        }
+    for (index, tree) in trees.iter().enumerate() {
+        // SAFETY: the function's contract.
+        unsafe { sink.take(tree, path[index / 2][index % 2], leaves) };
     }
 }
 

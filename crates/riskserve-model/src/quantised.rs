@@ -33,8 +33,8 @@ use crate::forest::{Float, LANES, MAX_COMPLETE_DEPTH, MAX_PADDING, ROW_BLOCK};
 const MAX_LINE_GENERAL_DEPTH: u32 = 8;
 use crate::ir::{Aggregation, Direction, Node, SplitTest, Tree, TreeEnsemble};
 use crate::kernel::{
-    GATHER_PADDING, GROUP_LANES, Kernel, LINE_RANK_LIMIT, LeafSink, LineTree, SLOT_BITS, TABLE_SLOTS, TIER_DEPTH,
-    VectorGroup,
+    BLOCK_WORDS, GATHER_PADDING, GROUP_LANES, Kernel, LINE_RANK_LIMIT, LeafSink, LineTree, SLOT_BITS, TABLE_SLOTS,
+    TIER_DEPTH, VectorGroup,
 };
 
 /// Most features a quantised forest reads: two bin slots per feature and the constant slot must fit a `u16`.
@@ -151,9 +151,6 @@ struct Split {
     slot: u16,
     rank: u16,
 }
-
-/// Split words in one block of the line kernel.
-const BLOCK_WORDS: usize = 16;
 
 /// One block of the line kernel's tiered layout: a full block of [`TIER_DEPTH`] levels (15 split words
 /// `slot | rank << SLOT_BITS` and a pad), half a cache line.
@@ -561,26 +558,43 @@ impl<T: Float, B: Bin> QuantisedForest<T, B> {
     /// `leaves`); the general-layout trees left over keep their scalar lane groups in `line_general_groups`.
     fn build_lines(&mut self) {
         self.line_leaves_from = self.leaves.len();
+        let walks_lines = |placement: &Placement| match *placement {
+            Placement::Complete { .. } => true,
+            Placement::General { depth, .. } => depth <= MAX_LINE_GENERAL_DEPTH,
+        };
+        // The top blocks come first, together, in tree order: every row reads every one of them, so they stay in
+        // the L1 cache while the lower tiers' blocks come and go.
+        let count = self.placements.iter().filter(|placement| walks_lines(placement)).count();
+        self.lines.resize(count, LineBlock([0; BLOCK_WORDS]));
         let mut left_over = Vec::new();
         for tree in 0..self.placements.len() {
-            let (root, leaves, depth) = match self.placements[tree] {
+            let top = self.line_trees.len();
+            let (rest, leaves, depth) = match self.placements[tree] {
                 Placement::Complete { splits, leaves, depth } => {
-                    let heap = (1usize << depth) - 1;
-                    (push_tiers(&mut self.lines, &self.splits[splits as usize..][..heap], depth), leaves, depth)
+                    let heap = &self.splits[splits as usize..][..(1usize << depth) - 1];
+                    (push_tiers(&mut self.lines, top, heap, depth), leaves, depth)
                 }
                 Placement::General { root, depth, leaves } if depth <= MAX_LINE_GENERAL_DEPTH => {
                     let (heap, values) = self.general_as_complete(root as usize, leaves as usize, depth);
                     let first_leaf = self.leaves.len() as u32;
                     self.leaves.extend(values);
-                    (push_tiers(&mut self.lines, &heap, depth), first_leaf, depth)
+                    (push_tiers(&mut self.lines, top, &heap, depth), first_leaf, depth)
                 }
                 Placement::General { root, depth, leaves } => {
                     left_over.push((depth, tree as u32, root, leaves));
                     continue;
                 }
             };
+            let root = (top * BLOCK_WORDS) as u32;
             let walked = walked_depth(depth);
-            self.line_trees.push(LineTree { root, leaves, tree: tree as u32, depth: walked, shift: walked - depth });
+            self.line_trees.push(LineTree {
+                root,
+                rest,
+                leaves,
+                tree: tree as u32,
+                depth: walked,
+                shift: walked - depth,
+            });
         }
         // The kernel reads 16 words from every block's start, past the end of the last tree's smaller blocks.
         self.lines.push(LineBlock([0; BLOCK_WORDS]));
@@ -979,22 +993,25 @@ fn walked_depth(depth: u32) -> u32 {
 }
 
 /// Copies a complete tree (`heap`: its splits in heap order, `depth` levels) into `lines` as split words, in the
-/// tier layout of [`walked_depth`] levels (the levels added are padding splits, word 0); returns the index of its
-/// first word.
-fn push_tiers(lines: &mut Vec<LineBlock>, heap: &[Split], depth: u32) -> u32 {
-    let root = lines.len() * BLOCK_WORDS;
+/// tier layout of [`walked_depth`] levels (the levels added are padding splits, word 0): its top block into block
+/// `top` (reserved), its lower tiers' blocks appended. Returns `rest`: slot `s >= 16` of the layout is word
+/// `rest + s`.
+fn push_tiers(lines: &mut Vec<LineBlock>, top: usize, heap: &[Split], depth: u32) -> u32 {
     let layout = TierLayout::of(walked_depth(depth));
+    debug_assert!(top < lines.len());
+    let rest = lines.len() * BLOCK_WORDS - BLOCK_WORDS;
     // Padding slots (the 16th of each full block) are never read as splits of the path.
-    lines.resize(lines.len() + layout.blocks(), LineBlock([0; BLOCK_WORDS]));
+    lines.resize(lines.len() + layout.blocks().saturating_sub(1), LineBlock([0; BLOCK_WORDS]));
     for level in 0..depth {
         for position in 0..1usize << level {
-            let at = root + layout.address(level, position);
+            let at = layout.address(level, position);
+            let at = if at < BLOCK_WORDS { top * BLOCK_WORDS + at } else { rest + at };
             let Split { slot, rank } = heap[(1 << level) - 1 + position];
             debug_assert!((slot as usize) < TABLE_SLOTS && (rank as usize) < LINE_RANK_LIMIT);
             lines[at / BLOCK_WORDS].0[at % BLOCK_WORDS] = slot | (rank << SLOT_BITS);
         }
     }
-    root as u32
+    rest as u32
 }
 
 /// The number of `cuts` (ascending) that are `<= value`, by a binary search without data-dependent branches (a
