@@ -239,6 +239,103 @@ pub const SLOT_BITS: u32 = TABLE_SLOTS.trailing_zeros();
 /// Ranks a line-kernel split word holds: those below `2^(16 - SLOT_BITS)`.
 pub const LINE_RANK_LIMIT: usize = 1 << (16 - SLOT_BITS);
 
+/// Cuts a fence stands for in [`line_table_avx512`]: a register of `f32`.
+pub const FENCE_STRIDE: usize = 16;
+
+/// One used feature for [`line_table_avx512`]: its cuts `cuts[start..start + count]` (ascending, no NaN) and its
+/// fences from `fence`: cut `FENCE_STRIDE * j + FENCE_STRIDE - 1` for every whole group `j` of `FENCE_STRIDE` cuts.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FencedFeature {
+    pub feature: u32,
+    pub start: u32,
+    pub count: u32,
+    pub fence: u32,
+}
+
+/// The line kernel's table for one row, straight from its values: slot `2f` gets `b(x)` (0 for NaN), slot `2f + 1`
+/// gets `b(x)` (`missing_right` for NaN), the constant slot `constant` gets `missing_right`, where
+/// `b(x) = 1 + #{cuts <= x}`, the rule of `quantised.rs`, in the same precision. With `f32` values the count takes
+/// two compares of 16 lanes: the fences (every 16th cut) give the group of 16 cuts where `x` falls, and that group
+/// the rest; `f64` values (8 lanes) compare their fences 8 at a time, in groups of 16 cuts too.
+///
+/// # Safety
+/// The CPU has AVX-512F (and BW and CD, as the line kernel); `T` is `f32` or `f64`; every feature's cuts and fences
+/// lie inside `cuts` and `fences`, its feature below `features.len()`, its slots and `constant` below
+/// [`TABLE_SLOTS`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512cd")]
+pub(crate) unsafe fn line_table_avx512<T: Float>(
+    features: &[T],
+    used: &[FencedFeature],
+    cuts: &[T],
+    fences: &[T],
+    missing_right: u16,
+    constant: usize,
+    table: &mut [u16; TABLE_SLOTS],
+) {
+    use std::arch::x86_64::*;
+    debug_assert!(size_of::<T>() == 4 || size_of::<T>() == 8);
+    table[constant] = missing_right;
+    for entry in used {
+        debug_assert!((entry.start + entry.count) as usize <= cuts.len());
+        debug_assert!((entry.fence as usize + entry.count as usize / FENCE_STRIDE) <= fences.len());
+        debug_assert!((entry.feature as usize) < features.len() && 2 * entry.feature as usize + 1 < TABLE_SLOTS);
+        // SAFETY: the function's contract.
+        let value = unsafe { *features.get_unchecked(entry.feature as usize) };
+        let (left, right) = if value.is_nan() {
+            (0, missing_right)
+        } else {
+            let (count, groups) = (entry.count as usize, entry.count as usize / FENCE_STRIDE);
+            // SAFETY: the reads below stay inside the feature's cuts and fences (masked loads read no lane past
+            // them); `T` is f32 or f64 (the contract), so the casts read the values as they are.
+            let at_most = unsafe {
+                let cuts = cuts.as_ptr().add(entry.start as usize);
+                let fences = fences.as_ptr().add(entry.fence as usize);
+                let lanes = |left: usize, width: usize| -> u32 { (((1u64 << left.min(width)) - 1) & 0xFFFF) as u32 };
+                if size_of::<T>() == 4 {
+                    let x = _mm512_set1_ps(*(&value as *const T).cast::<f32>());
+                    let count_le = |from: *const T, left: usize| {
+                        let mask = lanes(left, 16) as u16;
+                        let v = _mm512_maskz_loadu_ps(mask, from.cast::<f32>());
+                        _mm512_mask_cmp_ps_mask::<_CMP_LE_OQ>(mask, v, x).count_ones() as usize
+                    };
+                    let mut group = 0;
+                    let mut done = 0;
+                    while done < groups {
+                        group += count_le(fences.add(done), groups - done);
+                        done += 16;
+                    }
+                    let first = group * FENCE_STRIDE;
+                    first + count_le(cuts.add(first), count - first)
+                } else {
+                    let x = _mm512_set1_pd(*(&value as *const T).cast::<f64>());
+                    let count_le = |from: *const T, left: usize| {
+                        let mask = lanes(left, 8) as u8;
+                        let v = _mm512_maskz_loadu_pd(mask, from.cast::<f64>());
+                        _mm512_mask_cmp_pd_mask::<_CMP_LE_OQ>(mask, v, x).count_ones() as usize
+                    };
+                    let mut group = 0;
+                    let mut done = 0;
+                    while done < groups {
+                        group += count_le(fences.add(done), groups - done);
+                        done += 8;
+                    }
+                    let first = group * FENCE_STRIDE;
+                    let rest = count - first;
+                    first
+                        + count_le(cuts.add(first), rest)
+                        + if rest > 8 { count_le(cuts.add(first + 8), rest - 8) } else { 0 }
+                }
+            };
+            let bin = (at_most + 1) as u16;
+            (bin, bin)
+        };
+        let slot = 2 * entry.feature as usize;
+        table[slot] = left;
+        table[slot + 1] = right;
+    }
+}
+
 /// A complete-layout tree for [`walk_lines_avx512`].
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct LineTree {

@@ -33,8 +33,8 @@ use crate::forest::{Float, LANES, MAX_COMPLETE_DEPTH, MAX_PADDING, ROW_BLOCK};
 const MAX_LINE_GENERAL_DEPTH: u32 = 8;
 use crate::ir::{Aggregation, Direction, Node, SplitTest, Tree, TreeEnsemble};
 use crate::kernel::{
-    BLOCK_WORDS, GATHER_PADDING, GROUP_LANES, Kernel, LINE_RANK_LIMIT, LeafSink, LineTree, SLOT_BITS, TABLE_SLOTS,
-    TIER_DEPTH, VectorGroup,
+    BLOCK_WORDS, FENCE_STRIDE, FencedFeature, GATHER_PADDING, GROUP_LANES, Kernel, LINE_RANK_LIMIT, LeafSink, LineTree,
+    SLOT_BITS, TABLE_SLOTS, TIER_DEPTH, VectorGroup,
 };
 
 /// Most features a quantised forest reads: two bin slots per feature and the constant slot must fit a `u16`.
@@ -276,6 +276,10 @@ pub struct QuantisedForest<T, B> {
     lines: Vec<LineBlock>,
     /// With the line kernel: the general-layout trees it does not walk, in lane groups for the scalar walk.
     line_general_groups: Vec<LaneGroup>,
+    /// With the line kernel: the used features with their fences (every `FENCE_STRIDE`-th cut) in `fences`, for
+    /// the row's table computed straight from its values.
+    line_features: Vec<FencedFeature>,
+    fences: Vec<T>,
     /// Where the leaf values that only the line kernel reads start in `leaves` (those of the general-layout trees
     /// it walks, made complete).
     line_leaves_from: usize,
@@ -330,6 +334,8 @@ impl<T: Float, B: Bin> QuantisedForest<T, B> {
             line_trees: Vec::new(),
             lines: Vec::new(),
             line_general_groups: Vec::new(),
+            line_features: Vec::new(),
+            fences: Vec::new(),
             line_leaves_from: 0,
             fused_sum: false,
             base_margin: ensemble.base_margin.iter().map(|value| T::from_f64(*value)).collect(),
@@ -410,6 +416,8 @@ impl<T: Float, B: Bin> QuantisedForest<T, B> {
             self.line_trees = Vec::new();
             self.lines = Vec::new();
             self.line_general_groups = Vec::new();
+            self.line_features = Vec::new();
+            self.fences = Vec::new();
             self.leaves.truncate(self.line_leaves_from);
             self.leaves.shrink_to_fit();
             self.fused_sum = false;
@@ -444,6 +452,8 @@ impl<T: Float, B: Bin> QuantisedForest<T, B> {
         self.splits.len() * size_of::<Split>()
             + self.lines.len() * size_of::<LineBlock>()
             + self.line_trees.len() * size_of::<LineTree>()
+            + self.line_features.len() * size_of::<FencedFeature>()
+            + self.fences.len() * size_of::<T>()
             + self.vector_groups.len() * size_of::<VectorGroup>()
             + self.leaves.len() * size_of::<T>()
             + self.nodes.len() * size_of::<PackedNode>()
@@ -599,6 +609,12 @@ impl<T: Float, B: Bin> QuantisedForest<T, B> {
         // The kernel reads 16 words from every block's start, past the end of the last tree's smaller blocks.
         self.lines.push(LineBlock([0; BLOCK_WORDS]));
         self.line_general_groups = Self::general_groups(left_over);
+        for &(feature, start, count) in &self.used_features {
+            let fence = self.fences.len() as u32;
+            let cuts = &self.cuts.values[start as usize..(start + count) as usize];
+            self.fences.extend(cuts.chunks_exact(FENCE_STRIDE).map(|group| group[FENCE_STRIDE - 1]));
+            self.line_features.push(FencedFeature { feature, start, count, fence });
+        }
         self.fused_sum = self.single_output && self.line_trees.len() == self.placements.len();
     }
 
@@ -787,18 +803,21 @@ impl<T: Float, B: Bin> QuantisedForest<T, B> {
         assert!(features.len() >= self.num_features, "a row has fewer features than the trees read");
         assert!(bins.len() >= self.row_bins(), "a bin scratch shorter than a row's bins");
         assert!(leaf_values.len() == self.placements.len() && margin.len() == self.base_margin.len());
-        self.quantise_row(features, bins, 0, 0);
+        // The line kernel computes its table from the values; bins are only needed for trees it does not walk.
+        if !self.walks_lines() || !self.line_general_groups.is_empty() {
+            self.quantise_row(features, bins, 0, 0);
+        }
         let bins = &*bins;
         if self.fused_sum && self.walks_lines() {
             self.start_margin(margin);
             let mut sum = margin[0];
-            self.walk_vector_groups(bins, leaf_values, Some(&mut sum));
+            self.walk_vector_groups(features, bins, leaf_values, Some(&mut sum));
             margin[0] = sum;
             self.finish_margin(margin);
             return;
         }
         // With a SIMD kernel only the general-layout lane groups (after the complete ones) are left to walk here.
-        let groups = match self.walk_vector_groups(bins, leaf_values, None) {
+        let groups = match self.walk_vector_groups(features, bins, leaf_values, None) {
             true if self.walks_lines() => &self.line_general_groups[..],
             true => &self.lane_groups[self.first_general_group..],
             false => &self.lane_groups[..],
@@ -852,7 +871,13 @@ impl<T: Float, B: Bin> QuantisedForest<T, B> {
     /// Walks the complete-layout trees of one row's `bins` with the SIMD kernel, if the forest has one, writing their
     /// leaf values; returns whether it did.
     #[inline]
-    fn walk_vector_groups(&self, row_bins: &[B], leaf_values: &mut [T], fused_sum: Option<&mut T>) -> bool {
+    fn walk_vector_groups(
+        &self,
+        features: &[T],
+        row_bins: &[B],
+        leaf_values: &mut [T],
+        fused_sum: Option<&mut T>,
+    ) -> bool {
         debug_assert!(row_bins.len() >= self.row_bins() && leaf_values.len() == self.placements.len());
         debug_assert!(fused_sum.is_none() || (self.fused_sum && self.walks_lines()));
         let splits = self.splits.as_ptr().cast::<u32>();
@@ -862,9 +887,22 @@ impl<T: Float, B: Bin> QuantisedForest<T, B> {
             #[cfg(target_arch = "x86_64")]
             Kernel::Avx512 if self.walks_lines() => {
                 let mut table = [0u16; TABLE_SLOTS];
-                for (entry, bin) in table.iter_mut().zip(&row_bins[..2 * self.num_features + 1]) {
-                    *entry = bin.widen() as u16;
-                }
+                let constant = 2 * self.num_features;
+                // SAFETY: as below; `T` is f32 or f64; `build_lines` took each used feature's cuts from `cuts` and
+                // its fences into `fences`; features are below `num_features` (`margin_one` asserted the row holds
+                // them) and their slots and the constant slot below TABLE_SLOTS.
+                unsafe {
+                    let (cuts, fences, right) = (&self.cuts.values, &self.fences, B::MAX.widen() as u16);
+                    crate::kernel::line_table_avx512(
+                        features,
+                        &self.line_features,
+                        cuts,
+                        fences,
+                        right,
+                        constant,
+                        &mut table,
+                    )
+                };
                 let sink = match fused_sum {
                     Some(sum) => LeafSink::Sum(sum),
                     None => LeafSink::Values(leaf_values),
