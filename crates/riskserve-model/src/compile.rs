@@ -59,6 +59,9 @@ pub struct CompileReport {
     pub one_row_walk: &'static str,
     /// When the compile step chose the kernel itself among several: each kernel's best time per probe row here.
     pub kernel_timings: Vec<KernelTiming>,
+    /// How batches walk: `blocks` (a block of rows walks each tree together) or `lines` (the AVX-512 line kernel,
+    /// two rows at a time; where it walks every tree and the probe blocks timed it faster).
+    pub batch_walk: &'static str,
     /// `f32` (XGBoost, ONNX) or `f64` (LightGBM).
     pub precision: &'static str,
     pub trees: usize,
@@ -163,6 +166,38 @@ impl<T: Float> TreeEvaluator<T> {
             TreeEvaluator::Reference(_) => {}
             TreeEvaluator::QuantisedU8(forest) => forest.release_unused(),
             TreeEvaluator::QuantisedU16(forest) => forest.release_unused(),
+        }
+    }
+
+    fn lines_walk_every_tree(&self) -> bool {
+        match self {
+            TreeEvaluator::Reference(_) => false,
+            TreeEvaluator::QuantisedU8(forest) => forest.lines_walk_every_tree(),
+            TreeEvaluator::QuantisedU16(forest) => forest.lines_walk_every_tree(),
+        }
+    }
+
+    fn can_batch_by_lines(&self) -> bool {
+        match self {
+            TreeEvaluator::Reference(_) => false,
+            TreeEvaluator::QuantisedU8(forest) => forest.can_batch_by_lines(),
+            TreeEvaluator::QuantisedU16(forest) => forest.can_batch_by_lines(),
+        }
+    }
+
+    fn set_batch_by_lines(&mut self, by_lines: bool) {
+        match self {
+            TreeEvaluator::Reference(_) => {}
+            TreeEvaluator::QuantisedU8(forest) => forest.set_batch_by_lines(by_lines),
+            TreeEvaluator::QuantisedU16(forest) => forest.set_batch_by_lines(by_lines),
+        }
+    }
+
+    fn batch_walk(&self) -> &'static str {
+        match self {
+            TreeEvaluator::Reference(_) => "blocks",
+            TreeEvaluator::QuantisedU8(forest) => forest.batch_walk(),
+            TreeEvaluator::QuantisedU16(forest) => forest.batch_walk(),
         }
     }
 
@@ -343,6 +378,7 @@ pub fn compile_trees<T: Probe>(
         kernel: evaluator.kernel(),
         one_row_walk: evaluator.one_row_walk(),
         kernel_timings,
+        batch_walk: evaluator.batch_walk(),
         reason,
         precision: T::NAME,
         trees: evaluator.num_trees(),
@@ -419,7 +455,7 @@ fn choose_kernel<T: Probe>(
             None if choice == KernelChoice::Auto => format!("{} is the only kernel this CPU runs", kernel.name()),
             None => format!("the {} kernel, asked for", kernel.name()),
         };
-        return (why, Vec::new());
+        return (why + &choose_batch_walk(candidate, probes, width.max(1)), Vec::new());
     }
     let width = width.max(1);
     let timed = &probes[TIMED_ROWS.start * width..(TIMED_ROWS.end * width).min(probes.len())];
@@ -439,19 +475,20 @@ fn choose_kernel<T: Probe>(
             *best = best.min(started.elapsed().as_nanos() as f64 / rows.max(1) as f64);
         }
     }
-    // Timings on a busy machine are noisy: the kernel expected to win (the line kernel where it applies, else the
-    // portable one) is only replaced by one at least MARGIN faster.
+    // Timings on a busy machine are noisy: the kernel expected to win (the line kernel where it walks every tree,
+    // else the portable one) is only replaced by one at least MARGIN faster.
     let preferred = available
         .iter()
         .position(|kernel| {
             candidate.use_kernel(*kernel);
-            candidate.one_row_walk() == "lines"
+            candidate.lines_walk_every_tree()
         })
         .unwrap_or(0);
     let fastest = (0..available.len()).min_by(|a, b| best[*a].total_cmp(&best[*b])).expect("one kernel at least");
     let chosen = if best[fastest] < best[preferred] * (1.0 - MARGIN) { fastest } else { preferred };
     candidate.use_kernel(available[chosen]);
     candidate.release_unused();
+    let batch = choose_batch_walk(candidate, probes, width);
     let timings: Vec<KernelTiming> = available
         .iter()
         .zip(&best)
@@ -468,7 +505,38 @@ fn choose_kernel<T: Probe>(
             MARGIN * 100.0
         )
     };
-    (why, timings)
+    (why + &batch, timings)
+}
+
+/// Where the line kernel could walk batches, times it against the block walk on the probe blocks (alternating
+/// rounds, best of each) and keeps it unless the block walk is [`MARGIN`] faster; returns what to add to the reason.
+fn choose_batch_walk<T: Probe>(candidate: &mut TreeEvaluator<T>, probes: &[T], width: usize) -> String {
+    if !candidate.can_batch_by_lines() {
+        return String::new();
+    }
+    let rows = (probes.len() / width).min(2 * ROW_BLOCK);
+    let mut bins = candidate.bin_scratch(ROW_BLOCK);
+    let mut margins = vec![T::ZERO; ROW_BLOCK * candidate.num_outputs()];
+    let mut best = [f64::INFINITY; 2];
+    for _ in 0..TIMING_ROUNDS {
+        for (by_lines, best) in [true, false].into_iter().zip(&mut best) {
+            candidate.set_batch_by_lines(by_lines);
+            let started = Instant::now();
+            for block in probes[..rows * width].chunks(ROW_BLOCK * width) {
+                candidate.margin_block(block, width, block.len() / width, &mut bins, &mut margins);
+            }
+            std::hint::black_box(&margins);
+            *best = best.min(started.elapsed().as_nanos() as f64 / rows.max(1) as f64);
+        }
+    }
+    let by_lines = best[1] >= best[0] * (1.0 - MARGIN);
+    candidate.set_batch_by_lines(by_lines);
+    format!(
+        "; batches walk by {} ({:.0} ns a probe row by lines, {:.0} by blocks)",
+        if by_lines { "lines" } else { "blocks" },
+        best[0],
+        best[1]
+    )
 }
 
 /// Deterministic probe rows (row-major, `features` values a row): row 0 all NaN, row 1 all -0.0, the others pick
@@ -621,7 +689,77 @@ mod tests {
         }
         // The reference walk has no kernel to choose.
         let (_, reference) = compile_trees::<f32>(&ensemble, EvaluatorChoice::Reference, KernelChoice::Auto);
-        assert_eq!((reference.kernel, reference.one_row_walk), (Kernel::Portable, "scalar"));
+        assert_eq!(
+            (reference.kernel, reference.one_row_walk, reference.batch_walk),
+            (Kernel::Portable, "scalar", "blocks")
+        );
+    }
+
+    /// `count` complete trees of `depth` levels over `features` features, thresholds and leaves from a xorshift.
+    fn complete_trees(count: usize, depth: u32, features: u32, precision: Precision) -> TreeEnsemble {
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let trees = (0..count)
+            .map(|_| {
+                let splits = (1usize << depth) - 1;
+                let nodes = (0..2 * splits + 1)
+                    .map(|index| match index < splits {
+                        true => Node::Split {
+                            feature: (next() % u64::from(features)) as u32,
+                            test: SplitTest::LessThan(f64::from((next() % 64) as u32) * 0.125 - 4.0),
+                            left: 2 * index as u32 + 1,
+                            right: 2 * index as u32 + 2,
+                            missing: if next() % 2 == 0 { Direction::Left } else { Direction::Right },
+                        },
+                        false => Node::Leaf { value: f64::from((next() % 1000) as f32) / 997.0 },
+                    })
+                    .collect();
+                Tree { nodes, output: 0, cover: None }
+            })
+            .collect();
+        TreeEnsemble {
+            trees,
+            num_outputs: 1,
+            base_margin: vec![0.25],
+            aggregation: Aggregation::Sum,
+            precision,
+            num_features: features as usize,
+        }
+    }
+
+    #[test]
+    fn batches_walk_by_lines_or_blocks_and_both_match_the_reference() {
+        // 37 trees of 8 levels: a pipelined run of 32 and a remainder; 6 trees of 3 levels walk apart.
+        let mut ensemble = complete_trees(37, 8, 7, Precision::F32);
+        ensemble.trees.extend(complete_trees(6, 3, 7, Precision::F32).trees);
+        let (evaluator, report) = compile_trees::<f32>(&ensemble, EvaluatorChoice::Quantised, KernelChoice::Auto);
+        let TreeEvaluator::QuantisedU8(mut forest) = evaluator else { panic!("{report:?}") };
+        assert_eq!(report.batch_walk, forest.batch_walk());
+        if !Kernel::Avx512.supported() {
+            assert_eq!(report.batch_walk, "blocks");
+            return;
+        }
+        forest.use_kernel(Kernel::Avx512);
+        assert!(forest.can_batch_by_lines(), "every tree walks by lines, one output");
+        let reference = Forest::<f32>::compile(&ensemble);
+        let cuts = Cuts::<f32>::collect(&ensemble).unwrap();
+        let probes = probe_rows(&cuts, 7);
+        let mut candidate = TreeEvaluator::QuantisedU8(forest);
+        for (by_lines, walk) in [(true, "lines"), (false, "blocks")] {
+            candidate.set_batch_by_lines(by_lines);
+            assert_eq!(candidate.batch_walk(), walk);
+            // Blocks of 64 rows (pairs of rows) and of 11 (an odd row at the end).
+            assert_eq!(verify(&reference, &candidate, &probes, 7), Ok(PROBE_ROWS), "{walk}");
+        }
+        // The compile step says which walk it timed faster.
+        if report.one_row_walk == "lines" {
+            assert!(report.reason.contains(&format!("batches walk by {}", report.batch_walk)), "{report:?}");
+        }
     }
 
     #[test]

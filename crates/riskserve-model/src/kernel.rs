@@ -402,18 +402,19 @@ const PATH_TABLES: [PathTable; 5] = [path_table(0), path_table(1), path_table(2)
 /// [`TABLE_SLOTS`]; with [`LeafSink::Values`], every `tree` is below the values' length.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw,avx512cd")]
-pub(crate) unsafe fn walk_lines_avx512<T: Float>(
+pub(crate) unsafe fn walk_lines_avx512<T: Float, const R: usize>(
     trees: &[LineTree],
     words: *const u16,
-    table: &[u16; TABLE_SLOTS],
+    tables: [&[u16; TABLE_SLOTS]; R],
     leaves: &[T],
-    sink: LeafSink<'_, T>,
+    sinks: [LeafSink<'_, T>; R],
 ) {
     use std::arch::x86_64::*;
-    // SAFETY: `table` is 128 bytes; unaligned loads.
-    let mut sink = sink;
-    let (low, high) =
-        unsafe { (_mm512_loadu_si512(table.as_ptr().cast()), _mm512_loadu_si512(table.as_ptr().add(32).cast())) };
+    let mut sinks = sinks;
+    // SAFETY: each table is 128 bytes; unaligned loads.
+    let rows: [(__m512i, __m512i); R] = std::array::from_fn(|row| unsafe {
+        (_mm512_loadu_si512(tables[row].as_ptr().cast()), _mm512_loadu_si512(tables[row].as_ptr().add(32).cast()))
+    });
     // SAFETY: the tables are 64-byte arrays; unaligned loads.
     let paths: [(__m512i, __m512i); 5] = std::array::from_fn(|levels| unsafe {
         (
@@ -427,28 +428,31 @@ pub(crate) unsafe fn walk_lines_avx512<T: Float>(
         let same_depth = if same_depth[0].depth == 2 * TIER_DEPTH && same_depth.len() >= 2 * LINE_INTERLEAVE {
             let whole = same_depth.len() - same_depth.len() % LINE_INTERLEAVE;
             // SAFETY: the function's contract.
-            unsafe { walk_two_tiers(&same_depth[..whole], words, low, high, paths[4], leaves, &mut sink) };
+            unsafe { walk_two_tiers(&same_depth[..whole], words, rows, paths[4], leaves, &mut sinks) };
             &same_depth[whole..]
         } else {
             same_depth
         };
-        let mut chunks = same_depth.chunks_exact(LINE_INTERLEAVE);
-        for chunk in &mut chunks {
-            // SAFETY: the function's contract.
-            unsafe {
-                walk_lines_together::<T, { LINE_INTERLEAVE / 2 }>(chunk, words, low, high, &paths, leaves, &mut sink)
-            };
-        }
-        let mut pairs = chunks.remainder().chunks_exact(2);
-        for pair in &mut pairs {
-            // SAFETY: the function's contract.
-            unsafe { walk_lines_together::<T, 1>(pair, words, low, high, &paths, leaves, &mut sink) };
-        }
-        if let [tree] = pairs.remainder() {
-            // SAFETY: the function's contract.
-            unsafe {
-                walk_lines_together::<T, 1>(std::slice::from_ref(tree), words, low, high, &paths, leaves, &mut sink)
-            };
+        // Each row's trees in order, so that a fused sum keeps the reference's order.
+        for ((low, high), sink) in rows.into_iter().zip(&mut sinks) {
+            let mut chunks = same_depth.chunks_exact(LINE_INTERLEAVE);
+            for chunk in &mut chunks {
+                // SAFETY: the function's contract.
+                unsafe {
+                    walk_lines_together::<T, { LINE_INTERLEAVE / 2 }>(chunk, words, low, high, &paths, leaves, sink)
+                };
+            }
+            let mut pairs = chunks.remainder().chunks_exact(2);
+            for pair in &mut pairs {
+                // SAFETY: the function's contract.
+                unsafe { walk_lines_together::<T, 1>(pair, words, low, high, &paths, leaves, sink) };
+            }
+            if let [tree] = pairs.remainder() {
+                // SAFETY: the function's contract.
+                unsafe {
+                    walk_lines_together::<T, 1>(std::slice::from_ref(tree), words, low, high, &paths, leaves, sink)
+                };
+            }
         }
     }
 }
@@ -499,45 +503,56 @@ unsafe fn two_blocks(words: *const u16, first: usize, second: usize) -> std::arc
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw,avx512cd")]
 #[allow(clippy::needless_range_loop, reason = "the walks advance together; indexing keeps them in registers")]
-unsafe fn walk_two_tiers<T: Float>(
+unsafe fn walk_two_tiers<T: Float, const R: usize>(
     trees: &[LineTree],
     words: *const u16,
-    low: std::arch::x86_64::__m512i,
-    high: std::arch::x86_64::__m512i,
+    rows: [(std::arch::x86_64::__m512i, std::arch::x86_64::__m512i); R],
     table: (std::arch::x86_64::__m512i, std::arch::x86_64::__m512i),
     leaves: &[T],
-    sink: &mut LeafSink<'_, T>,
+    sinks: &mut [LeafSink<'_, T>; R],
 ) {
     const PAIRS: usize = LINE_INTERLEAVE / 2;
     debug_assert!(!trees.is_empty() && trees.len().is_multiple_of(LINE_INTERLEAVE));
     debug_assert!(trees.iter().all(|tree| tree.depth == 2 * TIER_DEPTH));
-    let tops = |chunk: &[LineTree]| -> [[u32; 2]; PAIRS] {
-        std::array::from_fn(|k| {
+    let tops = |chunk: &[LineTree]| -> [[[u32; 2]; PAIRS]; R] {
+        let lines: [_; PAIRS] = std::array::from_fn(|k| {
             let (a, b) = (&chunk[2 * k], &chunk[2 * k + 1]);
             debug_assert!(b.root == a.root + BLOCK_WORDS as u32);
             // SAFETY: the top blocks of consecutive trees are consecutive (the contract): 32 readable words.
-            let line = unsafe { std::arch::x86_64::_mm512_loadu_si512(words.add(a.root as usize).cast()) };
-            let (first, second) = pair_exits(line, low, high, table);
-            [in_register(first), in_register(second)]
+            unsafe { std::arch::x86_64::_mm512_loadu_si512(words.add(a.root as usize).cast()) }
+        });
+        std::array::from_fn(|row| {
+            std::array::from_fn(|k| {
+                let (first, second) = pair_exits(lines[k], rows[row].0, rows[row].1, table);
+                [in_register(first), in_register(second)]
+            })
         })
     };
     let mut chunks = trees.chunks_exact(LINE_INTERLEAVE).peekable();
     let mut top = tops(&trees[..LINE_INTERLEAVE]);
     while let Some(chunk) = chunks.next() {
-        let mut path = [[0u32; 2]; PAIRS];
-        for k in 0..PAIRS {
-            // The second tier starts after the 16 slots of the top block; block `e` of it at 16 * e.
-            let start = |side: usize| chunk[2 * k + side].rest as usize + ((top[k][side] as usize + 1) << TIER_DEPTH);
-            // SAFETY: the function's contract.
-            let (first, second) = pair_exits(unsafe { two_blocks(words, start(0), start(1)) }, low, high, table);
-            path[k] = [in_register((top[k][0] << TIER_DEPTH) + first), in_register((top[k][1] << TIER_DEPTH) + second)];
+        let mut path = [[[0u32; 2]; PAIRS]; R];
+        for row in 0..R {
+            let (low, high) = rows[row];
+            let top = &top[row];
+            for k in 0..PAIRS {
+                // The second tier starts after the 16 slots of the top block; block `e` of it at 16 * e.
+                let start =
+                    |side: usize| chunk[2 * k + side].rest as usize + ((top[k][side] as usize + 1) << TIER_DEPTH);
+                // SAFETY: the function's contract.
+                let (first, second) = pair_exits(unsafe { two_blocks(words, start(0), start(1)) }, low, high, table);
+                path[row][k] =
+                    [in_register((top[k][0] << TIER_DEPTH) + first), in_register((top[k][1] << TIER_DEPTH) + second)];
+            }
         }
         if let Some(next) = chunks.peek() {
             top = tops(next);
         }
-        for (index, tree) in chunk.iter().enumerate() {
-            // SAFETY: the function's contract.
-            unsafe { sink.take(tree, path[index / 2][index % 2], leaves) };
+        for (row, sink) in sinks.iter_mut().enumerate() {
+            for (index, tree) in chunk.iter().enumerate() {
+                // SAFETY: the function's contract.
+                unsafe { sink.take(tree, path[row][index / 2][index % 2], leaves) };
+            }
         }
     }
 }

@@ -283,6 +283,9 @@ pub struct QuantisedForest<T, B> {
     /// Where the leaf values that only the line kernel reads start in `leaves` (those of the general-layout trees
     /// it walks, made complete).
     line_leaves_from: usize,
+    /// Whether batches may walk by the line kernel, two rows at a time, where it applies (see
+    /// [`QuantisedForest::batch_walk`]); the compile step times both walks and decides.
+    batch_by_lines: bool,
     /// Whether `line_trees` are every tree, in order, of a single output: the line kernel then adds the leaf values to
     /// the margin as it reaches them.
     fused_sum: bool,
@@ -337,6 +340,7 @@ impl<T: Float, B: Bin> QuantisedForest<T, B> {
             line_features: Vec::new(),
             fences: Vec::new(),
             line_leaves_from: 0,
+            batch_by_lines: true,
             fused_sum: false,
             base_margin: ensemble.base_margin.iter().map(|value| T::from_f64(*value)).collect(),
             divisors: None,
@@ -430,6 +434,31 @@ impl<T: Float, B: Bin> QuantisedForest<T, B> {
     /// Whether the one-row walk is the AVX-512 line kernel.
     fn walks_lines(&self) -> bool {
         self.kernel == Kernel::Avx512 && !self.line_trees.is_empty()
+    }
+
+    /// Whether the one-row walk is the line kernel and it walks every tree (none is left to the scalar walk).
+    pub fn lines_walk_every_tree(&self) -> bool {
+        self.walks_lines() && self.line_trees.len() == self.placements.len()
+    }
+
+    /// Whether the line kernel could walk batches: it walks every tree, of a single output.
+    pub fn can_batch_by_lines(&self) -> bool {
+        self.fused_sum && self.walks_lines()
+    }
+
+    /// Lets batches walk by the line kernel where it applies (`true`, the default), or keeps the block walk.
+    pub fn set_batch_by_lines(&mut self, by_lines: bool) {
+        self.batch_by_lines = by_lines;
+    }
+
+    /// How batches walk: `lines` (the line kernel, two rows at a time) or `blocks` (a block of rows walks each tree
+    /// together, 8 rows a step).
+    pub fn batch_walk(&self) -> &'static str {
+        if self.batches_by_lines() { "lines" } else { "blocks" }
+    }
+
+    fn batches_by_lines(&self) -> bool {
+        self.batch_by_lines && self.can_batch_by_lines()
     }
 
     /// How the kernel walks complete-layout trees for one row: `scalar` (8 trees interleaved), `gather` (16 or 8
@@ -803,21 +832,17 @@ impl<T: Float, B: Bin> QuantisedForest<T, B> {
         assert!(features.len() >= self.num_features, "a row has fewer features than the trees read");
         assert!(bins.len() >= self.row_bins(), "a bin scratch shorter than a row's bins");
         assert!(leaf_values.len() == self.placements.len() && margin.len() == self.base_margin.len());
+        #[cfg(target_arch = "x86_64")]
+        if self.fused_sum && self.walks_lines() {
+            return self.margins_by_lines([features], [margin]);
+        }
         // The line kernel computes its table from the values; bins are only needed for trees it does not walk.
         if !self.walks_lines() || !self.line_general_groups.is_empty() {
             self.quantise_row(features, bins, 0, 0);
         }
         let bins = &*bins;
-        if self.fused_sum && self.walks_lines() {
-            self.start_margin(margin);
-            let mut sum = margin[0];
-            self.walk_vector_groups(features, bins, leaf_values, Some(&mut sum));
-            margin[0] = sum;
-            self.finish_margin(margin);
-            return;
-        }
         // With a SIMD kernel only the general-layout lane groups (after the complete ones) are left to walk here.
-        let groups = match self.walk_vector_groups(features, bins, leaf_values, None) {
+        let groups = match self.walk_vector_groups(features, bins, leaf_values) {
             true if self.walks_lines() => &self.line_general_groups[..],
             true => &self.lane_groups[self.first_general_group..],
             false => &self.lane_groups[..],
@@ -871,53 +896,15 @@ impl<T: Float, B: Bin> QuantisedForest<T, B> {
     /// Walks the complete-layout trees of one row's `bins` with the SIMD kernel, if the forest has one, writing their
     /// leaf values; returns whether it did.
     #[inline]
-    fn walk_vector_groups(
-        &self,
-        features: &[T],
-        row_bins: &[B],
-        leaf_values: &mut [T],
-        fused_sum: Option<&mut T>,
-    ) -> bool {
+    fn walk_vector_groups(&self, features: &[T], row_bins: &[B], leaf_values: &mut [T]) -> bool {
         debug_assert!(row_bins.len() >= self.row_bins() && leaf_values.len() == self.placements.len());
-        debug_assert!(fused_sum.is_none() || (self.fused_sum && self.walks_lines()));
         let splits = self.splits.as_ptr().cast::<u32>();
         let bins = row_bins.as_ptr().cast::<u8>();
         match self.kernel {
             Kernel::Portable => false,
             #[cfg(target_arch = "x86_64")]
             Kernel::Avx512 if self.walks_lines() => {
-                let mut table = [0u16; TABLE_SLOTS];
-                let constant = 2 * self.num_features;
-                // SAFETY: as below; `T` is f32 or f64; `build_lines` took each used feature's cuts from `cuts` and
-                // its fences into `fences`; features are below `num_features` (`margin_one` asserted the row holds
-                // them) and their slots and the constant slot below TABLE_SLOTS.
-                unsafe {
-                    let (cuts, fences, right) = (&self.cuts.values, &self.fences, B::MAX.widen() as u16);
-                    crate::kernel::line_table_avx512(
-                        features,
-                        &self.line_features,
-                        cuts,
-                        fences,
-                        right,
-                        constant,
-                        &mut table,
-                    )
-                };
-                let sink = match fused_sum {
-                    Some(sum) => LeafSink::Sum(sum),
-                    None => LeafSink::Values(leaf_values),
-                };
-                // SAFETY: `use_kernel` only sets the AVX-512 kernel where the CPU has AVX-512F, BW and CD (it asserts
-                // `Kernel::supported`), and builds `line_trees` only when a row's 2 * num_features + 1 slots fit
-                // TABLE_SLOTS (every split's slot is below) and every rank is below LINE_RANK_LIMIT, from
-                // complete-layout placements copied into `lines` as split words in tiers, with a padding block after
-                // the last tree; tree indexes are below the number of trees, which
-                // `margin_one` asserted is `leaf_values.len()`; a fused sum is only asked for (`fused_sum`) when
-                // `line_trees` are all the trees, in order.
-                unsafe {
-                    let lines = self.lines.as_ptr().cast::<u16>();
-                    crate::kernel::walk_lines_avx512(&self.line_trees, lines, &table, &self.leaves, sink)
-                };
+                self.walk_lines([features], [LeafSink::Values(leaf_values)]);
                 true
             }
             #[cfg(target_arch = "x86_64")]
@@ -954,12 +941,80 @@ impl<T: Float, B: Bin> QuantisedForest<T, B> {
         }
     }
 
+    /// Walks the line kernel's trees for `R` rows (each at least `num_features` long) into their `sinks`: the
+    /// values of all trees (as many as trees), or the running sum when every tree is a line tree of one output.
+    #[cfg(target_arch = "x86_64")]
+    #[inline]
+    fn walk_lines<const R: usize>(&self, rows: [&[T]; R], sinks: [LeafSink<'_, T>; R]) {
+        assert!(self.walks_lines());
+        for (row, sink) in rows.iter().zip(&sinks) {
+            assert!(row.len() >= self.num_features);
+            match sink {
+                LeafSink::Values(values) => assert!(values.len() == self.placements.len()),
+                LeafSink::Sum(_) => assert!(self.fused_sum),
+            }
+        }
+        let mut tables = [[0u16; TABLE_SLOTS]; R];
+        let constant = 2 * self.num_features;
+        for (row, table) in rows.iter().zip(&mut tables) {
+            // SAFETY: `use_kernel` only sets the AVX-512 kernel where the CPU has AVX-512F, BW and CD (it asserts
+            // `Kernel::supported`), and builds the line kernel only when a row's 2 * num_features + 1 slots fit
+            // TABLE_SLOTS. `T` is f32 or f64; `build_lines` took each used feature's cuts from `cuts` and its fences
+            // into `fences`; features are below `num_features` (asserted above).
+            unsafe {
+                let (cuts, fences, right) = (&self.cuts.values, &self.fences, B::MAX.widen() as u16);
+                crate::kernel::line_table_avx512(row, &self.line_features, cuts, fences, right, constant, table)
+            };
+        }
+        // SAFETY: as above; every split's slot is below TABLE_SLOTS and every rank below LINE_RANK_LIMIT;
+        // `build_lines` copied the trees into `lines` as split words in tiers (the top blocks first, in tree order),
+        // with a padding block after the last one; tree indexes are below the number of trees, the values' length
+        // (asserted above); a fused sum (asserted above) means `line_trees` are all the trees, in order.
+        unsafe {
+            let lines = self.lines.as_ptr().cast::<u16>();
+            let tables = std::array::from_fn(|row| &tables[row]);
+            crate::kernel::walk_lines_avx512::<T, R>(&self.line_trees, lines, tables, &self.leaves, sinks)
+        };
+    }
+
+    /// The margins of `R` rows by the line kernel, when it walks every tree of a single output (`fused_sum`).
+    #[cfg(target_arch = "x86_64")]
+    #[inline]
+    fn margins_by_lines<const R: usize>(&self, rows: [&[T]; R], margins: [&mut [T]; R]) {
+        let mut margins = margins;
+        let mut sums = [T::ZERO; R];
+        for (margin, sum) in margins.iter_mut().zip(&mut sums) {
+            self.start_margin(margin);
+            *sum = margin[0];
+        }
+        let sinks = sums.each_mut().map(LeafSink::Sum);
+        self.walk_lines(rows, sinks);
+        for (margin, sum) in margins.iter_mut().zip(sums) {
+            margin[0] = sum;
+            self.finish_margin(margin);
+        }
+    }
+
     /// Margins of a block of at most [`ROW_BLOCK`] rows (`features` row-major, `width` a row). `bins` (scratch)
     /// holds `row_bins()` slots for each of [`ROW_BLOCK`] rows.
     pub fn margin_block(&self, features: &[T], width: usize, count: usize, bins: &mut [B], margins: &mut [T]) {
         assert!(width >= self.num_features && count <= ROW_BLOCK, "a block narrower than the trees read");
         assert!(features.len() >= count * width && margins.len() >= count * self.base_margin.len());
         assert!(bins.len() >= self.row_bins() << BLOCK_SHIFT, "a bin scratch shorter than a block's bins");
+        // Where the compile step found it faster, the line kernel walks the rows, two at a time.
+        #[cfg(target_arch = "x86_64")]
+        if self.batches_by_lines() {
+            // Two rows at a time: their walks are independent, so the CPU overlaps them.
+            let mut rows = features.chunks(width).take(count);
+            let mut margins = margins.chunks_mut(self.base_margin.len()).take(count);
+            while let (Some(first), Some(margin)) = (rows.next(), margins.next()) {
+                match (rows.next(), margins.next()) {
+                    (Some(second), Some(other)) => self.margins_by_lines([first, second], [margin, other]),
+                    _ => self.margins_by_lines([first], [margin]),
+                }
+            }
+            return;
+        }
         for row in 0..count {
             self.quantise_row(&features[row * width..], bins, row, BLOCK_SHIFT);
         }
