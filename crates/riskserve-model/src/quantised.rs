@@ -28,14 +28,14 @@
 use std::marker::PhantomData;
 
 use crate::forest::{Float, LANES, MAX_COMPLETE_DEPTH, MAX_PADDING, ROW_BLOCK};
-
-/// Deepest general-layout tree the line kernel walks (made complete: `2^depth` leaf values each).
-const MAX_LINE_GENERAL_DEPTH: u32 = 8;
 use crate::ir::{Aggregation, Direction, Node, SplitTest, Tree, TreeEnsemble};
 use crate::kernel::{
     BLOCK_WORDS, FENCE_STRIDE, FencedFeature, GATHER_PADDING, GROUP_LANES, Kernel, LINE_RANK_LIMIT, LeafSink, LineTree,
     SLOT_BITS, TABLE_SLOTS, TIER_DEPTH, VectorGroup,
 };
+
+/// Deepest general-layout tree the line kernel walks (made complete: `2^depth` leaf values each).
+const MAX_LINE_GENERAL_DEPTH: u32 = 8;
 
 /// Most features a quantised forest reads: two bin slots per feature and the constant slot must fit a `u16`.
 pub const MAX_FEATURES: usize = (1 << 15) - 1;

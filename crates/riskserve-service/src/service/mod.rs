@@ -665,10 +665,19 @@ impl Service {
         let _switch = self.inner.switch.lock().await;
         match built {
             Ok((runtime, variants)) => {
-                if metadata.finish_deploy(&record.name, record.generation, &variants).await? {
-                    self.inner.runtimes.install(runtime);
+                // The runtime serves before the record says InService, so that a client that reads InService
+                // always finds it; if the record cannot be written, or a later request superseded this deployment,
+                // what served before (nothing, or the live config) serves again and the new runtime drops.
+                let previous = self.inner.runtimes.get(&record.name);
+                self.inner.runtimes.install(runtime);
+                let finished = metadata.finish_deploy(&record.name, record.generation, &variants).await;
+                if !matches!(finished, Ok(true)) {
+                    match previous {
+                        Some(previous) => self.inner.runtimes.install(previous),
+                        None => self.inner.runtimes.remove(&record.name),
+                    }
                 }
-                // Otherwise a delete superseded this deployment: the new runtime just drops.
+                finished?;
             }
             Err(reason) => {
                 if metadata.fail_deploy(&record.name, record.generation, &reason).await?
