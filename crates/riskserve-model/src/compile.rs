@@ -695,8 +695,9 @@ mod tests {
         );
     }
 
-    /// `count` complete trees of `depth` levels over `features` features, thresholds and leaves from a xorshift.
-    fn complete_trees(count: usize, depth: u32, features: u32, precision: Precision) -> TreeEnsemble {
+    /// `count` complete trees of `depth` levels over `features` features, thresholds (among `spread` values) and
+    /// leaves from a xorshift.
+    fn complete_trees(count: usize, depth: u32, features: u32, spread: u64, precision: Precision) -> TreeEnsemble {
         let mut state = 0x9E37_79B9_7F4A_7C15u64;
         let mut next = move || {
             state ^= state << 13;
@@ -711,7 +712,7 @@ mod tests {
                     .map(|index| match index < splits {
                         true => Node::Split {
                             feature: (next() % u64::from(features)) as u32,
-                            test: SplitTest::LessThan(f64::from((next() % 64) as u32) * 0.125 - 4.0),
+                            test: SplitTest::LessThan(f64::from((next() % spread) as u32) * 0.125 - 4.0),
                             left: 2 * index as u32 + 1,
                             right: 2 * index as u32 + 2,
                             missing: if next() % 2 == 0 { Direction::Left } else { Direction::Right },
@@ -734,31 +735,39 @@ mod tests {
 
     #[test]
     fn batches_walk_by_lines_or_blocks_and_both_match_the_reference() {
-        // 37 trees of 8 levels: a pipelined run of 32 and a remainder; 6 trees of 3 levels walk apart.
-        let mut ensemble = complete_trees(37, 8, 7, Precision::F32);
-        ensemble.trees.extend(complete_trees(6, 3, 7, Precision::F32).trees);
-        let (evaluator, report) = compile_trees::<f32>(&ensemble, EvaluatorChoice::Quantised, KernelChoice::Auto);
-        let TreeEvaluator::QuantisedU8(mut forest) = evaluator else { panic!("{report:?}") };
-        assert_eq!(report.batch_walk, forest.batch_walk());
-        if !Kernel::Avx512.supported() {
-            assert_eq!(report.batch_walk, "blocks");
-            return;
-        }
-        forest.use_kernel(Kernel::Avx512);
-        assert!(forest.can_batch_by_lines(), "every tree walks by lines, one output");
-        let reference = Forest::<f32>::compile(&ensemble);
-        let cuts = Cuts::<f32>::collect(&ensemble).unwrap();
-        let probes = probe_rows(&cuts, 7);
-        let mut candidate = TreeEvaluator::QuantisedU8(forest);
-        for (by_lines, walk) in [(true, "lines"), (false, "blocks")] {
-            candidate.set_batch_by_lines(by_lines);
-            assert_eq!(candidate.batch_walk(), walk);
-            // Blocks of 64 rows (pairs of rows) and of 11 (an odd row at the end).
-            assert_eq!(verify(&reference, &candidate, &probes, 7), Ok(PROBE_ROWS), "{walk}");
-        }
-        // The compile step says which walk it timed faster.
-        if report.one_row_walk == "lines" {
-            assert!(report.reason.contains(&format!("batches walk by {}", report.batch_walk)), "{report:?}");
+        // 37 trees of 8 levels: a pipelined run of 32 and a remainder; 6 trees of 3 levels walk apart. Narrow split
+        // words (64 thresholds a feature), then wide ones (thousands: ranks past what 16 bits hold beside a slot).
+        for (features, spread, wide) in [(7, 64, false), (2, 8192, true)] {
+            let mut ensemble = complete_trees(37, 8, features, spread, Precision::F32);
+            ensemble.trees.extend(complete_trees(6, 3, features, spread, Precision::F32).trees);
+            let (evaluator, report) = compile_trees::<f32>(&ensemble, EvaluatorChoice::Quantised, KernelChoice::Auto);
+            assert_eq!(report.batch_walk, evaluator.batch_walk());
+            let mut candidate = evaluator;
+            if !Kernel::Avx512.supported() {
+                assert_eq!(report.batch_walk, "blocks");
+                continue;
+            }
+            candidate.use_kernel(Kernel::Avx512);
+            match &candidate {
+                TreeEvaluator::QuantisedU8(forest) => assert!(forest.can_batch_by_lines() && !wide),
+                TreeEvaluator::QuantisedU16(forest) => {
+                    assert!(forest.can_batch_by_lines() && forest.wide_lines() == wide, "{report:?}")
+                }
+                TreeEvaluator::Reference(_) => panic!("{report:?}"),
+            }
+            let reference = Forest::<f32>::compile(&ensemble);
+            let cuts = Cuts::<f32>::collect(&ensemble).unwrap();
+            let probes = probe_rows(&cuts, features as usize);
+            for (by_lines, walk) in [(true, "lines"), (false, "blocks")] {
+                candidate.set_batch_by_lines(by_lines);
+                assert_eq!(candidate.batch_walk(), walk);
+                // Blocks of 64 rows (pairs of rows) and of 11 (an odd row at the end); one row at a time too.
+                assert_eq!(verify(&reference, &candidate, &probes, features as usize), Ok(PROBE_ROWS), "{walk}");
+            }
+            // The compile step says which walk it timed faster.
+            if report.one_row_walk == "lines" {
+                assert!(report.reason.contains(&format!("batches walk by {}", report.batch_walk)), "{report:?}");
+            }
         }
     }
 

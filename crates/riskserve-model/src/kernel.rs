@@ -1,8 +1,8 @@
 //! SIMD kernels for the quantised one-row walk (AVX-512 line kernel, AVX-512 and AVX2 gathers) and the CPU-feature detection that decides which may run, with the portable scalar walk as the fallback.
 //!
-//! **Line kernel** (AVX-512, at most [`TABLE_SLOTS`] bin slots a row, ranks below [`LINE_RANK_LIMIT`]): see
-//! [`walk_lines_avx512`]; a whole 4-level block of two trees is decided per compare, with the row's bins held in
-//! registers.
+//! **Line kernel** (AVX-512, at most [`TABLE_SLOTS`] bin slots a row): see [`walk_lines_avx512`]; a whole 4-level
+//! block of two trees is decided per compare (16-bit split words; 32-bit ones for ranks past [`LINE_RANK_LIMIT`]),
+//! with the row's bins held in registers.
 //!
 //! **Gather kernels**: a quantised complete-layout step is `p = 2p + 1 + (bins[slot(p)] > rank(p))` (see `quantised.rs`). For one row,
 //! every tree's walk is independent, so a vector register holds one tree per lane: one gather fetches the 16 (or 8)
@@ -391,9 +391,13 @@ const PATH_TABLES: [PathTable; 5] = [path_table(0), path_table(1), path_table(2)
 /// slots) for the 32 bins, one shift for the 32 ranks, one compare for the 32 directions, and a path match for the
 /// two exits (the 32-bit direction mask broadcast to every 32-bit lane puts the first tree's mask in the even
 /// 16-bit lanes and the second's in the odd ones: `vpandd`, `vpcmpeqw`, then `tzcnt` of the even and of the odd
-/// bits). A tree of depth 8 is two blocks. Trees are independent, so the CPU overlaps consecutive pairs.
+/// bits). A tree of depth 8 is two blocks. Trees are independent, so the CPU overlaps consecutive pairs. With
+/// `WIDE` (a rank at or past [`LINE_RANK_LIMIT`]) a block is 16 words of 32 bits, `slot | rank << 16` (64 bytes),
+/// one register a tree: its permute zeroes the rank lanes and the compare is on 32-bit lanes; the two trees'
+/// 16-bit masks then make the same 32-bit mask. `R` rows (tables, sinks) walk the same trees together.
 ///
-/// `table` holds the row's bins widened to `u16` (`TABLE_SLOTS` of them, the unused ones anything).
+/// `tables` hold the rows' bins widened to `u16` (`TABLE_SLOTS` of them, the unused ones anything). `words`
+/// counts in 16-bit units; positions (`root`, `rest`) count in words of the format.
 ///
 /// # Safety
 /// The CPU has AVX-512F, AVX-512BW and AVX-512CD. Every tree was placed by `QuantisedForest::use_kernel` in these
@@ -402,7 +406,7 @@ const PATH_TABLES: [PathTable; 5] = [path_table(0), path_table(1), path_table(2)
 /// [`TABLE_SLOTS`]; with [`LeafSink::Values`], every `tree` is below the values' length.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw,avx512cd")]
-pub(crate) unsafe fn walk_lines_avx512<T: Float, const R: usize>(
+pub(crate) unsafe fn walk_lines_avx512<T: Float, const R: usize, const WIDE: bool>(
     trees: &[LineTree],
     words: *const u16,
     tables: [&[u16; TABLE_SLOTS]; R],
@@ -428,7 +432,7 @@ pub(crate) unsafe fn walk_lines_avx512<T: Float, const R: usize>(
         let same_depth = if same_depth[0].depth == 2 * TIER_DEPTH && same_depth.len() >= 2 * LINE_INTERLEAVE {
             let whole = same_depth.len() - same_depth.len() % LINE_INTERLEAVE;
             // SAFETY: the function's contract.
-            unsafe { walk_two_tiers(&same_depth[..whole], words, rows, paths[4], leaves, &mut sinks) };
+            unsafe { walk_two_tiers::<T, R, WIDE>(&same_depth[..whole], words, rows, paths[4], leaves, &mut sinks) };
             &same_depth[whole..]
         } else {
             same_depth
@@ -439,59 +443,104 @@ pub(crate) unsafe fn walk_lines_avx512<T: Float, const R: usize>(
             for chunk in &mut chunks {
                 // SAFETY: the function's contract.
                 unsafe {
-                    walk_lines_together::<T, { LINE_INTERLEAVE / 2 }>(chunk, words, low, high, &paths, leaves, sink)
+                    walk_lines_together::<T, { LINE_INTERLEAVE / 2 }, WIDE>(
+                        chunk, words, low, high, &paths, leaves, sink,
+                    )
                 };
             }
             let mut pairs = chunks.remainder().chunks_exact(2);
             for pair in &mut pairs {
                 // SAFETY: the function's contract.
-                unsafe { walk_lines_together::<T, 1>(pair, words, low, high, &paths, leaves, sink) };
+                unsafe { walk_lines_together::<T, 1, WIDE>(pair, words, low, high, &paths, leaves, sink) };
             }
             if let [tree] = pairs.remainder() {
                 // SAFETY: the function's contract.
                 unsafe {
-                    walk_lines_together::<T, 1>(std::slice::from_ref(tree), words, low, high, &paths, leaves, sink)
+                    walk_lines_together::<T, 1, WIDE>(
+                        std::slice::from_ref(tree),
+                        words,
+                        low,
+                        high,
+                        &paths,
+                        leaves,
+                        sink,
+                    )
                 };
             }
         }
     }
 }
 
-/// The exits of one 4-level block of each tree of a pair, the pair's two blocks of split words in `line` (the
-/// first tree's in the low half).
+/// A pair's two blocks, loaded: narrow words in the first register (the first tree's in its low half), wide words
+/// in one register each.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw,avx512cd")]
-#[inline]
-fn pair_exits(
-    line: std::arch::x86_64::__m512i,
-    low: std::arch::x86_64::__m512i,
-    high: std::arch::x86_64::__m512i,
-    (on_path, goes_right): (std::arch::x86_64::__m512i, std::arch::x86_64::__m512i),
-) -> (u32, u32) {
-    use std::arch::x86_64::*;
-    let bin = _mm512_permutex2var_epi16(low, line, high);
-    let rank = _mm512_srli_epi16::<SLOT_BITS>(line);
-    let directions = _mm512_cmpgt_epu16_mask(bin, rank);
-    let mask = _mm512_set1_epi32(directions as i32);
-    let exits = _mm512_cmpeq_epi16_mask(_mm512_and_si512(mask, on_path), goes_right);
-    ((exits & EVEN_WORDS).trailing_zeros() >> 1, (exits & !EVEN_WORDS).trailing_zeros() >> 1)
-}
+#[derive(Clone, Copy)]
+struct PairBlocks(std::arch::x86_64::__m512i, std::arch::x86_64::__m512i);
 
-/// The blocks of split words at `first` and `second`, in one register.
+/// Loads the blocks that start at words `first` and `second` (narrow: 16-bit words `slot | rank << SLOT_BITS`;
+/// `WIDE`: 32-bit words, `slot` in the low half, `rank` in the high one).
 ///
 /// # Safety
 /// 16 words from each are readable.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw,avx512cd")]
 #[inline]
-unsafe fn two_blocks(words: *const u16, first: usize, second: usize) -> std::arch::x86_64::__m512i {
+unsafe fn load_pair<const WIDE: bool>(words: *const u16, first: usize, second: usize) -> PairBlocks {
     use std::arch::x86_64::*;
     // SAFETY: the caller's contract; unaligned loads.
     unsafe {
-        let a = _mm256_loadu_si256(words.add(first).cast());
-        let b = _mm256_loadu_si256(words.add(second).cast());
-        _mm512_inserti64x4::<1>(_mm512_castsi256_si512(a), b)
+        if WIDE {
+            PairBlocks(
+                _mm512_loadu_si512(words.add(2 * first).cast()),
+                _mm512_loadu_si512(words.add(2 * second).cast()),
+            )
+        } else {
+            let a = _mm256_loadu_si256(words.add(first).cast());
+            let b = _mm256_loadu_si256(words.add(second).cast());
+            PairBlocks(_mm512_inserti64x4::<1>(_mm512_castsi256_si512(a), b), _mm512_setzero_si512())
+        }
     }
+}
+
+/// The directions of a pair's blocks: bit `j` for split `j` of the first tree's block, bit `16 + j` of the second's.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512cd")]
+#[inline]
+fn pair_directions<const WIDE: bool>(
+    blocks: PairBlocks,
+    low: std::arch::x86_64::__m512i,
+    high: std::arch::x86_64::__m512i,
+) -> u32 {
+    use std::arch::x86_64::*;
+    if WIDE {
+        // The permute reads the even 16-bit lanes (slots) and zeroes the odd ones, so each 32-bit lane holds a bin.
+        let directions = |line: __m512i| {
+            let bin = _mm512_maskz_permutex2var_epi16(EVEN_WORDS, low, line, high);
+            u32::from(_mm512_cmpgt_epu32_mask(bin, _mm512_srli_epi32::<16>(line)))
+        };
+        directions(blocks.0) | (directions(blocks.1) << 16)
+    } else {
+        // The permute reads only each word's low 6 bits: the slot.
+        let bin = _mm512_permutex2var_epi16(low, blocks.0, high);
+        _mm512_cmpgt_epu16_mask(bin, _mm512_srli_epi16::<SLOT_BITS>(blocks.0))
+    }
+}
+
+/// The exits of a pair's blocks from their `directions` (see [`pair_directions`]), for blocks of the levels whose
+/// path table is `(on_path, goes_right)`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512cd")]
+#[inline]
+fn pair_exits(
+    directions: u32,
+    (on_path, goes_right): (std::arch::x86_64::__m512i, std::arch::x86_64::__m512i),
+) -> (u32, u32) {
+    use std::arch::x86_64::*;
+    // Broadcast to every 32-bit lane, the first tree's directions are in the even 16-bit lanes, the second's in
+    // the odd ones.
+    let mask = _mm512_set1_epi32(directions as i32);
+    let exits = _mm512_cmpeq_epi16_mask(_mm512_and_si512(mask, on_path), goes_right);
+    ((exits & EVEN_WORDS).trailing_zeros() >> 1, (exits & !EVEN_WORDS).trailing_zeros() >> 1)
 }
 
 /// Walks trees of 8 levels (two tiers), `LINE_INTERLEAVE` at a time, software-pipelined: the top blocks of the
@@ -503,7 +552,7 @@ unsafe fn two_blocks(words: *const u16, first: usize, second: usize) -> std::arc
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw,avx512cd")]
 #[allow(clippy::needless_range_loop, reason = "the walks advance together; indexing keeps them in registers")]
-unsafe fn walk_two_tiers<T: Float, const R: usize>(
+unsafe fn walk_two_tiers<T: Float, const R: usize, const WIDE: bool>(
     trees: &[LineTree],
     words: *const u16,
     rows: [(std::arch::x86_64::__m512i, std::arch::x86_64::__m512i); R],
@@ -518,12 +567,21 @@ unsafe fn walk_two_tiers<T: Float, const R: usize>(
         let lines: [_; PAIRS] = std::array::from_fn(|k| {
             let (a, b) = (&chunk[2 * k], &chunk[2 * k + 1]);
             debug_assert!(b.root == a.root + BLOCK_WORDS as u32);
-            // SAFETY: the top blocks of consecutive trees are consecutive (the contract): 32 readable words.
-            unsafe { std::arch::x86_64::_mm512_loadu_si512(words.add(a.root as usize).cast()) }
+            // SAFETY: the top blocks of consecutive trees are consecutive (the contract), so a narrow pair's are
+            // one 64-byte load.
+            unsafe {
+                match WIDE {
+                    true => load_pair::<true>(words, a.root as usize, b.root as usize),
+                    false => PairBlocks(
+                        std::arch::x86_64::_mm512_loadu_si512(words.add(a.root as usize).cast()),
+                        std::arch::x86_64::_mm512_setzero_si512(),
+                    ),
+                }
+            }
         });
         std::array::from_fn(|row| {
             std::array::from_fn(|k| {
-                let (first, second) = pair_exits(lines[k], rows[row].0, rows[row].1, table);
+                let (first, second) = pair_exits(pair_directions::<WIDE>(lines[k], rows[row].0, rows[row].1), table);
                 [in_register(first), in_register(second)]
             })
         })
@@ -540,7 +598,8 @@ unsafe fn walk_two_tiers<T: Float, const R: usize>(
                 let start =
                     |side: usize| chunk[2 * k + side].rest as usize + ((top[k][side] as usize + 1) << TIER_DEPTH);
                 // SAFETY: the function's contract.
-                let (first, second) = pair_exits(unsafe { two_blocks(words, start(0), start(1)) }, low, high, table);
+                let blocks = unsafe { load_pair::<WIDE>(words, start(0), start(1)) };
+                let (first, second) = pair_exits(pair_directions::<WIDE>(blocks, low, high), table);
                 path[row][k] =
                     [in_register((top[k][0] << TIER_DEPTH) + first), in_register((top[k][1] << TIER_DEPTH) + second)];
             }
@@ -619,7 +678,7 @@ const _: () = assert!(LINE_INTERLEAVE.is_multiple_of(2));
 #[target_feature(enable = "avx512f,avx512bw,avx512cd")]
 #[inline]
 #[allow(clippy::needless_range_loop, reason = "the K walks advance together; indexing keeps them in registers")]
-unsafe fn walk_lines_together<T: Float, const K: usize>(
+unsafe fn walk_lines_together<T: Float, const K: usize, const WIDE: bool>(
     trees: &[LineTree],
     words: *const u16,
     low: std::arch::x86_64::__m512i,
@@ -639,8 +698,8 @@ unsafe fn walk_lines_together<T: Float, const K: usize>(
         let levels = remaining.min(TIER_DEPTH);
         for k in 0..K {
             // SAFETY: each block starts inside its tree's tiers and 16 words from it are readable (the contract).
-            let line = unsafe { two_blocks(words, start[k][0], start[k][1]) };
-            let (first, second) = pair_exits(line, low, high, paths[levels as usize]);
+            let blocks = unsafe { load_pair::<WIDE>(words, start[k][0], start[k][1]) };
+            let (first, second) = pair_exits(pair_directions::<WIDE>(blocks, low, high), paths[levels as usize]);
             path[k][0] = in_register((path[k][0] << levels) + first);
             path[k][1] = in_register((path[k][1] << levels) + second);
         }

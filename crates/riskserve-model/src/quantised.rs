@@ -34,6 +34,10 @@ use crate::kernel::{
     SLOT_BITS, TABLE_SLOTS, TIER_DEPTH, VectorGroup,
 };
 
+/// Most cuts a feature may have for the line kernel's table to be computed with its AVX-512 fences (16 fences, one
+/// register of `f32`); past that, the binary search is faster.
+const SIMD_TABLE_CUTS: usize = 256;
+
 /// Deepest general-layout tree the line kernel walks (made complete: `2^depth` leaf values each).
 const MAX_LINE_GENERAL_DEPTH: u32 = 8;
 
@@ -274,6 +278,8 @@ pub struct QuantisedForest<T, B> {
     line_trees: Vec<LineTree>,
     /// The complete-layout trees again, in tiers of blocks (see [`TierLayout`]), for the line kernel.
     lines: Vec<LineBlock>,
+    /// Whether `lines` hold 32-bit split words (a rank at or past `LINE_RANK_LIMIT`), else 16-bit ones.
+    wide_lines: bool,
     /// With the line kernel: the general-layout trees it does not walk, in lane groups for the scalar walk.
     line_general_groups: Vec<LaneGroup>,
     /// With the line kernel: the used features with their fences (every `FENCE_STRIDE`-th cut) in `fences`, for
@@ -336,6 +342,7 @@ impl<T: Float, B: Bin> QuantisedForest<T, B> {
             vector_groups: Vec::new(),
             line_trees: Vec::new(),
             lines: Vec::new(),
+            wide_lines: false,
             line_general_groups: Vec::new(),
             line_features: Vec::new(),
             fences: Vec::new(),
@@ -404,7 +411,7 @@ impl<T: Float, B: Bin> QuantisedForest<T, B> {
         if kernel == Kernel::Portable || self.splits.len() > i32::MAX as usize {
             return;
         }
-        if kernel == Kernel::Avx512 && 2 * self.num_features < TABLE_SLOTS && self.cuts.widest() < LINE_RANK_LIMIT {
+        if kernel == Kernel::Avx512 && 2 * self.num_features < TABLE_SLOTS {
             if self.lines.is_empty() {
                 self.build_lines();
             }
@@ -439,6 +446,11 @@ impl<T: Float, B: Bin> QuantisedForest<T, B> {
     /// Whether the one-row walk is the line kernel and it walks every tree (none is left to the scalar walk).
     pub fn lines_walk_every_tree(&self) -> bool {
         self.walks_lines() && self.line_trees.len() == self.placements.len()
+    }
+
+    /// Whether the line kernel's split words are 32-bit (a rank at or past `LINE_RANK_LIMIT`), not 16-bit.
+    pub fn wide_lines(&self) -> bool {
+        self.walks_lines() && self.wide_lines
     }
 
     /// Whether the line kernel could walk batches: it walks every tree, of a single output.
@@ -604,20 +616,23 @@ impl<T: Float, B: Bin> QuantisedForest<T, B> {
         // The top blocks come first, together, in tree order: every row reads every one of them, so they stay in
         // the L1 cache while the lower tiers' blocks come and go.
         let count = self.placements.iter().filter(|placement| walks_lines(placement)).count();
-        self.lines.resize(count, LineBlock([0; BLOCK_WORDS]));
+        // Ranks past what a 16-bit word holds beside the slot take 32-bit words.
+        self.wide_lines = self.cuts.widest() >= LINE_RANK_LIMIT;
+        let (wide, per_block) = (self.wide_lines, if self.wide_lines { 2 } else { 1 });
+        self.lines.resize(count * per_block, LineBlock([0; BLOCK_WORDS]));
         let mut left_over = Vec::new();
         for tree in 0..self.placements.len() {
             let top = self.line_trees.len();
             let (rest, leaves, depth) = match self.placements[tree] {
                 Placement::Complete { splits, leaves, depth } => {
                     let heap = &self.splits[splits as usize..][..(1usize << depth) - 1];
-                    (push_tiers(&mut self.lines, top, heap, depth), leaves, depth)
+                    (push_tiers(&mut self.lines, top, heap, depth, wide), leaves, depth)
                 }
                 Placement::General { root, depth, leaves } if depth <= MAX_LINE_GENERAL_DEPTH => {
                     let (heap, values) = self.general_as_complete(root as usize, leaves as usize, depth);
                     let first_leaf = self.leaves.len() as u32;
                     self.leaves.extend(values);
-                    (push_tiers(&mut self.lines, top, &heap, depth), first_leaf, depth)
+                    (push_tiers(&mut self.lines, top, &heap, depth, wide), first_leaf, depth)
                 }
                 Placement::General { root, depth, leaves } => {
                     left_over.push((depth, tree as u32, root, leaves));
@@ -636,7 +651,7 @@ impl<T: Float, B: Bin> QuantisedForest<T, B> {
             });
         }
         // The kernel reads 16 words from every block's start, past the end of the last tree's smaller blocks.
-        self.lines.push(LineBlock([0; BLOCK_WORDS]));
+        self.lines.resize(self.lines.len() + per_block, LineBlock([0; BLOCK_WORDS]));
         self.line_general_groups = Self::general_groups(left_over);
         for &(feature, start, count) in &self.used_features {
             let fence = self.fences.len() as u32;
@@ -957,6 +972,23 @@ impl<T: Float, B: Bin> QuantisedForest<T, B> {
         let mut tables = [[0u16; TABLE_SLOTS]; R];
         let constant = 2 * self.num_features;
         for (row, table) in rows.iter().zip(&mut tables) {
+            if self.cuts.widest() > SIMD_TABLE_CUTS {
+                // Many cuts a feature: the binary search beats a scan of the fences.
+                table[constant] = B::MAX.widen() as u16;
+                for &(feature, start, count) in &self.used_features {
+                    let value = row[feature as usize];
+                    let (left, right) = if value.is_nan() {
+                        (0, B::MAX.widen() as u16)
+                    } else {
+                        let cuts = &self.cuts.values[start as usize..(start + count) as usize];
+                        let bin = (count_at_most(cuts, value) + 1) as u16;
+                        (bin, bin)
+                    };
+                    table[2 * feature as usize] = left;
+                    table[2 * feature as usize + 1] = right;
+                }
+                continue;
+            }
             // SAFETY: `use_kernel` only sets the AVX-512 kernel where the CPU has AVX-512F, BW and CD (it asserts
             // `Kernel::supported`), and builds the line kernel only when a row's 2 * num_features + 1 slots fit
             // TABLE_SLOTS. `T` is f32 or f64; `build_lines` took each used feature's cuts from `cuts` and its fences
@@ -966,14 +998,26 @@ impl<T: Float, B: Bin> QuantisedForest<T, B> {
                 crate::kernel::line_table_avx512(row, &self.line_features, cuts, fences, right, constant, table)
             };
         }
-        // SAFETY: as above; every split's slot is below TABLE_SLOTS and every rank below LINE_RANK_LIMIT;
+        // SAFETY: as above; every split's slot is below TABLE_SLOTS (and every rank below LINE_RANK_LIMIT unless the
+        // words are wide);
         // `build_lines` copied the trees into `lines` as split words in tiers (the top blocks first, in tree order),
         // with a padding block after the last one; tree indexes are below the number of trees, the values' length
         // (asserted above); a fused sum (asserted above) means `line_trees` are all the trees, in order.
         unsafe {
             let lines = self.lines.as_ptr().cast::<u16>();
             let tables = std::array::from_fn(|row| &tables[row]);
-            crate::kernel::walk_lines_avx512::<T, R>(&self.line_trees, lines, tables, &self.leaves, sinks)
+            match self.wide_lines {
+                true => {
+                    crate::kernel::walk_lines_avx512::<T, R, true>(&self.line_trees, lines, tables, &self.leaves, sinks)
+                }
+                false => crate::kernel::walk_lines_avx512::<T, R, false>(
+                    &self.line_trees,
+                    lines,
+                    tables,
+                    &self.leaves,
+                    sinks,
+                ),
+            }
         };
     }
 
@@ -1087,21 +1131,29 @@ fn walked_depth(depth: u32) -> u32 {
 
 /// Copies a complete tree (`heap`: its splits in heap order, `depth` levels) into `lines` as split words, in the
 /// tier layout of [`walked_depth`] levels (the levels added are padding splits, word 0): its top block into block
-/// `top` (reserved), its lower tiers' blocks appended. Returns `rest`: slot `s >= 16` of the layout is word
-/// `rest + s`.
-fn push_tiers(lines: &mut Vec<LineBlock>, top: usize, heap: &[Split], depth: u32) -> u32 {
+/// `top` (reserved), its lower tiers' blocks appended. Narrow words are `slot | rank << SLOT_BITS`, one
+/// [`LineBlock`] a block; `wide` words are `slot` then `rank`, two 16-bit halves, two `LineBlock`s a block. Returns
+/// `rest`: slot `s >= 16` of the layout is word `rest + s`.
+fn push_tiers(lines: &mut Vec<LineBlock>, top: usize, heap: &[Split], depth: u32, wide: bool) -> u32 {
     let layout = TierLayout::of(walked_depth(depth));
-    debug_assert!(top < lines.len());
-    let rest = lines.len() * BLOCK_WORDS - BLOCK_WORDS;
+    let per_block = if wide { 2 } else { 1 };
+    debug_assert!((top + 1) * per_block <= lines.len() && lines.len().is_multiple_of(per_block));
+    let rest = lines.len() / per_block * BLOCK_WORDS - BLOCK_WORDS;
     // Padding slots (the 16th of each full block) are never read as splits of the path.
-    lines.resize(lines.len() + layout.blocks().saturating_sub(1), LineBlock([0; BLOCK_WORDS]));
+    lines.resize(lines.len() + layout.blocks().saturating_sub(1) * per_block, LineBlock([0; BLOCK_WORDS]));
     for level in 0..depth {
         for position in 0..1usize << level {
             let at = layout.address(level, position);
             let at = if at < BLOCK_WORDS { top * BLOCK_WORDS + at } else { rest + at };
             let Split { slot, rank } = heap[(1 << level) - 1 + position];
-            debug_assert!((slot as usize) < TABLE_SLOTS && (rank as usize) < LINE_RANK_LIMIT);
-            lines[at / BLOCK_WORDS].0[at % BLOCK_WORDS] = slot | (rank << SLOT_BITS);
+            debug_assert!((slot as usize) < TABLE_SLOTS && (wide || (rank as usize) < LINE_RANK_LIMIT));
+            if wide {
+                let half = 2 * at;
+                lines[half / BLOCK_WORDS].0[half % BLOCK_WORDS] = slot;
+                lines[half / BLOCK_WORDS].0[half % BLOCK_WORDS + 1] = rank;
+            } else {
+                lines[at / BLOCK_WORDS].0[at % BLOCK_WORDS] = slot | (rank << SLOT_BITS);
+            }
         }
     }
     rest as u32
