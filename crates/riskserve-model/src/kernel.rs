@@ -564,12 +564,13 @@ unsafe fn walk_two_tiers<T: Float, const R: usize, const WIDE: bool>(
     debug_assert!(!trees.is_empty() && trees.len().is_multiple_of(LINE_INTERLEAVE));
     debug_assert!(trees.iter().all(|tree| tree.depth == 2 * TIER_DEPTH));
     let tops = |chunk: &[LineTree]| -> [[[u32; 2]; PAIRS]; R] {
-        let lines: [_; PAIRS] = std::array::from_fn(|k| {
+        let mut top = [[[0u32; 2]; PAIRS]; R];
+        for k in 0..PAIRS {
             let (a, b) = (&chunk[2 * k], &chunk[2 * k + 1]);
             debug_assert!(b.root == a.root + BLOCK_WORDS as u32);
             // SAFETY: the top blocks of consecutive trees are consecutive (the contract), so a narrow pair's are
             // one 64-byte load.
-            unsafe {
+            let blocks = unsafe {
                 match WIDE {
                     true => load_pair::<true>(words, a.root as usize, b.root as usize),
                     false => PairBlocks(
@@ -577,14 +578,13 @@ unsafe fn walk_two_tiers<T: Float, const R: usize, const WIDE: bool>(
                         std::arch::x86_64::_mm512_setzero_si512(),
                     ),
                 }
+            };
+            for row in 0..R {
+                let (first, second) = pair_exits(pair_directions::<WIDE>(blocks, rows[row].0, rows[row].1), table);
+                top[row][k] = [in_register(first), in_register(second)];
             }
-        });
-        std::array::from_fn(|row| {
-            std::array::from_fn(|k| {
-                let (first, second) = pair_exits(pair_directions::<WIDE>(lines[k], rows[row].0, rows[row].1), table);
-                [in_register(first), in_register(second)]
-            })
-        })
+        }
+        top
     };
     let mut chunks = trees.chunks_exact(LINE_INTERLEAVE).peekable();
     let mut top = tops(&trees[..LINE_INTERLEAVE]);
