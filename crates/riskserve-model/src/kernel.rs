@@ -285,46 +285,26 @@ pub(crate) unsafe fn line_table_avx512<T: Float>(
         let (left, right) = if value.is_nan() {
             (0, missing_right)
         } else {
-            let (count, groups) = (entry.count as usize, entry.count as usize / FENCE_STRIDE);
+            let count = entry.count as usize;
             // SAFETY: the reads below stay inside the feature's cuts and fences (masked loads read no lane past
             // them); `T` is f32 or f64 (the contract), so the casts read the values as they are.
             let at_most = unsafe {
                 let cuts = cuts.as_ptr().add(entry.start as usize);
                 let fences = fences.as_ptr().add(entry.fence as usize);
-                let lanes = |left: usize, width: usize| -> u32 { (((1u64 << left.min(width)) - 1) & 0xFFFF) as u32 };
                 if size_of::<T>() == 4 {
                     let x = _mm512_set1_ps(*(&value as *const T).cast::<f32>());
-                    let count_le = |from: *const T, left: usize| {
-                        let mask = lanes(left, 16) as u16;
+                    count_at_most_fenced::<T, 16>(cuts, fences, count, |from, left| {
+                        let mask = ((1u32 << left.min(16)) - 1) as u16;
                         let v = _mm512_maskz_loadu_ps(mask, from.cast::<f32>());
                         _mm512_mask_cmp_ps_mask::<_CMP_LE_OQ>(mask, v, x).count_ones() as usize
-                    };
-                    let mut group = 0;
-                    let mut done = 0;
-                    while done < groups {
-                        group += count_le(fences.add(done), groups - done);
-                        done += 16;
-                    }
-                    let first = group * FENCE_STRIDE;
-                    first + count_le(cuts.add(first), count - first)
+                    })
                 } else {
                     let x = _mm512_set1_pd(*(&value as *const T).cast::<f64>());
-                    let count_le = |from: *const T, left: usize| {
-                        let mask = lanes(left, 8) as u8;
+                    count_at_most_fenced::<T, 8>(cuts, fences, count, |from, left| {
+                        let mask = ((1u32 << left.min(8)) - 1) as u8;
                         let v = _mm512_maskz_loadu_pd(mask, from.cast::<f64>());
                         _mm512_mask_cmp_pd_mask::<_CMP_LE_OQ>(mask, v, x).count_ones() as usize
-                    };
-                    let mut group = 0;
-                    let mut done = 0;
-                    while done < groups {
-                        group += count_le(fences.add(done), groups - done);
-                        done += 8;
-                    }
-                    let first = group * FENCE_STRIDE;
-                    let rest = count - first;
-                    first
-                        + count_le(cuts.add(first), rest)
-                        + if rest > 8 { count_le(cuts.add(first + 8), rest - 8) } else { 0 }
+                    })
                 }
             };
             let bin = (at_most + 1) as u16;
@@ -334,6 +314,42 @@ pub(crate) unsafe fn line_table_avx512<T: Float>(
         table[slot] = left;
         table[slot + 1] = right;
     }
+}
+
+/// The number of a feature's `count` cuts (ascending, from `cuts`) that are `<= x`, where `count_le(from, left)`
+/// counts those among the `min(left, WIDTH)` values from `from`: the fences (every [`FENCE_STRIDE`]-th cut, from
+/// `fences`) pick the group of `FENCE_STRIDE` cuts where `x` falls, and that group gives the rest (cuts after it are
+/// all above `x`).
+///
+/// # Safety
+/// `count` cuts are readable from `cuts`, `count / FENCE_STRIDE` fences from `fences`; `count_le` reads no value
+/// past `left`.
+#[inline(always)]
+unsafe fn count_at_most_fenced<T, const WIDTH: usize>(
+    cuts: *const T,
+    fences: *const T,
+    count: usize,
+    count_le: impl Fn(*const T, usize) -> usize,
+) -> usize {
+    let groups = count / FENCE_STRIDE;
+    let mut group = 0;
+    let mut done = 0;
+    while done < groups {
+        // SAFETY: `done < groups` fences are readable (the contract).
+        group += count_le(unsafe { fences.add(done) }, groups - done);
+        done += WIDTH;
+    }
+    let (first, end) = (group * FENCE_STRIDE, count.min(group * FENCE_STRIDE + FENCE_STRIDE));
+    let mut at_most = first;
+    // A constant number of steps (1 for f32, 2 for f64), unrolled.
+    for step in 0..FENCE_STRIDE / WIDTH {
+        let at = first + step * WIDTH;
+        if at < end {
+            // SAFETY: `at < end <= count` cuts are readable (the contract).
+            at_most += count_le(unsafe { cuts.add(at) }, end - at);
+        }
+    }
+    at_most
 }
 
 /// A complete-layout tree for [`walk_lines_avx512`].

@@ -282,8 +282,9 @@ pub struct QuantisedForest<T, B> {
     wide_lines: bool,
     /// With the line kernel: the general-layout trees it does not walk, in lane groups for the scalar walk.
     line_general_groups: Vec<LaneGroup>,
-    /// With the line kernel: the used features with their fences (every `FENCE_STRIDE`-th cut) in `fences`, for
-    /// the row's table computed straight from its values.
+    /// With the line kernel and at most `SIMD_TABLE_CUTS` cuts a feature: the used features with their fences
+    /// (every `FENCE_STRIDE`-th cut) in `fences`, for the row's table computed with AVX-512 (empty otherwise: the
+    /// binary search computes it).
     line_features: Vec<FencedFeature>,
     fences: Vec<T>,
     /// Where the leaf values that only the line kernel reads start in `leaves` (those of the general-layout trees
@@ -653,11 +654,15 @@ impl<T: Float, B: Bin> QuantisedForest<T, B> {
         // The kernel reads 16 words from every block's start, past the end of the last tree's smaller blocks.
         self.lines.resize(self.lines.len() + per_block, LineBlock([0; BLOCK_WORDS]));
         self.line_general_groups = Self::general_groups(left_over);
-        for &(feature, start, count) in &self.used_features {
-            let fence = self.fences.len() as u32;
-            let cuts = &self.cuts.values[start as usize..(start + count) as usize];
-            self.fences.extend(cuts.chunks_exact(FENCE_STRIDE).map(|group| group[FENCE_STRIDE - 1]));
-            self.line_features.push(FencedFeature { feature, start, count, fence });
+        // The table comes from the AVX-512 fences only up to SIMD_TABLE_CUTS cuts a feature (else `line_features`
+        // stays empty and the binary search gives it).
+        if self.cuts.widest() <= SIMD_TABLE_CUTS {
+            for &(feature, start, count) in &self.used_features {
+                let fence = self.fences.len() as u32;
+                let cuts = &self.cuts.values[start as usize..(start + count) as usize];
+                self.fences.extend(cuts.chunks_exact(FENCE_STRIDE).map(|group| group[FENCE_STRIDE - 1]));
+                self.line_features.push(FencedFeature { feature, start, count, fence });
+            }
         }
         self.fused_sum = self.single_output && self.line_trees.len() == self.placements.len();
     }
@@ -972,7 +977,7 @@ impl<T: Float, B: Bin> QuantisedForest<T, B> {
         let mut tables = [[0u16; TABLE_SLOTS]; R];
         let constant = 2 * self.num_features;
         for (row, table) in rows.iter().zip(&mut tables) {
-            if self.cuts.widest() > SIMD_TABLE_CUTS {
+            if self.line_features.is_empty() {
                 // Many cuts a feature: the binary search beats a scan of the fences.
                 table[constant] = B::MAX.widen() as u16;
                 for &(feature, start, count) in &self.used_features {
