@@ -664,11 +664,13 @@ fn data_capture_writes_sagemakers_records_of_exactly_the_sampled_share() {
         ids.insert(id);
     }
     assert_eq!(ids.len(), 20, "every record once");
-    let metrics = server.get("/metrics").text();
-    assert!(
-        metrics.contains("riskserve_data_capture_records_total{endpoint=\"cap\",outcome=\"written\"} 20"),
-        "{metrics}"
-    );
+    // The writer counts a batch as written once its file has landed, so the count can trail the files a moment.
+    let metrics = eventually(Duration::from_secs(10), "20 records counted as written", || {
+        let metrics = server.get("/metrics").text();
+        metrics
+            .contains("riskserve_data_capture_records_total{endpoint=\"cap\",outcome=\"written\"} 20")
+            .then_some(metrics)
+    });
     assert!(
         metrics.contains("riskserve_data_capture_records_total{endpoint=\"cap\",outcome=\"dropped\"} 0"),
         "{metrics}"
