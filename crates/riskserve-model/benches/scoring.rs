@@ -247,8 +247,8 @@ fn ensemble_model(random: &mut Random, pool: &[f64], num_trees: usize, growth: G
 
 /// Mean number of splits a row passes through per tree, and how many leaves of the model the rows
 /// reach, to show that the trees are exercised broadly (printed once per model).
-fn describe(name: &str, model: &Model, rows: &[f64]) {
-    let ModelBody::Trees(ensemble) = &model.body else { return };
+fn describe(name: &str, model: &Model, rows: &[f64]) -> f64 {
+    let ModelBody::Trees(ensemble) = &model.body else { return 0.0 };
     let (mut splits, mut reached, mut total_leaves, mut total_nodes, mut deepest, mut depths) =
         (0usize, 0usize, 0usize, 0usize, 0usize, 0usize);
     for tree in &ensemble.trees {
@@ -281,6 +281,7 @@ fn describe(name: &str, model: &Model, rows: &[f64]) {
         depths as f64 / ensemble.trees.len() as f64,
         splits as f64 / (num_rows * ensemble.trees.len()) as f64,
     );
+    splits as f64 / num_rows as f64
 }
 
 /// The evaluators each model is timed with, side by side in one run: the reference walk (the evaluator before the
@@ -471,13 +472,216 @@ criterion_group!(benches, scoring);
 /// `RISKSERVE_COUNT_INSTRUCTIONS=b cargo bench ...` (under callgrind) scores one model's rows once with each
 /// evaluator instead of timing anything; otherwise the criterion benches run.
 fn main() {
+    #[cfg(target_os = "linux")]
+    if let Ok(only) = std::env::var("RISKSERVE_STEP_INSTRUCTIONS") {
+        single_step::run(&only);
+        return;
+    }
     if let Ok(only) = std::env::var("RISKSERVE_COUNT_INSTRUCTIONS") {
         let (models, rows) = models(Some(&only));
         let (name, model) = models.into_iter().next().expect("RISKSERVE_COUNT_INSTRUCTIONS names a model: a, b or c");
-        describe(name, &model, &rows);
+        let _ = describe(name, &model, &rows);
         count_instructions(model, &rows);
         return;
     }
     benches();
     Criterion::default().configure_from_args().final_summary();
+}
+
+/// Instructions of the AVX-512 kernels, which valgrind cannot run: `RISKSERVE_STEP_INSTRUCTIONS=b <bench binary>`
+/// runs itself again as a child under `ptrace`, and single-steps the child through each pass it marks (SIGUSR1 at
+/// the start, SIGUSR2 at the end), one trap per user-mode instruction the CPU retires, on the real CPU with every
+/// kernel it has. Counts are exact and repeatable; a marked empty pass gives the markers' own instructions, which
+/// are taken off. `RISKSERVE_STEP_ROWS` (default 10; about 40,000 steps a second) is how many bench rows each pass
+/// scores.
+#[cfg(target_os = "linux")]
+mod single_step {
+    use super::*;
+    use nix::sys::ptrace;
+    use nix::sys::signal::{Signal, raise};
+    use nix::sys::wait::{WaitStatus, waitpid};
+    use nix::unistd::Pid;
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    use std::time::Duration;
+
+    /// The variable that tells the child it is the one being stepped.
+    const CHILD: &str = "RISKSERVE_STEPPED_CHILD";
+
+    /// The evaluators stepped through: those of the criterion bench and each SIMD kernel forced.
+    const STEPPED: [(&str, EvaluatorChoice, KernelChoice); 5] = [
+        ("reference", EvaluatorChoice::Reference, KernelChoice::Auto),
+        ("portable", EvaluatorChoice::Auto, KernelChoice::Exactly(Kernel::Portable)),
+        ("avx2", EvaluatorChoice::Auto, KernelChoice::Exactly(Kernel::Avx2)),
+        ("avx512", EvaluatorChoice::Auto, KernelChoice::Exactly(Kernel::Avx512)),
+        ("auto", EvaluatorChoice::Auto, KernelChoice::Auto),
+    ];
+
+    pub fn run(only: &str) {
+        if std::env::var_os(CHILD).is_some() { stepped_child(only) } else { tracer() }
+    }
+
+    /// The child: waits to be traced, then scores each pass between its two markers and names the pass on stdout.
+    fn stepped_child(only: &str) {
+        while !traced() {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let rows_wanted: usize =
+            std::env::var("RISKSERVE_STEP_ROWS").ok().and_then(|rows| rows.parse().ok()).unwrap_or(10);
+        let (name, model, rows) = match std::env::var("RISKSERVE_STEP_MODEL") {
+            // A trained model file and its rows (a CSV file with a header, as scripts/bench_peers.sh writes them).
+            Ok(path) => {
+                let bytes = std::fs::read(&path).expect("RISKSERVE_STEP_MODEL is a readable model file");
+                let model = riskserve_model::load_model(&bytes, None).expect("RISKSERVE_STEP_MODEL is a model");
+                let csv = std::env::var("RISKSERVE_STEP_CSV").expect("RISKSERVE_STEP_CSV names the model's rows");
+                let mut reader = csv::Reader::from_path(csv).expect("RISKSERVE_STEP_CSV is a readable CSV file");
+                let rows: Vec<f64> = reader
+                    .records()
+                    .flat_map(|record| {
+                        let record = record.expect("a CSV record");
+                        record.iter().map(|cell| cell.parse().unwrap_or(f64::NAN)).collect::<Vec<f64>>()
+                    })
+                    .collect();
+                (only.to_string(), model, rows)
+            }
+            Err(_) => {
+                let (models, rows) = models(Some(only));
+                let (name, model) =
+                    models.into_iter().next().expect("RISKSERVE_STEP_INSTRUCTIONS names a model: a, b or c");
+                (name.to_string(), model, rows)
+            }
+        };
+        let name = name.as_str();
+        assert_eq!(model.inputs.len(), NUM_FEATURES, "the rows have {NUM_FEATURES} features");
+        let rows = &rows[..rows_wanted.min(rows.len() / NUM_FEATURES) * NUM_FEATURES];
+        let num_rows = rows.len() / NUM_FEATURES;
+        let ModelBody::Trees(ensemble) = &model.body else { panic!("the bench models are tree ensembles") };
+        println!("model {name} {} {num_rows} {}", ensemble.trees.len(), describe(name, &model, rows));
+        marked("markers", || ());
+        // `RISKSERVE_STEP_EVALUATORS=portable,auto` steps through only those.
+        let wanted = std::env::var("RISKSERVE_STEP_EVALUATORS").ok();
+        let wanted = |label: &str| wanted.as_deref().is_none_or(|wanted| wanted.split(',').any(|name| name == label));
+        for (label, choice, kernel) in STEPPED.into_iter().filter(|(label, ..)| wanted(label)) {
+            let predictor =
+                Predictor::with_kernel(model.clone(), choice, kernel).expect("the synthetic model is valid");
+            let report = predictor.compile_report().expect("trees");
+            let mut out = vec![0.0; num_rows * predictor.num_values()];
+            let mut scratch = predictor.scratch();
+            // Unmarked first passes, so that the marked ones step through warm code.
+            batch_pass(&predictor, rows, &mut out);
+            one_row_pass(&predictor, rows, &mut scratch, &mut out);
+            let evaluator =
+                format!("{} {} {} {}", report.evaluator, report.kernel.name(), report.one_row_walk, report.batch_walk);
+            marked(&format!("{label} batch {evaluator}"), || batch_pass(&predictor, rows, &mut out));
+            marked(&format!("{label} one_row {evaluator}"), || one_row_pass(&predictor, rows, &mut scratch, &mut out));
+            black_box(&out);
+        }
+    }
+
+    /// Where the child's executable is mapped: the start of its mapping at file offset 0.
+    fn load_base(pid: Pid) -> u64 {
+        let exe = std::fs::read_link(format!("/proc/{pid}/exe")).expect("the child's executable");
+        let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).expect("the child's mappings");
+        maps.lines()
+            .find_map(|line| {
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                let start = fields[0].split('-').next()?;
+                (fields.get(5).is_some_and(|path| std::path::Path::new(path) == exe) && fields[2] == "00000000")
+                    .then(|| u64::from_str_radix(start, 16).ok())?
+            })
+            .unwrap_or_else(|| panic!("no mapping of {} at offset 0 in:\n{maps}", exe.display()))
+    }
+
+    /// Whether a tracer is attached (`TracerPid` in `/proc/self/status`).
+    fn traced() -> bool {
+        std::fs::read_to_string("/proc/self/status").is_ok_and(|status| {
+            status.lines().any(|line| line.strip_prefix("TracerPid:").is_some_and(|pid| pid.trim() != "0"))
+        })
+    }
+
+    /// Names a pass, then runs it between the start and end markers.
+    fn marked(name: &str, pass: impl FnOnce()) {
+        println!("pass {name}");
+        raise(Signal::SIGUSR1).expect("the start marker");
+        pass();
+        raise(Signal::SIGUSR2).expect("the end marker");
+    }
+
+    /// The tracer: starts the child, seizes it, counts the single steps of each marked pass and prints the table.
+    fn tracer() {
+        let mut child = Command::new(std::env::current_exe().expect("this binary"))
+            .env(CHILD, "1")
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("the stepped child starts");
+        let pid = Pid::from_raw(child.id() as i32);
+        ptrace::seize(pid, ptrace::Options::PTRACE_O_EXITKILL).expect("ptrace may seize our own child");
+        // `RISKSERVE_STEP_PROFILE=N`: where the instructions of the Nth marked pass are, as `address count` lines on
+        // stderr (addresses as `objdump -d` of this binary gives them), for reading beside the disassembly.
+        let profiled: Option<usize> = std::env::var("RISKSERVE_STEP_PROFILE").ok().and_then(|pass| pass.parse().ok());
+        let base = profiled.map(|_| load_base(pid));
+        let mut profile = std::collections::BTreeMap::<u64, u64>::new();
+        let mut counts = Vec::new();
+        let mut steps: Option<u64> = None;
+        loop {
+            match waitpid(pid, None).expect("waitpid on the child") {
+                WaitStatus::Stopped(_, Signal::SIGUSR1) => {
+                    steps = Some(0);
+                    ptrace::step(pid, None).expect("single step");
+                }
+                WaitStatus::Stopped(_, Signal::SIGTRAP) if steps.is_some() => {
+                    *steps.as_mut().expect("counting") += 1;
+                    if let (Some(pass), Some(base)) = (profiled, base)
+                        && pass == counts.len()
+                    {
+                        let address = ptrace::getregs(pid).expect("the child's registers").rip;
+                        *profile.entry(address.wrapping_sub(base)).or_default() += 1;
+                    }
+                    ptrace::step(pid, None).expect("single step");
+                }
+                WaitStatus::Stopped(_, Signal::SIGUSR2) => {
+                    counts.push(steps.take().expect("an end marker after a start marker"));
+                    ptrace::cont(pid, None).expect("continue");
+                }
+                WaitStatus::Stopped(_, signal) => ptrace::cont(pid, Some(signal)).expect("continue"),
+                WaitStatus::Exited(_, 0) => break,
+                other => panic!("the stepped child ended badly: {other:?}"),
+            }
+        }
+        for (address, count) in &profile {
+            eprintln!("{address:x} {count}");
+        }
+        let stdout = BufReader::new(child.stdout.take().expect("piped"));
+        let lines: Vec<String> = stdout.lines().map(|line| line.expect("the child's stdout")).collect();
+        // The child was reaped by the `waitpid` that saw it exit.
+        drop(child);
+        let header = lines.iter().find_map(|line| line.strip_prefix("model ")).expect("the child names its model");
+        let fields: Vec<&str> = header.split(' ').collect();
+        let (name, trees, num_rows, splits): (&str, f64, f64, f64) = (
+            fields[0],
+            fields[1].parse().expect("trees"),
+            fields[2].parse().expect("rows"),
+            fields[3].parse().expect("splits per row"),
+        );
+        let passes: Vec<&str> = lines.iter().filter_map(|line| line.strip_prefix("pass ")).collect();
+        assert_eq!(passes.len(), counts.len(), "one count per marked pass");
+        let markers = counts[0];
+        println!("| model | path | evaluator (kernel, walk) | instructions per row | per tree | per split passed |");
+        println!("| --- | --- | --- | ---: | ---: | ---: |");
+        for (pass, count) in passes.iter().zip(&counts).skip(1) {
+            let words: Vec<&str> = pass.split(' ').collect();
+            let per_row = (count - markers) as f64 / num_rows;
+            let walk = if words[1] == "batch" { words[5] } else { words[4] };
+            println!(
+                "| {} | {} | {} ({}, {}) | {per_row:.0} | {:.1} | {:.2} |",
+                &name[..1],
+                words[1],
+                words[2],
+                words[3],
+                walk,
+                per_row / trees,
+                per_row / splits,
+            );
+        }
+    }
 }
