@@ -45,7 +45,7 @@ pub enum Kernel {
     Portable,
     /// 8 trees per gather (`vpgatherdd ymm`): x86-64 with AVX2.
     Avx2,
-    /// x86-64 with AVX-512F, BW and CD: a row's bins in registers and a tree block per compare when a row has at
+    /// x86-64 with AVX-512F, BW and CD (and BMI1, BMI2): a row's bins in registers and a tree block per compare when a row has at
     /// most 64 bin slots, else 16 trees per gather (`vpgatherdd zmm`).
     Avx512,
 }
@@ -94,6 +94,8 @@ impl Kernel {
                 std::arch::is_x86_feature_detected!("avx512f")
                     && std::arch::is_x86_feature_detected!("avx512bw")
                     && std::arch::is_x86_feature_detected!("avx512cd")
+                    && std::arch::is_x86_feature_detected!("bmi1")
+                    && std::arch::is_x86_feature_detected!("bmi2")
             }
             #[cfg(not(target_arch = "x86_64"))]
             Kernel::Avx2 | Kernel::Avx512 => false,
@@ -263,7 +265,7 @@ pub(crate) struct FencedFeature {
 /// lie inside `cuts` and `fences`, its feature below `features.len()`, its slots and `constant` below
 /// [`TABLE_SLOTS`].
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw,avx512cd")]
+#[target_feature(enable = "avx512f,avx512bw,avx512cd,bmi1,bmi2")]
 pub(crate) unsafe fn line_table_avx512<T: Float>(
     features: &[T],
     used: &[FencedFeature],
@@ -416,14 +418,16 @@ const PATH_TABLES: [PathTable; 5] = [path_table(0), path_table(1), path_table(2)
 /// counts in 16-bit units; positions (`root`, `rest`) count in words of the format.
 ///
 /// # Safety
-/// The CPU has AVX-512F, AVX-512BW and AVX-512CD. Every tree was placed by `QuantisedForest::use_kernel` in these
+/// The CPU has AVX-512F, AVX-512BW, AVX-512CD, BMI1 and BMI2. Every tree was placed by `QuantisedForest::use_kernel` in these
 /// `words` (its top block at `root`, the top blocks of consecutive trees consecutive, its lower tiers from
 /// `rest`, at least 16 readable words from each block's start) and `leaves`; every word's slot is below
-/// [`TABLE_SLOTS`]; with [`LeafSink::Values`], every `tree` is below the values' length.
+/// [`TABLE_SLOTS`]; with [`LeafSink::Values`], every `tree` is below the values' length. `run_ends` split `trees`
+/// into runs of one walked depth: ascending, the last one `trees.len()`.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw,avx512cd")]
+#[target_feature(enable = "avx512f,avx512bw,avx512cd,bmi1,bmi2")]
 pub(crate) unsafe fn walk_lines_avx512<T: Float, const R: usize, const WIDE: bool>(
     trees: &[LineTree],
+    run_ends: &[u32],
     words: *const u16,
     tables: [&[u16; TABLE_SLOTS]; R],
     leaves: &[T],
@@ -444,7 +448,12 @@ pub(crate) unsafe fn walk_lines_avx512<T: Float, const R: usize, const WIDE: boo
     });
     // Trees of one depth walk LINE_INTERLEAVE at a time (in pairs), block by block, so that the loads of their next
     // blocks issue together instead of each waiting for the previous pair's chain.
-    for same_depth in trees.chunk_by(|a, b| a.depth == b.depth) {
+    // The runs were found once, when the trees were placed (finding them here cost 7 instructions a tree a row).
+    let mut run_start = 0;
+    for &run_end in run_ends {
+        let same_depth = &trees[run_start..run_end as usize];
+        run_start = run_end as usize;
+        debug_assert!(same_depth.iter().all(|tree| tree.depth == same_depth[0].depth));
         let same_depth = if same_depth[0].depth == 2 * TIER_DEPTH && same_depth.len() >= 2 * LINE_INTERLEAVE {
             let whole = same_depth.len() - same_depth.len() % LINE_INTERLEAVE;
             // SAFETY: the function's contract.
@@ -499,7 +508,7 @@ struct PairBlocks(std::arch::x86_64::__m512i, std::arch::x86_64::__m512i);
 /// # Safety
 /// 16 words from each are readable.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw,avx512cd")]
+#[target_feature(enable = "avx512f,avx512bw,avx512cd,bmi1,bmi2")]
 #[inline]
 unsafe fn load_pair<const WIDE: bool>(words: *const u16, first: usize, second: usize) -> PairBlocks {
     use std::arch::x86_64::*;
@@ -520,7 +529,7 @@ unsafe fn load_pair<const WIDE: bool>(words: *const u16, first: usize, second: u
 
 /// The directions of a pair's blocks: bit `j` for split `j` of the first tree's block, bit `16 + j` of the second's.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw,avx512cd")]
+#[target_feature(enable = "avx512f,avx512bw,avx512cd,bmi1,bmi2")]
 #[inline]
 fn pair_directions<const WIDE: bool>(
     blocks: PairBlocks,
@@ -545,7 +554,7 @@ fn pair_directions<const WIDE: bool>(
 /// The exits of a pair's blocks from their `directions` (see [`pair_directions`]), for blocks of the levels whose
 /// path table is `(on_path, goes_right)`.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw,avx512cd")]
+#[target_feature(enable = "avx512f,avx512bw,avx512cd,bmi1,bmi2")]
 #[inline]
 fn pair_exits(
     directions: u32,
@@ -566,7 +575,7 @@ fn pair_exits(
 /// # Safety
 /// As [`walk_lines_avx512`]; `trees.len()` is a non-zero multiple of `LINE_INTERLEAVE`, each tree of walked depth 8.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw,avx512cd")]
+#[target_feature(enable = "avx512f,avx512bw,avx512cd,bmi1,bmi2")]
 #[allow(clippy::needless_range_loop, reason = "the walks advance together; indexing keeps them in registers")]
 unsafe fn walk_two_tiers<T: Float, const R: usize, const WIDE: bool>(
     trees: &[LineTree],
@@ -657,7 +666,7 @@ impl<T: Float> LeafSink<'_, T> {
     /// `path` is the path of a walk of `tree.depth` levels of `tree`, placed with its leaves in `leaves`; with
     /// [`LeafSink::Values`], `tree.tree` is below the values' length.
     #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f,avx512bw,avx512cd")]
+    #[target_feature(enable = "avx512f,avx512bw,avx512cd,bmi1,bmi2")]
     #[inline]
     unsafe fn take(&mut self, tree: &LineTree, path: u32, leaves: &[T]) {
         let leaf = (tree.leaves + (path >> tree.shift)) as usize;
@@ -691,7 +700,7 @@ const _: () = assert!(LINE_INTERLEAVE.is_multiple_of(2));
 /// # Safety
 /// As [`walk_lines_avx512`]; `low` and `high` hold the row's table.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw,avx512cd")]
+#[target_feature(enable = "avx512f,avx512bw,avx512cd,bmi1,bmi2")]
 #[inline]
 #[allow(clippy::needless_range_loop, reason = "the K walks advance together; indexing keeps them in registers")]
 unsafe fn walk_lines_together<T: Float, const K: usize, const WIDE: bool>(

@@ -276,6 +276,8 @@ pub struct QuantisedForest<T, B> {
     /// With AVX-512 and at most [`TABLE_SLOTS`] bin slots a row: the complete-layout trees, in tree order, for the
     /// line kernel (which then replaces `vector_groups`).
     line_trees: Vec<LineTree>,
+    /// Where each run of `line_trees` of one walked depth ends (the kernel walks a run at a time).
+    line_runs: Vec<u32>,
     /// The complete-layout trees again, in tiers of blocks (see [`TierLayout`]), for the line kernel.
     lines: Vec<LineBlock>,
     /// Whether `lines` hold 32-bit split words (a rank at or past `LINE_RANK_LIMIT`), else 16-bit ones.
@@ -342,6 +344,7 @@ impl<T: Float, B: Bin> QuantisedForest<T, B> {
             kernel: Kernel::Portable,
             vector_groups: Vec::new(),
             line_trees: Vec::new(),
+            line_runs: Vec::new(),
             lines: Vec::new(),
             wide_lines: false,
             line_general_groups: Vec::new(),
@@ -426,6 +429,7 @@ impl<T: Float, B: Bin> QuantisedForest<T, B> {
     pub fn release_unused(&mut self) {
         if !self.walks_lines() && !self.lines.is_empty() {
             self.line_trees = Vec::new();
+            self.line_runs = Vec::new();
             self.lines = Vec::new();
             self.line_general_groups = Vec::new();
             self.line_features = Vec::new();
@@ -494,6 +498,7 @@ impl<T: Float, B: Bin> QuantisedForest<T, B> {
         self.splits.len() * size_of::<Split>()
             + self.lines.len() * size_of::<LineBlock>()
             + self.line_trees.len() * size_of::<LineTree>()
+            + self.line_runs.len() * size_of::<u32>()
             + self.line_features.len() * size_of::<FencedFeature>()
             + self.fences.len() * size_of::<T>()
             + self.vector_groups.len() * size_of::<VectorGroup>()
@@ -651,6 +656,14 @@ impl<T: Float, B: Bin> QuantisedForest<T, B> {
                 shift: walked - depth,
             });
         }
+        self.line_runs = self
+            .line_trees
+            .chunk_by(|a, b| a.depth == b.depth)
+            .scan(0, |end, run| {
+                *end += run.len() as u32;
+                Some(*end)
+            })
+            .collect();
         // The kernel reads 16 words from every block's start, past the end of the last tree's smaller blocks.
         self.lines.resize(self.lines.len() + per_block, LineBlock([0; BLOCK_WORDS]));
         self.line_general_groups = Self::general_groups(left_over);
@@ -994,7 +1007,7 @@ impl<T: Float, B: Bin> QuantisedForest<T, B> {
                 }
                 continue;
             }
-            // SAFETY: `use_kernel` only sets the AVX-512 kernel where the CPU has AVX-512F, BW and CD (it asserts
+            // SAFETY: `use_kernel` only sets the AVX-512 kernel where the CPU has AVX-512F, BW, CD, BMI1 and BMI2 (it asserts
             // `Kernel::supported`), and builds the line kernel only when a row's 2 * num_features + 1 slots fit
             // TABLE_SLOTS. `T` is f32 or f64; `build_lines` took each used feature's cuts from `cuts` and its fences
             // into `fences`; features are below `num_features` (asserted above).
@@ -1012,11 +1025,17 @@ impl<T: Float, B: Bin> QuantisedForest<T, B> {
             let lines = self.lines.as_ptr().cast::<u16>();
             let tables = std::array::from_fn(|row| &tables[row]);
             match self.wide_lines {
-                true => {
-                    crate::kernel::walk_lines_avx512::<T, R, true>(&self.line_trees, lines, tables, &self.leaves, sinks)
-                }
+                true => crate::kernel::walk_lines_avx512::<T, R, true>(
+                    &self.line_trees,
+                    &self.line_runs,
+                    lines,
+                    tables,
+                    &self.leaves,
+                    sinks,
+                ),
                 false => crate::kernel::walk_lines_avx512::<T, R, false>(
                     &self.line_trees,
+                    &self.line_runs,
                     lines,
                     tables,
                     &self.leaves,
