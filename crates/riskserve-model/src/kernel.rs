@@ -45,8 +45,8 @@ pub enum Kernel {
     Portable,
     /// 8 trees per gather (`vpgatherdd ymm`): x86-64 with AVX2.
     Avx2,
-    /// x86-64 with AVX-512F, BW and CD (and BMI1, BMI2): a row's bins in registers and a tree block per compare when a row has at
-    /// most 64 bin slots, else 16 trees per gather (`vpgatherdd zmm`).
+    /// x86-64 with AVX-512F, BW and CD (and BMI1, BMI2, POPCNT): a row's bins in registers and a tree block per
+    /// compare when a row has at most 64 bin slots, else 16 trees per gather (`vpgatherdd zmm`).
     Avx512,
 }
 
@@ -96,6 +96,7 @@ impl Kernel {
                     && std::arch::is_x86_feature_detected!("avx512cd")
                     && std::arch::is_x86_feature_detected!("bmi1")
                     && std::arch::is_x86_feature_detected!("bmi2")
+                    && std::arch::is_x86_feature_detected!("popcnt")
             }
             #[cfg(not(target_arch = "x86_64"))]
             Kernel::Avx2 | Kernel::Avx512 => false,
@@ -261,11 +262,11 @@ pub(crate) struct FencedFeature {
 /// the rest; `f64` values (8 lanes) compare their fences 8 at a time, in groups of 16 cuts too.
 ///
 /// # Safety
-/// The CPU has AVX-512F (and BW and CD, as the line kernel); `T` is `f32` or `f64`; every feature's cuts and fences
-/// lie inside `cuts` and `fences`, its feature below `features.len()`, its slots and `constant` below
-/// [`TABLE_SLOTS`].
+/// The CPU has what [`Kernel::Avx512`] needs (see [`Kernel::supported`]); `T` is `f32` or `f64`; every feature's
+/// cuts and fences lie inside `cuts` and `fences`, its feature below `features.len()`, its slots and `constant`
+/// below [`TABLE_SLOTS`].
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw,avx512cd,bmi1,bmi2")]
+#[target_feature(enable = "avx512f,avx512bw,avx512cd,bmi1,bmi2,popcnt")]
 pub(crate) unsafe fn line_table_avx512<T: Float>(
     features: &[T],
     used: &[FencedFeature],
@@ -418,13 +419,13 @@ const PATH_TABLES: [PathTable; 5] = [path_table(0), path_table(1), path_table(2)
 /// counts in 16-bit units; positions (`root`, `rest`) count in words of the format.
 ///
 /// # Safety
-/// The CPU has AVX-512F, AVX-512BW, AVX-512CD, BMI1 and BMI2. Every tree was placed by `QuantisedForest::use_kernel` in these
-/// `words` (its top block at `root`, the top blocks of consecutive trees consecutive, its lower tiers from
-/// `rest`, at least 16 readable words from each block's start) and `leaves`; every word's slot is below
-/// [`TABLE_SLOTS`]; with [`LeafSink::Values`], every `tree` is below the values' length. `run_ends` split `trees`
-/// into runs of one walked depth: ascending, the last one `trees.len()`.
+/// The CPU has what [`Kernel::Avx512`] needs (see [`Kernel::supported`]). Every tree was placed by
+/// `QuantisedForest::use_kernel` in these `words` (its top block at `root`, the top blocks of consecutive trees
+/// consecutive, its lower tiers from `rest`, at least 16 readable words from each block's start) and `leaves`;
+/// every word's slot is below [`TABLE_SLOTS`]; with [`LeafSink::Values`], every `tree` is below the values'
+/// length. `run_ends` split `trees` into runs of one walked depth: ascending, the last one `trees.len()`.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw,avx512cd,bmi1,bmi2")]
+#[target_feature(enable = "avx512f,avx512bw,avx512cd,bmi1,bmi2,popcnt")]
 pub(crate) unsafe fn walk_lines_avx512<T: Float, const R: usize, const WIDE: bool>(
     trees: &[LineTree],
     run_ends: &[u32],
@@ -508,7 +509,7 @@ struct PairBlocks(std::arch::x86_64::__m512i, std::arch::x86_64::__m512i);
 /// # Safety
 /// 16 words from each are readable.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw,avx512cd,bmi1,bmi2")]
+#[target_feature(enable = "avx512f,avx512bw,avx512cd,bmi1,bmi2,popcnt")]
 #[inline]
 unsafe fn load_pair<const WIDE: bool>(words: *const u16, first: usize, second: usize) -> PairBlocks {
     use std::arch::x86_64::*;
@@ -529,7 +530,7 @@ unsafe fn load_pair<const WIDE: bool>(words: *const u16, first: usize, second: u
 
 /// The directions of a pair's blocks: bit `j` for split `j` of the first tree's block, bit `16 + j` of the second's.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw,avx512cd,bmi1,bmi2")]
+#[target_feature(enable = "avx512f,avx512bw,avx512cd,bmi1,bmi2,popcnt")]
 #[inline]
 fn pair_directions<const WIDE: bool>(
     blocks: PairBlocks,
@@ -554,7 +555,7 @@ fn pair_directions<const WIDE: bool>(
 /// The exits of a pair's blocks from their `directions` (see [`pair_directions`]), for blocks of the levels whose
 /// path table is `(on_path, goes_right)`.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw,avx512cd,bmi1,bmi2")]
+#[target_feature(enable = "avx512f,avx512bw,avx512cd,bmi1,bmi2,popcnt")]
 #[inline]
 fn pair_exits(
     directions: u32,
@@ -575,7 +576,7 @@ fn pair_exits(
 /// # Safety
 /// As [`walk_lines_avx512`]; `trees.len()` is a non-zero multiple of `LINE_INTERLEAVE`, each tree of walked depth 8.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw,avx512cd,bmi1,bmi2")]
+#[target_feature(enable = "avx512f,avx512bw,avx512cd,bmi1,bmi2,popcnt")]
 #[allow(clippy::needless_range_loop, reason = "the walks advance together; indexing keeps them in registers")]
 unsafe fn walk_two_tiers<T: Float, const R: usize, const WIDE: bool>(
     trees: &[LineTree],
@@ -666,7 +667,7 @@ impl<T: Float> LeafSink<'_, T> {
     /// `path` is the path of a walk of `tree.depth` levels of `tree`, placed with its leaves in `leaves`; with
     /// [`LeafSink::Values`], `tree.tree` is below the values' length.
     #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f,avx512bw,avx512cd,bmi1,bmi2")]
+    #[target_feature(enable = "avx512f,avx512bw,avx512cd,bmi1,bmi2,popcnt")]
     #[inline]
     unsafe fn take(&mut self, tree: &LineTree, path: u32, leaves: &[T]) {
         let leaf = (tree.leaves + (path >> tree.shift)) as usize;
@@ -700,7 +701,7 @@ const _: () = assert!(LINE_INTERLEAVE.is_multiple_of(2));
 /// # Safety
 /// As [`walk_lines_avx512`]; `low` and `high` hold the row's table.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw,avx512cd,bmi1,bmi2")]
+#[target_feature(enable = "avx512f,avx512bw,avx512cd,bmi1,bmi2,popcnt")]
 #[inline]
 #[allow(clippy::needless_range_loop, reason = "the K walks advance together; indexing keeps them in registers")]
 unsafe fn walk_lines_together<T: Float, const K: usize, const WIDE: bool>(

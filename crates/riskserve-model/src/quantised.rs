@@ -1007,7 +1007,7 @@ impl<T: Float, B: Bin> QuantisedForest<T, B> {
                 }
                 continue;
             }
-            // SAFETY: `use_kernel` only sets the AVX-512 kernel where the CPU has AVX-512F, BW, CD, BMI1 and BMI2 (it asserts
+            // SAFETY: `use_kernel` only sets the AVX-512 kernel where the CPU has its features (it asserts
             // `Kernel::supported`), and builds the line kernel only when a row's 2 * num_features + 1 slots fit
             // TABLE_SLOTS. `T` is f32 or f64; `build_lines` took each used feature's cuts from `cuts` and its fences
             // into `fences`; features are below `num_features` (asserted above).
