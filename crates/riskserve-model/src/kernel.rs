@@ -564,9 +564,9 @@ fn pair_exits(
     use std::arch::x86_64::*;
     // Broadcast to every 32-bit lane, the first tree's directions are in the even 16-bit lanes, the second's in
     // the odd ones.
-    let mask = _mm512_set1_epi32(directions as i32);
+    let mask = _mm512_set1_epi32(in_register(directions) as i32);
     let exits = _mm512_cmpeq_epi16_mask(_mm512_and_si512(mask, on_path), goes_right);
-    ((exits & EVEN_WORDS).trailing_zeros() >> 1, (exits & !EVEN_WORDS).trailing_zeros() >> 1)
+    (_pext_u32(exits, EVEN_WORDS).trailing_zeros(), _pext_u32(exits, !EVEN_WORDS).trailing_zeros())
 }
 
 /// Walks trees of 8 levels (two tiers), `LINE_INTERLEAVE` at a time, software-pipelined: the top blocks of the
