@@ -562,8 +562,7 @@ mod single_step {
         let wanted = std::env::var("RISKSERVE_STEP_EVALUATORS").ok();
         let wanted = |label: &str| wanted.as_deref().is_none_or(|wanted| wanted.split(',').any(|name| name == label));
         for (label, choice, kernel) in STEPPED.into_iter().filter(|(label, ..)| wanted(label)) {
-            let predictor =
-                Predictor::with_kernel(model.clone(), choice, kernel).expect("the synthetic model is valid");
+            let predictor = Predictor::with_kernel(model.clone(), choice, kernel).expect("the model compiles");
             let report = predictor.compile_report().expect("trees");
             let mut out = vec![0.0; num_rows * predictor.num_values()];
             let mut scratch = predictor.scratch();
@@ -651,6 +650,7 @@ mod single_step {
         for (address, count) in &profile {
             eprintln!("{address:x} {count}");
         }
+        // Read once the child has exited: it writes a few hundred bytes, far below what the pipe holds.
         let stdout = BufReader::new(child.stdout.take().expect("piped"));
         let lines: Vec<String> = stdout.lines().map(|line| line.expect("the child's stdout")).collect();
         // The child was reaped by the `waitpid` that saw it exit.
