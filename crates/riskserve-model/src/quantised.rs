@@ -1024,24 +1024,11 @@ impl<T: Float, B: Bin> QuantisedForest<T, B> {
         unsafe {
             let lines = self.lines.as_ptr().cast::<u16>();
             let tables = std::array::from_fn(|row| &tables[row]);
-            match self.wide_lines {
-                true => crate::kernel::walk_lines_avx512::<T, R, true>(
-                    &self.line_trees,
-                    &self.line_runs,
-                    lines,
-                    tables,
-                    &self.leaves,
-                    sinks,
-                ),
-                false => crate::kernel::walk_lines_avx512::<T, R, false>(
-                    &self.line_trees,
-                    &self.line_runs,
-                    lines,
-                    tables,
-                    &self.leaves,
-                    sinks,
-                ),
-            }
+            let walk = match self.wide_lines {
+                true => crate::kernel::walk_lines_avx512::<T, R, true>,
+                false => crate::kernel::walk_lines_avx512::<T, R, false>,
+            };
+            walk(&self.line_trees, &self.line_runs, lines, tables, &self.leaves, sinks)
         };
     }
 
