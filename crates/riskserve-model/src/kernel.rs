@@ -410,10 +410,10 @@ const PATH_TABLES: [PathTable; 5] = [path_table(0), path_table(1), path_table(2)
 /// slots) for the 32 bins, one shift for the 32 ranks, one compare for the 32 directions, and a path match for the
 /// two exits (the 32-bit direction mask broadcast to every 32-bit lane puts the first tree's mask in the even
 /// 16-bit lanes and the second's in the odd ones: `vpandd`, `vpcmpeqw`, then `pext` of the even and of the odd
-/// bits and `tzcnt`). A tree of depth 8 is two blocks. Trees are independent, so the CPU overlaps consecutive pairs. With
-/// `WIDE` (a rank at or past [`LINE_RANK_LIMIT`]) a block is 16 words of 32 bits, `slot | rank << 16` (64 bytes),
-/// one register a tree: its permute zeroes the rank lanes and the compare is on 32-bit lanes; the two trees'
-/// 16-bit masks then make the same 32-bit mask. `R` rows (tables, sinks) walk the same trees together.
+/// bits and `tzcnt`). A tree of depth 8 is two blocks. Trees are independent, so the CPU overlaps consecutive
+/// pairs. With `WIDE` (a rank at or past [`LINE_RANK_LIMIT`]) a block is 16 slot words, then 16 rank words (64
+/// bytes): a pair's slots are loaded into one register and its ranks into another, so one permute and one compare
+/// decide both trees as with narrow words. `R` rows (tables, sinks) walk the same trees together.
 ///
 /// `tables` hold the rows' bins widened to `u16` (`TABLE_SLOTS` of them, the unused ones anything). `words`
 /// counts in 16-bit units; positions (`root`, `rest`) count in words of the format.
@@ -497,14 +497,14 @@ pub(crate) unsafe fn walk_lines_avx512<T: Float, const R: usize, const WIDE: boo
     }
 }
 
-/// A pair's two blocks, loaded: narrow words in the first register (the first tree's in its low half), wide words
-/// in one register each.
+/// A pair's two blocks, loaded: narrow words in the first register (the first tree's in its low half); wide blocks'
+/// slot words in the first register and their rank words in the second (the first tree's in the low halves).
 #[cfg(target_arch = "x86_64")]
 #[derive(Clone, Copy)]
 struct PairBlocks(std::arch::x86_64::__m512i, std::arch::x86_64::__m512i);
 
 /// Loads the blocks that start at words `first` and `second` (narrow: 16-bit words `slot | rank << SLOT_BITS`;
-/// `WIDE`: 32-bit words, `slot` in the low half, `rank` in the high one).
+/// `WIDE`: 16 slot words, then 16 rank words).
 ///
 /// # Safety
 /// 16 words from each are readable.
@@ -516,9 +516,13 @@ unsafe fn load_pair<const WIDE: bool>(words: *const u16, first: usize, second: u
     // SAFETY: the caller's contract; unaligned loads.
     unsafe {
         if WIDE {
+            // A wide block is its 16 slot words, then its 16 rank words: the pair's slots go in one register, its
+            // ranks in the other.
+            let half = |start: usize| _mm256_loadu_si256(words.add(start).cast());
+            let pair = |a: __m256i, b: __m256i| _mm512_inserti64x4::<1>(_mm512_castsi256_si512(a), b);
             PairBlocks(
-                _mm512_loadu_si512(words.add(2 * first).cast()),
-                _mm512_loadu_si512(words.add(2 * second).cast()),
+                pair(half(2 * first), half(2 * second)),
+                pair(half(2 * first + BLOCK_WORDS), half(2 * second + BLOCK_WORDS)),
             )
         } else {
             let a = _mm256_loadu_si256(words.add(first).cast());
@@ -539,12 +543,9 @@ fn pair_directions<const WIDE: bool>(
 ) -> u32 {
     use std::arch::x86_64::*;
     if WIDE {
-        // The permute reads the even 16-bit lanes (slots) and zeroes the odd ones, so each 32-bit lane holds a bin.
-        let directions = |line: __m512i| {
-            let bin = _mm512_maskz_permutex2var_epi16(EVEN_WORDS, low, line, high);
-            u32::from(_mm512_cmpgt_epu32_mask(bin, _mm512_srli_epi32::<16>(line)))
-        };
-        directions(blocks.0) | (directions(blocks.1) << 16)
+        // Slots in the first register, ranks in the second.
+        let bin = _mm512_permutex2var_epi16(low, blocks.0, high);
+        _mm512_cmpgt_epu16_mask(bin, blocks.1)
     } else {
         // The permute reads only each word's low 6 bits: the slot.
         let bin = _mm512_permutex2var_epi16(low, blocks.0, high);

@@ -280,7 +280,8 @@ pub struct QuantisedForest<T, B> {
     line_runs: Vec<u32>,
     /// The complete-layout trees again, in tiers of blocks (see [`TierLayout`]), for the line kernel.
     lines: Vec<LineBlock>,
-    /// Whether `lines` hold 32-bit split words (a rank at or past `LINE_RANK_LIMIT`), else 16-bit ones.
+    /// Whether `lines` hold wide blocks (a rank at or past `LINE_RANK_LIMIT`: 16 slot words, then 16 rank words),
+    /// else blocks of 16-bit split words `slot | rank << SLOT_BITS`.
     wide_lines: bool,
     /// With the line kernel: the general-layout trees it does not walk, in lane groups for the scalar walk.
     line_general_groups: Vec<LaneGroup>,
@@ -453,7 +454,7 @@ impl<T: Float, B: Bin> QuantisedForest<T, B> {
         self.walks_lines() && self.line_trees.len() == self.placements.len()
     }
 
-    /// Whether the line kernel's split words are 32-bit (a rank at or past `LINE_RANK_LIMIT`), not 16-bit.
+    /// Whether the line kernel's blocks are wide (a rank at or past `LINE_RANK_LIMIT`: slot and rank words apart).
     pub fn wide_lines(&self) -> bool {
         self.walks_lines() && self.wide_lines
     }
@@ -622,7 +623,7 @@ impl<T: Float, B: Bin> QuantisedForest<T, B> {
         // The top blocks come first, together, in tree order: every row reads every one of them, so they stay in
         // the L1 cache while the lower tiers' blocks come and go.
         let count = self.placements.iter().filter(|placement| walks_lines(placement)).count();
-        // Ranks past what a 16-bit word holds beside the slot take 32-bit words.
+        // Ranks past what a 16-bit word holds beside the slot take wide blocks (slots and ranks in words apart).
         self.wide_lines = self.cuts.widest() >= LINE_RANK_LIMIT;
         let (wide, per_block) = (self.wide_lines, if self.wide_lines { 2 } else { 1 });
         self.lines.resize(count * per_block, LineBlock([0; BLOCK_WORDS]));
@@ -1143,7 +1144,7 @@ fn walked_depth(depth: u32) -> u32 {
 /// Copies a complete tree (`heap`: its splits in heap order, `depth` levels) into `lines` as split words, in the
 /// tier layout of [`walked_depth`] levels (the levels added are padding splits, word 0): its top block into block
 /// `top` (reserved), its lower tiers' blocks appended. Narrow words are `slot | rank << SLOT_BITS`, one
-/// [`LineBlock`] a block; `wide` words are `slot` then `rank`, two 16-bit halves, two `LineBlock`s a block. Returns
+/// [`LineBlock`] a block; a `wide` block is two `LineBlock`s, its 16 slot words then its 16 rank words. Returns
 /// `rest`: slot `s >= 16` of the layout is word `rest + s`.
 fn push_tiers(lines: &mut Vec<LineBlock>, top: usize, heap: &[Split], depth: u32, wide: bool) -> u32 {
     let layout = TierLayout::of(walked_depth(depth));
@@ -1159,9 +1160,10 @@ fn push_tiers(lines: &mut Vec<LineBlock>, top: usize, heap: &[Split], depth: u32
             let Split { slot, rank } = heap[(1 << level) - 1 + position];
             debug_assert!((slot as usize) < TABLE_SLOTS && (wide || (rank as usize) < LINE_RANK_LIMIT));
             if wide {
-                let half = 2 * at;
-                lines[half / BLOCK_WORDS].0[half % BLOCK_WORDS] = slot;
-                lines[half / BLOCK_WORDS].0[half % BLOCK_WORDS + 1] = rank;
+                // A wide block is two `LineBlock`s: its 16 slot words, then its 16 rank words.
+                let (block, offset) = (at / BLOCK_WORDS, at % BLOCK_WORDS);
+                lines[2 * block].0[offset] = slot;
+                lines[2 * block + 1].0[offset] = rank;
             } else {
                 lines[at / BLOCK_WORDS].0[at % BLOCK_WORDS] = slot | (rank << SLOT_BITS);
             }
