@@ -741,16 +741,23 @@ impl<T: Float, B: Bin> QuantisedForest<T, B> {
         bins[((2 * self.num_features) << shift) + row] = B::MAX;
         for &(feature, start, count) in &self.used_features {
             let feature = feature as usize;
-            let value = features[feature];
-            let (left, right) = if value.is_nan() {
-                (B::default(), B::MAX)
-            } else {
-                let cuts = &self.cuts.values[start as usize..(start + count) as usize];
-                let bin = B::from_index(count_at_most(cuts, value) + 1);
-                (bin, bin)
-            };
+            let (left, right) = self.value_bins(features[feature], start, count);
             bins[((2 * feature) << shift) + row] = left;
             bins[((2 * feature + 1) << shift) + row] = right;
+        }
+    }
+
+    /// A feature value's bins in the feature's two slots (its cuts are `count` from `start`): NaN is 0 (below every
+    /// rank: it goes left) in the missing-left slot and `B::MAX` (above every rank) in the missing-right one; any
+    /// other value is `1 + #{cuts <= value}` in both.
+    #[inline(always)]
+    fn value_bins(&self, value: T, start: u32, count: u32) -> (B, B) {
+        if value.is_nan() {
+            (B::default(), B::MAX)
+        } else {
+            let cuts = &self.cuts.values[start as usize..(start + count) as usize];
+            let bin = B::from_index(count_at_most(cuts, value) + 1);
+            (bin, bin)
         }
     }
 
@@ -995,16 +1002,9 @@ impl<T: Float, B: Bin> QuantisedForest<T, B> {
                 // Many cuts a feature: the binary search beats a scan of the fences.
                 table[constant] = B::MAX.widen() as u16;
                 for &(feature, start, count) in &self.used_features {
-                    let value = row[feature as usize];
-                    let (left, right) = if value.is_nan() {
-                        (0, B::MAX.widen() as u16)
-                    } else {
-                        let cuts = &self.cuts.values[start as usize..(start + count) as usize];
-                        let bin = (count_at_most(cuts, value) + 1) as u16;
-                        (bin, bin)
-                    };
-                    table[2 * feature as usize] = left;
-                    table[2 * feature as usize + 1] = right;
+                    let (left, right) = self.value_bins(row[feature as usize], start, count);
+                    table[2 * feature as usize] = left.widen() as u16;
+                    table[2 * feature as usize + 1] = right.widen() as u16;
                 }
                 continue;
             }
