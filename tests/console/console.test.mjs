@@ -556,6 +556,35 @@ describe('the web console in Chromium', { timeout: 15 * 60 * 1000 }, () => {
   it('signs in with an access key and signs out', async () => {
     assert.ok(server.accessKeyId && server.secret, 'the server printed the administrator\'s access key');
     const page = await newPage();
+    // The overview's list of endpoints is held until the server has ended the session, and the sign-out's answer
+    // until that list has come back refused (401): a page request still in flight during a sign-out must not turn
+    // it into "your session has ended" (it did, now and then, in CI).
+    let serverSignedOut, listRefused;
+    const signedOutOnServer = new Promise((resolve) => { serverSignedOut = resolve; });
+    const refused = new Promise((resolve) => { listRefused = resolve; });
+    await page.route(/\/api\/v1\/endpoints(\?|$)/, async (route) => {
+      await signedOutOnServer;
+      await route.continue();
+    });
+    page.on('response', (response) => {
+      if (/\/api\/v1\/endpoints(\?|$)/.test(response.url()) && response.status() === 401) listRefused();
+    });
+    await page.route('**/console/api/sign-out', async (route) => {
+      const response = await route.fetch();
+      serverSignedOut();
+      await refused;
+      // Let the page's code take the refused list before the sign-out completes.
+      await page.evaluate(() => new Promise((resolve) => setTimeout(resolve, 100)));
+      await route.fulfill({ response });
+    });
+    // Every notice the sign-in page shows, in order.
+    await page.addInitScript(() => {
+      window.notices = [];
+      new MutationObserver(() => {
+        const status = document.getElementById('signin-status');
+        if (status && status.textContent && window.notices.at(-1) !== status.textContent) window.notices.push(status.textContent);
+      }).observe(document, { subtree: true, childList: true, characterData: true });
+    });
     await open(page);
     await page.getByLabel('Access key id').fill(server.accessKeyId);
     await page.getByLabel('Secret access key').fill(server.secret);
@@ -563,6 +592,12 @@ describe('the web console in Chromium', { timeout: 15 * 60 * 1000 }, () => {
     await page.getByRole('heading', { name: 'Overview', level: 1 }).waitFor();
     await page.locator('#who').getByRole('button', { name: 'Sign out' }).click();
     await page.getByText('You are signed out.').waitFor();
+    await page.getByRole('heading', { name: 'Sign in', level: 1 }).waitFor();
+    // Still the sign-out's notice once every request has settled, and never "your session has ended".
+    await page.evaluate(() => new Promise((resolve) => setTimeout(resolve, 300)));
+    assert.ok(await page.getByText('You are signed out.').isVisible(), 'the notice is still the sign-out\'s');
+    assert.deepEqual(await page.evaluate(() => window.notices), ['You are signed out.']);
+    await page.unrouteAll({ behavior: 'ignoreErrors' });
     await page.getByRole('heading', { name: 'Sign in', level: 1 }).waitFor();
     assert.equal((await page.context().cookies()).filter((c) => c.name === 'riskserve_session' && c.value).length, 0, 'the cookie is cleared');
     assert.equal(await page.evaluate(async () => (await fetch('/console/api/session')).status), 401);

@@ -261,6 +261,8 @@ const PAGES = [
 ];
 const landing = () => (PAGES.find((page) => may(page.group)) || PAGES[0]).path;
 let notice = null;
+// While a sign-out request is on its way (see `sessionEnded`).
+let signingOut = false;
 
 function parseHash() {
   const [path, query] = location.hash.replace(/^#\/?/, '').split('?');
@@ -277,6 +279,8 @@ function showChrome() {
 }
 
 function sessionEnded() {
+  // A page's requests still in flight while the user signs out get 401 too: that is the sign-out, not an expiry.
+  if (signingOut) return;
   session = null;
   notice = 'Your session has ended: sign in again.';
   showChrome();
@@ -284,7 +288,8 @@ function sessionEnded() {
 }
 
 async function signOut() {
-  try { await api('POST', '/console/api/sign-out'); } catch (error) { if (error.status !== 401) { $('#main').prepend(errorBox(error)); return; } }
+  signingOut = true;
+  try { await api('POST', '/console/api/sign-out'); } catch (error) { if (error.status !== 401) { $('#main').prepend(errorBox(error)); return; } } finally { signingOut = false; }
   session = null;
   notice = 'You are signed out.';
   showChrome();
